@@ -1,0 +1,1 @@
+"""Domain vocabulary: ids, OBIS codes, units, UTC time, the reading record. Stdlib only."""

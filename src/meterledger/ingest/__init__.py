@@ -1,0 +1,1 @@
+"""The ingest pipeline: parse, validate, key, dedupe/revise, quarantine, audit, store."""

@@ -1,0 +1,1 @@
+"""Parsers: each turns a source format into the raw record frame."""

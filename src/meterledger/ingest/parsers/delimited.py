@@ -1,0 +1,176 @@
+"""The canonical CSV and JSON lines formats, read in streamed blocks.
+
+CSV: a header naming ``meter_id, channel, interval_end, interval_seconds, value, unit`` and
+optionally ``quality``, in any order; any other column is a :class:`FormatError` (nothing is
+silently ignored). Canonical CSV never needs quoting: surrounding double quotes are removed,
+and a field with an embedded comma gives a wrong field count, so the row is quarantined as
+``MALFORMED_ROW``. Blank lines are skipped; CRLF and a UTF-8 BOM are accepted.
+
+JSON lines: one object per line with the same keys; numbers are kept as their exact text.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from typing import BinaryIO
+
+import polars as pl
+
+from meterledger.core.errors import FormatError
+from meterledger.ingest.reasons import Reason
+from meterledger.ingest.records import FIELDS, RAW_SCHEMA, raw_frame
+
+__all__ = ["BLOCK_BYTES", "iter_csv", "iter_jsonl"]
+
+BLOCK_BYTES = 8 * 1024 * 1024
+REQUIRED = FIELDS[:6]
+
+
+def _blocks(stream: BinaryIO, block_bytes: int) -> Iterator[tuple[bytes, int]]:
+    """Whole lines in blocks of about ``block_bytes``; yields (block, bytes consumed)."""
+    carry = b""
+    while True:
+        data = stream.read(block_bytes)
+        if not data:
+            if carry:
+                yield carry, len(carry)
+            return
+        data = carry + data
+        cut = data.rfind(b"\n")
+        if cut < 0:
+            carry = data
+            continue
+        carry = data[cut + 1 :]
+        yield data[: cut + 1], cut + 1
+
+
+def _decode_lines(block: bytes) -> tuple[list[str], list[str | None]]:
+    """Split a block into lines; a line that is not UTF-8 becomes an error entry."""
+    try:
+        lines = block.decode("utf-8").split("\n")
+        return lines, [None] * len(lines)
+    except UnicodeDecodeError:
+        out: list[str] = []
+        errors: list[str | None] = []
+        for raw in block.split(b"\n"):
+            try:
+                out.append(raw.decode("utf-8"))
+                errors.append(None)
+            except UnicodeDecodeError as exc:
+                out.append(raw.decode("utf-8", errors="backslashreplace"))
+                errors.append(f"not UTF-8 at byte {exc.start}")
+        return out, errors
+
+
+def _read_header(stream: BinaryIO) -> tuple[list[str], int]:
+    first = stream.readline()
+    if not first:
+        raise FormatError("empty file: expected a CSV header")
+    try:
+        text = first.decode("utf-8-sig").strip()
+    except UnicodeDecodeError as exc:
+        raise FormatError("the CSV header is not UTF-8") from exc
+    names = [name.strip().strip('"').strip() for name in text.split(",")]
+    missing = [name for name in REQUIRED if name not in names]
+    unknown = [name for name in names if name not in FIELDS]
+    if missing or unknown or len(set(names)) != len(names):
+        raise FormatError(
+            "CSV header must name meter_id,channel,interval_end,interval_seconds,value,unit"
+            f"[,quality]; got {text!r}"
+            + (f"; missing {missing}" if missing else "")
+            + (f"; unknown {unknown}" if unknown else "")
+        )
+    return names, len(first)
+
+
+def iter_csv(stream: BinaryIO, *, block_bytes: int = BLOCK_BYTES) -> Iterator[tuple[pl.DataFrame, int]]:
+    """Yield (raw frame, bytes consumed) per block of the canonical CSV."""
+    names, consumed = _read_header(stream)
+    yield raw_frame(), consumed
+    line_no = 1
+    for block, size in _blocks(stream, block_bytes):
+        lines, errors = _decode_lines(block)
+        if lines and lines[-1] == "" and block.endswith(b"\n"):
+            lines.pop()
+            errors.pop()
+        first_no = line_no + 1
+        line_no += len(lines)
+        yield _csv_frame(lines, errors, names, first_no), size
+
+
+def _csv_frame(lines: list[str], errors: list[str | None], names: list[str], first_no: int) -> pl.DataFrame:
+    n = len(names)
+    frame = pl.DataFrame(
+        {"line": lines, "decode_error": errors},
+        schema={"line": pl.String, "decode_error": pl.String},
+    ).with_columns(
+        pl.int_range(first_no, first_no + len(lines), dtype=pl.Int64).alias("record_no"),
+        pl.col("line").str.strip_suffix("\r").alias("raw"),
+    ).filter(pl.col("raw").str.strip_chars() != "")
+    commas = pl.col("raw").str.count_matches(",", literal=True)
+    split = pl.col("raw").str.split_exact(",", n - 1).struct.rename_fields(names)
+    frame = frame.with_columns(commas.alias("commas"), split.alias("parts")).unnest("parts")
+    ok = (pl.col("commas") == n - 1) & pl.col("decode_error").is_null()
+    cleaned = [
+        pl.when(ok).then(pl.col(name).str.strip_chars().str.strip_chars('"')).alias(name)
+        for name in names
+    ]
+    error = (
+        pl.when(pl.col("decode_error").is_not_null() | ~ok).then(pl.lit(Reason.MALFORMED_ROW.value))
+    )
+    detail = (
+        pl.when(pl.col("decode_error").is_not_null())
+        .then(pl.col("decode_error"))
+        .when(~ok)
+        .then(pl.format("expected {} fields, found {}", pl.lit(n), pl.col("commas") + 1))
+    )
+    frame = frame.with_columns(*cleaned, error.alias("error"), detail.alias("error_detail"))
+    frame = frame.with_columns(
+        [pl.when(pl.col(c) == "").then(None).otherwise(pl.col(c)).alias(c) for c in names]
+    )
+    missing = [pl.lit(None, dtype=pl.String).alias(c) for c in FIELDS if c not in names]
+    return frame.with_columns(*missing).select(list(RAW_SCHEMA)).cast(RAW_SCHEMA)  # type: ignore[arg-type]
+
+
+def iter_jsonl(stream: BinaryIO, *, block_bytes: int = BLOCK_BYTES) -> Iterator[tuple[pl.DataFrame, int]]:
+    """Yield (raw frame, bytes consumed) per block of JSON lines."""
+    line_no = 0
+    for block, size in _blocks(stream, block_bytes):
+        lines, errors = _decode_lines(block)
+        if lines and lines[-1] == "" and block.endswith(b"\n"):
+            lines.pop()
+            errors.pop()
+        rows: list[dict[str, object]] = []
+        for line, decode_error in zip(lines, errors, strict=True):
+            line_no += 1
+            raw = line.rstrip("\r")
+            if not raw.strip():
+                continue
+            row: dict[str, object] = {"record_no": line_no, "raw": raw}
+            problem = decode_error or _jsonl_fields(raw, row)
+            if problem:
+                row["error"] = Reason.MALFORMED_ROW.value
+                row["error_detail"] = problem
+            rows.append(row)
+        yield raw_frame(rows), size
+
+
+def _jsonl_fields(raw: str, row: dict[str, object]) -> str | None:
+    """Fill ``row`` with the record's fields as text; return a problem or None."""
+    try:
+        record = json.loads(raw, parse_float=str, parse_int=str, parse_constant=str)
+    except (json.JSONDecodeError, RecursionError) as exc:
+        return f"not JSON: {exc}"
+    if not isinstance(record, dict):
+        return f"expected a JSON object, got {type(record).__name__}"
+    unknown = sorted(set(record) - set(FIELDS))
+    if unknown:
+        return f"unknown keys {unknown}"
+    for name in FIELDS:
+        value = record.get(name)
+        if value is None or isinstance(value, str):
+            row[name] = value.strip() or None if isinstance(value, str) else None
+        else:
+            return f"{name} must be a string or a number, got {type(value).__name__}"
+    return None

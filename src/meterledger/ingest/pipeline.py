@@ -1,0 +1,295 @@
+"""The ingest pipeline: a file in, readings stored exactly once, everything else quarantined.
+
+A file is read in blocks; each block becomes one batch and one write transaction, so a crash
+leaves whole batches or nothing, and a re-run turns the batches already stored into
+duplicates. Parsing and :func:`~meterledger.ingest.validate.prepare` run on a worker thread
+one block ahead while the main thread writes the previous block (polars and SQLite both
+release the GIL for most of their work).
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import BinaryIO
+
+import polars as pl
+
+from meterledger.core.errors import InputError
+from meterledger.core.ids import Service, channels_for_service
+from meterledger.core.time import epoch_of
+from meterledger.core.units import BaseUnit, Unit
+from meterledger.ingest import audit
+from meterledger.ingest.apply import apply_readings
+from meterledger.ingest.canonical import batch_digest, record_key, record_keys_digest
+from meterledger.ingest.parsers.delimited import BLOCK_BYTES, iter_csv, iter_jsonl
+from meterledger.ingest.reasons import Reason
+from meterledger.ingest.records import FIELDS
+from meterledger.ingest.validate import Checked, Registry, check, prepare
+from meterledger.store.base import BatchCounts, MeterRecord, NewQuarantine, Store, WriteTx
+
+__all__ = ["FORMATS", "IngestOptions", "IngestResult", "Ingestor", "detect_format", "open_input"]
+
+FORMATS = ("csv", "jsonl", "greenbutton")
+Progress = Callable[[int], None]
+
+
+def detect_format(path: Path) -> str:
+    name = path.name.lower().removesuffix(".gz")
+    if name.endswith(".csv"):
+        return "csv"
+    if name.endswith((".jsonl", ".ndjson")):
+        return "jsonl"
+    if name.endswith(".xml"):
+        return "greenbutton"
+    raise InputError(f"cannot tell the format of {path.name}: pass --format csv|jsonl|greenbutton")
+
+
+def open_input(path: Path) -> BinaryIO:
+    try:
+        handle = path.open("rb")
+    except OSError as exc:
+        raise InputError(f"cannot read {path}: {exc.strerror}") from exc
+    if handle.read(2) == b"\x1f\x8b":
+        handle.seek(0)
+        return gzip.GzipFile(fileobj=handle)  # type: ignore[return-value]
+    handle.seek(0)
+    return handle
+
+
+@dataclass(frozen=True, slots=True)
+class IngestOptions:
+    fmt: str | None = None
+    create_meters: bool = False
+    meter_id: str | None = None
+    default_tz: str = "UTC"
+    block_bytes: int = BLOCK_BYTES
+
+
+@dataclass(slots=True)
+class IngestResult:
+    counts: BatchCounts = field(default_factory=BatchCounts)
+    batches: int = 0
+    audit_entries: int = 0
+    meters_created: list[str] = field(default_factory=list)
+
+
+def _registry(store: Store) -> Registry:
+    meters = store.list_meters()
+    channels = store.list_channels()
+    return Registry(
+        meters=pl.DataFrame(
+            {"meter_id": [m.meter_id for m in meters], "timezone": [m.timezone for m in meters],
+             "capacity": [m.capacity for m in meters], "status": [m.status for m in meters]},
+            schema={"meter_id": pl.String, "timezone": pl.String, "capacity": pl.Int64,
+                    "status": pl.String},
+        ),
+        channels=pl.DataFrame(
+            {"meter_id": [c.meter_id for c in channels], "obis": [c.obis for c in channels],
+             "channel_id": [c.channel_id for c in channels],
+             "base_unit": [c.base_unit for c in channels],
+             "allows_negative": [c.allows_negative for c in channels]},
+            schema={"meter_id": pl.String, "obis": pl.String, "channel_id": pl.Int64,
+                    "base_unit": pl.String, "allows_negative": pl.Boolean},
+        ),
+    )
+
+
+def _service_for(unit: str | None) -> Service:
+    try:
+        base = Unit(unit).base if unit else BaseUnit.WH
+    except ValueError:
+        base = BaseUnit.WH
+    if base is BaseUnit.LITRE:
+        return Service.GAS if unit == Unit.CUBIC_METRE.value else Service.WATER
+    return Service.ELECTRIC
+
+
+def register_meter(tx: WriteTx, meter: MeterRecord) -> None:
+    """Add a meter with every catalogue channel of its service, on the audit chain."""
+    tx.add_meter(meter)
+    service = Service(meter.service)
+    for spec in channels_for_service(service):
+        tx.add_channel(meter.meter_id, str(spec.obis), spec.base.value, spec.allows_negative)
+    audit.append(tx, "meter.added", meter.meter_id, {
+        "meter_id": meter.meter_id, "service": meter.service, "unit": meter.unit,
+        "timezone": meter.timezone, "account": meter.account, "status": meter.status,
+        "capacity": meter.capacity})
+
+
+class Ingestor:
+    """Runs files through the pipeline into ``store``. ``now`` fixes the receipt time (tests)."""
+
+    def __init__(self, store: Store, *, now: datetime | None = None) -> None:
+        self.store = store
+        self.now = now
+
+    def _now(self) -> datetime:
+        return self.now or datetime.now(UTC)
+
+    def ingest_path(self, path: Path, options: IngestOptions | None = None,
+                    progress: Progress | None = None) -> IngestResult:
+        options = options or IngestOptions()
+        fmt = options.fmt or detect_format(path)
+        if fmt not in FORMATS:
+            raise InputError(f"unknown format {fmt!r}: expected one of {', '.join(FORMATS)}")
+        if options.meter_id is not None and fmt != "greenbutton":
+            raise InputError("--meter-id assigns a Green Button file's readings; CSV and JSON "
+                             "lines name the meter on every record")
+        with open_input(path) as stream:
+            return self.ingest_stream(stream, fmt=fmt, source=str(path), options=options,
+                                      progress=progress)
+
+    def ingest_stream(self, stream: BinaryIO, *, fmt: str, source: str,
+                      options: IngestOptions, progress: Progress | None = None) -> IngestResult:
+        result = IngestResult()
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="ingest-parse") as pool:
+            blocks = self._blocks(stream, fmt, source, options)
+            pending: Future[tuple[pl.DataFrame, int] | None] = pool.submit(_next_prepared, blocks)
+            while (item := pending.result()) is not None:
+                prepared, size = item
+                pending = pool.submit(_next_prepared, blocks)
+                if prepared.height:
+                    self._apply_block(prepared, fmt, source, options, result)
+                if progress is not None:
+                    progress(size)
+        return result
+
+    def _blocks(self, stream: BinaryIO, fmt: str, source: str,
+                options: IngestOptions) -> Iterator[tuple[pl.DataFrame, int]]:
+        if fmt == "csv":
+            yield from iter_csv(stream, block_bytes=options.block_bytes)
+        elif fmt == "jsonl":
+            yield from iter_jsonl(stream, block_bytes=options.block_bytes)
+        else:
+            from meterledger.ingest.parsers.greenbutton import parse_greenbutton
+
+            data = stream.read()
+            yield parse_greenbutton(data, source=source, meter_id=options.meter_id), len(data)
+
+    def _apply_block(self, prepared: pl.DataFrame, fmt: str, source: str,
+                     options: IngestOptions, result: IngestResult) -> None:
+        at = self._now()
+        with self.store.write() as tx:
+            if options.create_meters:
+                created = self._create_meters(tx, prepared, options, at)
+                result.meters_created += created
+                result.audit_entries += len(created)
+            registry = _registry(self.store)
+            checked = check(prepared, registry, now=epoch_of(at.replace(microsecond=0)))
+            counts, entry = write_batch(tx, checked, fmt=fmt, source=source, at=at)
+        result.counts.add(counts)
+        result.batches += 1
+        result.audit_entries += int(entry is not None)
+
+    def _create_meters(self, tx: WriteTx, prepared: pl.DataFrame, options: IngestOptions,
+                       at: datetime) -> list[str]:
+        known = {m.meter_id for m in self.store.list_meters()}
+        wanted = (
+            prepared.filter(pl.col("meter_ok") & pl.col("error").is_null())
+            .group_by("meter_id").agg(pl.col("unit").drop_nulls().first())
+            .sort("meter_id")
+        )
+        created: list[str] = []
+        for meter_id, unit in wanted.iter_rows():
+            if meter_id in known:
+                continue
+            service = _service_for(unit)
+            register_meter(tx, MeterRecord(
+                meter_id=meter_id, service=service.value, unit=service.default_unit.value,
+                timezone=options.default_tz, account=None, status="active",
+                capacity=service.default_capacity_milli_per_hour,
+                created_at=at.isoformat(timespec="seconds")))
+            created.append(meter_id)
+        return created
+
+
+def _next_prepared(blocks: Iterator[tuple[pl.DataFrame, int]]) -> tuple[pl.DataFrame, int] | None:
+    item = next(blocks, None)
+    if item is None:
+        return None
+    raw, size = item
+    return prepare(raw), size
+
+
+def write_batch(tx: WriteTx, checked: Checked, *, fmt: str, source: str,
+                at: datetime) -> tuple[BatchCounts, audit.AuditRow | None]:
+    """Store one checked batch in ``tx``: readings, versions, quarantine, batch row, audit."""
+    received = at.isoformat(timespec="microseconds")
+    batch_id = tx.new_batch(source, fmt, received)
+    applied = apply_readings(tx, checked.good, batch_id=batch_id,
+                             received_at=epoch_of(at.replace(microsecond=0)))
+    records = quarantine_records(checked.bad, fmt, source)
+    records += conflict_records(applied.conflicts, fmt, source)
+    held = tx.insert_quarantine(batch_id, records, received)
+    inserted = len(held)
+    counts = BatchCounts(
+        records=checked.good.height + checked.bad.height + checked.repeats,
+        accepted=applied.new, duplicates=applied.duplicates + checked.repeats,
+        superseded=applied.superseded, ignored=applied.ignored,
+        conflicts=applied.conflicts.height, quarantined=inserted,
+        quarantine_duplicates=len(records) - inserted,
+    )
+    fresh = set(held)
+    for record in records:
+        if record.record_key not in fresh:
+            continue
+        for reason in record.reasons:
+            counts.reasons[reason] = counts.reasons.get(reason, 0) + 1
+    entry = None
+    if counts.effective:
+        entry = audit.append(tx, audit.BATCH_KIND, f"batch {batch_id}", {
+            "batch_id": batch_id, "source": source, "format": fmt, "records": counts.records,
+            "accepted": counts.accepted, "superseded": counts.superseded,
+            "ignored": counts.ignored, "conflicts": counts.conflicts,
+            "duplicates": counts.duplicates, "quarantined": inserted,
+            "reasons": dict(sorted(counts.reasons.items())),
+            "stored_rows": applied.stored.height, "stored_digest": batch_digest(applied.stored),
+            "quarantine_digest": record_keys_digest(held),
+        }, at)
+    tx.finish_batch(batch_id, counts, entry.seq if entry else None)
+    return counts, entry
+
+
+def _fields_json(row: dict[str, object]) -> str:
+    return json.dumps({name: row.get(name) for name in FIELDS}, sort_keys=True)
+
+
+def quarantine_records(bad: pl.DataFrame, fmt: str, source: str) -> list[NewQuarantine]:
+    out: list[NewQuarantine] = []
+    for row in bad.iter_rows(named=True):
+        raw = str(row["raw"] or "")
+        out.append(NewQuarantine(
+            record_key=record_key(fmt, raw), source=source, format=fmt,
+            record_no=row["record_no"], meter_id=row["meter_id"], channel=row["channel"],
+            interval_end=row["interval_end"], reasons=tuple(row["reasons"]),
+            detail=str(row["detail"]), raw=raw, fields=_fields_json(row)))
+    return out
+
+
+def conflict_records(conflicts: pl.DataFrame, fmt: str, source: str) -> list[NewQuarantine]:
+    out: list[NewQuarantine] = []
+    for row in conflicts.iter_rows(named=True):
+        raw = str(row["raw"] or "")
+        detail = (f"stored value {row['cur_value']} (quality {row['cur_quality']}) differs from "
+                  f"revision {row['value']} (quality {row['quality']}); kept as version "
+                  f"{row['version']} pending review")
+        out.append(NewQuarantine(
+            record_key=record_key(fmt, raw), source=source, format=fmt,
+            record_no=row["record_no"], meter_id=row["meter_id"], channel=row["channel"],
+            interval_end=_iso(row["interval_end"]), reasons=(Reason.REVISION_CONFLICT.value,),
+            detail=detail, raw=raw, fields=json.dumps({
+                "channel_id": row["channel_id"], "interval_end_epoch": row["interval_end"],
+                "version": row["version"], "value_milli": row["value"],
+                "quality_flags": row["quality"], "interval_seconds": row["interval_seconds"],
+                "meter_id": row["meter_id"], "channel": row["channel"]}, sort_keys=True)))
+    return out
+
+
+def _iso(epoch: int) -> str:
+    return datetime.fromtimestamp(epoch, UTC).isoformat()

@@ -1,0 +1,264 @@
+"""The Store interface. Every backend (SQLite now, PostgreSQL next) implements it unchanged.
+
+Reads and writes of bulk readings pass polars frames with these columns (all Int64):
+``channel_id, interval_end, interval_seconds, value, quality, batch_id, received_at,
+version``. ``interval_end`` and ``received_at`` are UTC epoch seconds.
+
+Writes happen only inside ``with store.write() as tx:``; the backend makes that one
+serialised transaction (SQLite ``BEGIN IMMEDIATE``), so a read inside ``tx`` followed by a
+write cannot race another writer, and a crash leaves either all of it or none of it.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Iterator, Sequence
+from contextlib import AbstractContextManager
+from dataclasses import dataclass, field
+
+import polars as pl
+
+__all__ = [
+    "READING_COLUMNS",
+    "AuditRow",
+    "BatchCounts",
+    "MeterRecord",
+    "QuarantineRecord",
+    "Store",
+    "WriteTx",
+]
+
+READING_COLUMNS = (
+    "channel_id",
+    "interval_end",
+    "interval_seconds",
+    "value",
+    "quality",
+    "batch_id",
+    "received_at",
+    "version",
+)
+
+
+@dataclass(frozen=True, slots=True)
+class MeterRecord:
+    meter_id: str
+    service: str
+    unit: str
+    timezone: str
+    account: str | None
+    status: str
+    capacity: int
+    created_at: str
+
+
+@dataclass(frozen=True, slots=True)
+class ChannelRecord:
+    channel_id: int
+    meter_id: str
+    obis: str
+    base_unit: str
+    allows_negative: bool
+
+
+@dataclass(frozen=True, slots=True)
+class QuarantineRecord:
+    """One record held out of the billing view, with its raw payload and reasons."""
+
+    q_id: int
+    record_key: str
+    batch_id: int
+    source: str
+    format: str
+    record_no: int | None
+    meter_id: str | None
+    channel: str | None
+    interval_end: str | None
+    reasons: tuple[str, ...]
+    detail: str
+    raw: str
+    fields: str
+    status: str
+    created_at: str
+    updated_at: str
+    note: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class NewQuarantine:
+    record_key: str
+    source: str
+    format: str
+    record_no: int | None
+    meter_id: str | None
+    channel: str | None
+    interval_end: str | None
+    reasons: tuple[str, ...]
+    detail: str
+    raw: str
+    fields: str
+
+
+@dataclass(frozen=True, slots=True)
+class AuditRow:
+    seq: int
+    recorded_at: str
+    kind: str
+    subject: str
+    payload: str
+    prev_hash: str
+    hash: str
+
+
+@dataclass(slots=True)
+class BatchCounts:
+    records: int = 0
+    accepted: int = 0
+    duplicates: int = 0
+    superseded: int = 0
+    ignored: int = 0
+    conflicts: int = 0
+    quarantined: int = 0
+    quarantine_duplicates: int = 0
+    reasons: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def effective(self) -> bool:
+        """Whether the batch changed anything (a no-op delivery leaves no audit entry)."""
+        return bool(self.accepted or self.superseded or self.ignored or self.conflicts or self.quarantined)
+
+    def add(self, other: BatchCounts) -> None:
+        for name in ("records", "accepted", "duplicates", "superseded", "ignored", "conflicts",
+                     "quarantined", "quarantine_duplicates"):
+            setattr(self, name, getattr(self, name) + getattr(other, name))
+        for code, count in other.reasons.items():
+            self.reasons[code] = self.reasons.get(code, 0) + count
+
+
+class WriteTx(ABC):
+    """One serialised write transaction."""
+
+    @abstractmethod
+    def new_batch(self, source: str, fmt: str, received_at: str) -> int: ...
+
+    @abstractmethod
+    def finish_batch(self, batch_id: int, counts: BatchCounts, audit_seq: int | None) -> None: ...
+
+    @abstractmethod
+    def current_for(self, keys: pl.DataFrame) -> pl.DataFrame:
+        """Current readings for the ``channel_id, interval_end`` keys given (READING_COLUMNS)."""
+
+    @abstractmethod
+    def versions_for(self, keys: pl.DataFrame) -> pl.DataFrame:
+        """Every stored non-current version of those keys (READING_COLUMNS)."""
+
+    @abstractmethod
+    def insert_readings(self, rows: pl.DataFrame) -> None:
+        """Insert new current readings (READING_COLUMNS); the keys must not exist."""
+
+    @abstractmethod
+    def replace_readings(self, rows: pl.DataFrame, reason: str) -> None:
+        """Move the current rows for these keys to versions as superseded, then make
+        ``rows`` (READING_COLUMNS, with their new version numbers) current."""
+
+    @abstractmethod
+    def insert_versions(self, rows: pl.DataFrame, status: str, reason: str) -> None: ...
+
+    @abstractmethod
+    def delete_version(self, channel_id: int, interval_end: int, version: int) -> None:
+        """Remove a pending version that has just been promoted to current."""
+
+    @abstractmethod
+    def max_versions(self, keys: pl.DataFrame) -> pl.DataFrame:
+        """``channel_id, interval_end, max_version`` over current and stored versions."""
+
+    @abstractmethod
+    def insert_quarantine(self, batch_id: int, records: Sequence[NewQuarantine],
+                          at: str) -> list[str]:
+        """Insert records; one whose ``record_key`` is already held is skipped. Returns the
+        record keys inserted."""
+
+    @abstractmethod
+    def set_quarantine(self, q_id: int, *, status: str, at: str, fields: str | None = None,
+                       reasons: tuple[str, ...] | None = None, detail: str | None = None,
+                       note: str | None = None) -> None: ...
+
+    @abstractmethod
+    def last_audit(self) -> AuditRow | None: ...
+
+    @abstractmethod
+    def insert_audit(self, row: AuditRow) -> None: ...
+
+    @abstractmethod
+    def add_meter(self, meter: MeterRecord) -> None: ...
+
+    @abstractmethod
+    def add_channel(self, meter_id: str, obis: str, base_unit: str, allows_negative: bool) -> int: ...
+
+    @abstractmethod
+    def get_quarantine(self, q_id: int) -> QuarantineRecord | None: ...
+
+
+class Store(ABC):
+    """A meterledger database."""
+
+    url: str
+
+    @abstractmethod
+    def migrate(self, target: int | None = None) -> list[int]:
+        """Apply pending migrations up to ``target`` (default: all); return those applied."""
+
+    @abstractmethod
+    def schema_version(self) -> int: ...
+
+    @abstractmethod
+    def close(self) -> None: ...
+
+    @abstractmethod
+    def write(self) -> AbstractContextManager[WriteTx]: ...
+
+    # -- meters and channels ------------------------------------------------------------
+    @abstractmethod
+    def get_meter(self, meter_id: str) -> MeterRecord | None: ...
+
+    @abstractmethod
+    def list_meters(self) -> list[MeterRecord]: ...
+
+    @abstractmethod
+    def list_channels(self) -> list[ChannelRecord]: ...
+
+    # -- readings -----------------------------------------------------------------------
+    @abstractmethod
+    def readings(self, meter_id: str, start: int, end: int, channel: str | None = None) -> pl.DataFrame:
+        """Current readings with ``start < interval_end <= end`` as ``meter_id, channel,``
+        then READING_COLUMNS less ``channel_id``; sorted by channel then interval_end."""
+
+    @abstractmethod
+    def all_readings(self) -> pl.DataFrame:
+        """Every current reading with ``meter_id, channel`` (for export and verification)."""
+
+    @abstractmethod
+    def stored_by_batch(self) -> pl.DataFrame:
+        """Every stored row, current or not: ``batch_id, meter_id, channel, interval_end,
+        interval_seconds, value, quality``. The audit digests are recomputed from this."""
+
+    @abstractmethod
+    def versions(self, channel_id: int, interval_end: int) -> pl.DataFrame: ...
+
+    # -- quarantine, batches, audit -----------------------------------------------------
+    @abstractmethod
+    def list_quarantine(self, status: str | None = None, reason: str | None = None,
+                        limit: int | None = None) -> list[QuarantineRecord]: ...
+
+    @abstractmethod
+    def get_quarantine(self, q_id: int) -> QuarantineRecord | None: ...
+
+    @abstractmethod
+    def quarantine_keys_by_batch(self) -> dict[int, list[tuple[str, str, str]]]:
+        """``batch_id → [(record_key, format, raw), ...]`` for every quarantine record."""
+
+    @abstractmethod
+    def audit_rows(self) -> Iterator[AuditRow]: ...
+
+    @abstractmethod
+    def count(self, table: str) -> int: ...
