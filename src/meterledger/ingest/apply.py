@@ -27,9 +27,10 @@ from dataclasses import dataclass
 import polars as pl
 
 from meterledger.core.reading import Quality
+from meterledger.ingest.canonical import batch_digest
 from meterledger.store.base import READING_COLUMNS, WriteTx
 
-__all__ = ["Applied", "Effect", "apply_readings", "rank"]
+__all__ = ["Applied", "Effect", "Prepared", "apply_readings", "rank", "stored_columns"]
 
 _KEY = ["channel_id", "interval_end"]
 
@@ -52,8 +53,21 @@ def rank(column: str) -> pl.Expr:
 
 
 @dataclass(frozen=True, slots=True)
+class Prepared:
+    """Work done ahead, off the write transaction, for the common case that every row is
+    new: the good rows sorted by key, and their digest."""
+
+    rows: pl.DataFrame
+    digest: str
+
+    @classmethod
+    def of(cls, good: pl.DataFrame) -> Prepared:
+        return cls(good.sort(_KEY), batch_digest(stored_columns(good)))
+
+
+@dataclass(frozen=True, slots=True)
 class Applied:
-    """What the batch did. ``stored``: every row the batch wrote (for its digest);
+    """What the batch did. ``stored_rows``/``stored_digest``: every row the batch wrote;
     ``conflicts``: rows held for review (to quarantine as REVISION_CONFLICT)."""
 
     new: int
@@ -61,11 +75,24 @@ class Applied:
     ignored: int
     superseded: int
     conflicts: pl.DataFrame
-    stored: pl.DataFrame
+    stored_rows: int
+    stored_digest: str
 
 
-def apply_readings(tx: WriteTx, good: pl.DataFrame, *, batch_id: int, received_at: int) -> Applied:
-    current = tx.current_for(good.select(_KEY)).select(
+def stored_columns(rows: pl.DataFrame) -> pl.DataFrame:
+    return rows.select("meter_id", "channel", "interval_end", "interval_seconds", "value",
+                       "quality")
+
+
+def apply_readings(tx: WriteTx, good: pl.DataFrame, *, batch_id: int, received_at: int,
+                   ahead: Prepared | None = None) -> Applied:
+    found = tx.current_for(good.select(_KEY))
+    if ahead is not None and found.is_empty():
+        tx.insert_new(ahead.rows, batch_id=batch_id, received_at=received_at)
+        return Applied(new=good.height, duplicates=0, ignored=0, superseded=0,
+                       conflicts=good.clear(), stored_rows=good.height,
+                       stored_digest=ahead.digest)
+    current = found.select(
         *_KEY,
         pl.col("value").alias("cur_value"),
         pl.col("quality").alias("cur_quality"),
@@ -99,8 +126,7 @@ def apply_readings(tx: WriteTx, good: pl.DataFrame, *, batch_id: int, received_a
              pl.lit(received_at, dtype=pl.Int64).alias("received_at")]
     new = rows.filter(pl.col("effect") == Effect.NEW.value)
     if not new.is_empty():
-        tx.insert_readings(new.sort(_KEY).with_columns(
-            *stamp, pl.lit(1, dtype=pl.Int64).alias("version")).select(READING_COLUMNS))
+        tx.insert_new(new.sort(_KEY), batch_id=batch_id, received_at=received_at)
     later = rows.filter(pl.col("effect").is_in(
         [Effect.IGNORED.value, Effect.SUPERSEDE.value, Effect.CONFLICT.value]))
     if not later.is_empty():
@@ -124,8 +150,8 @@ def apply_readings(tx: WriteTx, good: pl.DataFrame, *, batch_id: int, received_a
         ignored=count.get(Effect.IGNORED.value, 0),
         superseded=count.get(Effect.SUPERSEDE.value, 0),
         conflicts=later.filter(pl.col("effect") == Effect.CONFLICT.value),
-        stored=written.select("meter_id", "channel", "interval_end", "interval_seconds", "value",
-                              "quality"),
+        stored_rows=written.height,
+        stored_digest=batch_digest(stored_columns(written)),
     )
 
 

@@ -25,15 +25,25 @@ from meterledger.core.ids import Service, channels_for_service
 from meterledger.core.time import epoch_of
 from meterledger.core.units import BaseUnit, Unit
 from meterledger.ingest import audit
-from meterledger.ingest.apply import apply_readings
-from meterledger.ingest.canonical import batch_digest, record_key, record_keys_digest
+from meterledger.ingest.apply import Prepared, apply_readings
+from meterledger.ingest.canonical import record_key, record_keys_digest
 from meterledger.ingest.parsers.delimited import BLOCK_BYTES, iter_csv, iter_jsonl
 from meterledger.ingest.reasons import Reason
 from meterledger.ingest.records import FIELDS
 from meterledger.ingest.validate import Checked, Registry, check, prepare
 from meterledger.store.base import BatchCounts, MeterRecord, NewQuarantine, Store, WriteTx
 
-__all__ = ["FORMATS", "IngestOptions", "IngestResult", "Ingestor", "detect_format", "open_input"]
+__all__ = [
+    "FORMATS",
+    "IngestOptions",
+    "IngestResult",
+    "Ingestor",
+    "detect_format",
+    "load_registry",
+    "open_input",
+    "register_meter",
+    "write_batch",
+]
 
 FORMATS = ("csv", "jsonl", "greenbutton")
 Progress = Callable[[int], None]
@@ -79,7 +89,7 @@ class IngestResult:
     meters_created: list[str] = field(default_factory=list)
 
 
-def _registry(store: Store) -> Registry:
+def load_registry(store: Store) -> Registry:
     meters = store.list_meters()
     channels = store.list_channels()
     return Registry(
@@ -148,16 +158,21 @@ class Ingestor:
     def ingest_stream(self, stream: BinaryIO, *, fmt: str, source: str,
                       options: IngestOptions, progress: Progress | None = None) -> IngestResult:
         result = IngestResult()
+        snapshot = _Snapshot.load(self.store)
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix="ingest-parse") as pool:
             blocks = self._blocks(stream, fmt, source, options)
-            pending: Future[tuple[pl.DataFrame, int] | None] = pool.submit(_next_prepared, blocks)
-            while (item := pending.result()) is not None:
-                prepared, size = item
-                pending = pool.submit(_next_prepared, blocks)
-                if prepared.height:
-                    self._apply_block(prepared, fmt, source, options, result)
+
+            def stage(snap: _Snapshot) -> Future[_Staged | None]:
+                return pool.submit(_stage, blocks, snap, self._now())
+
+            pending = stage(snapshot)
+            while (staged := pending.result()) is not None:
+                pending = stage(snapshot)
+                if staged.prepared.height:
+                    self._apply_block(staged, fmt, source, options, result)
+                    snapshot = snapshot.refresh(self.store)
                 if progress is not None:
-                    progress(size)
+                    progress(staged.size)
         return result
 
     def _blocks(self, stream: BinaryIO, fmt: str, source: str,
@@ -172,17 +187,21 @@ class Ingestor:
             data = stream.read()
             yield parse_greenbutton(data, source=source, meter_id=options.meter_id), len(data)
 
-    def _apply_block(self, prepared: pl.DataFrame, fmt: str, source: str,
+    def _apply_block(self, staged: _Staged, fmt: str, source: str,
                      options: IngestOptions, result: IngestResult) -> None:
         at = self._now()
+        checked, ahead = staged.checked, staged.ahead
         with self.store.write() as tx:
             if options.create_meters:
-                created = self._create_meters(tx, prepared, options, at)
+                created = self._create_meters(tx, staged.prepared, options, at)
                 result.meters_created += created
                 result.audit_entries += len(created)
-            registry = _registry(self.store)
-            checked = check(prepared, registry, now=epoch_of(at.replace(microsecond=0)))
-            counts, entry = write_batch(tx, checked, fmt=fmt, source=source, at=at)
+            if tx.registry_version() != staged.registry_version:
+                # meters changed since the block was checked: check it again, inside the tx
+                checked = check(staged.prepared, load_registry(self.store),
+                                now=epoch_of(at.replace(microsecond=0)))
+                ahead = None
+            counts, entry = write_batch(tx, checked, fmt=fmt, source=source, at=at, ahead=ahead)
         result.counts.add(counts)
         result.batches += 1
         result.audit_entries += int(entry is not None)
@@ -209,21 +228,50 @@ class Ingestor:
         return created
 
 
-def _next_prepared(blocks: Iterator[tuple[pl.DataFrame, int]]) -> tuple[pl.DataFrame, int] | None:
+@dataclass(frozen=True, slots=True)
+class _Snapshot:
+    """The registry as of ``version``, for checking blocks off the write transaction."""
+
+    registry: Registry
+    version: int
+
+    @classmethod
+    def load(cls, store: Store) -> _Snapshot:
+        version = store.registry_version()
+        return cls(load_registry(store), version)
+
+    def refresh(self, store: Store) -> _Snapshot:
+        return self if store.registry_version() == self.version else _Snapshot.load(store)
+
+
+@dataclass(frozen=True, slots=True)
+class _Staged:
+    prepared: pl.DataFrame
+    checked: Checked
+    ahead: Prepared
+    registry_version: int
+    size: int
+
+
+def _stage(blocks: Iterator[tuple[pl.DataFrame, int]], snapshot: _Snapshot,
+           now: datetime) -> _Staged | None:
+    """Worker-thread part: parse, prepare, check against the snapshot, prepare the insert."""
     item = next(blocks, None)
     if item is None:
         return None
     raw, size = item
-    return prepare(raw), size
+    prepared = prepare(raw)
+    checked = check(prepared, snapshot.registry, now=epoch_of(now.replace(microsecond=0)))
+    return _Staged(prepared, checked, Prepared.of(checked.good), snapshot.version, size)
 
 
-def write_batch(tx: WriteTx, checked: Checked, *, fmt: str, source: str,
-                at: datetime) -> tuple[BatchCounts, audit.AuditRow | None]:
+def write_batch(tx: WriteTx, checked: Checked, *, fmt: str, source: str, at: datetime,
+                ahead: Prepared | None = None) -> tuple[BatchCounts, audit.AuditRow | None]:
     """Store one checked batch in ``tx``: readings, versions, quarantine, batch row, audit."""
     received = at.isoformat(timespec="microseconds")
     batch_id = tx.new_batch(source, fmt, received)
     applied = apply_readings(tx, checked.good, batch_id=batch_id,
-                             received_at=epoch_of(at.replace(microsecond=0)))
+                             received_at=epoch_of(at.replace(microsecond=0)), ahead=ahead)
     records = quarantine_records(checked.bad, fmt, source)
     records += conflict_records(applied.conflicts, fmt, source)
     held = tx.insert_quarantine(batch_id, records, received)
@@ -249,7 +297,7 @@ def write_batch(tx: WriteTx, checked: Checked, *, fmt: str, source: str,
             "ignored": counts.ignored, "conflicts": counts.conflicts,
             "duplicates": counts.duplicates, "quarantined": inserted,
             "reasons": dict(sorted(counts.reasons.items())),
-            "stored_rows": applied.stored.height, "stored_digest": batch_digest(applied.stored),
+            "stored_rows": applied.stored_rows, "stored_digest": applied.stored_digest,
             "quarantine_digest": record_keys_digest(held),
         }, at)
     tx.finish_batch(batch_id, counts, entry.seq if entry else None)

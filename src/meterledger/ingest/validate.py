@@ -11,7 +11,7 @@ timestamps, OBIS codes, units and quality texts are parsed once per distinct val
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import lru_cache
 
 import polars as pl
@@ -120,7 +120,6 @@ class Registry:
 
     meters: pl.DataFrame  # meter_id, timezone, capacity, status
     channels: pl.DataFrame  # meter_id, obis, channel_id, base_unit, allows_negative
-    aligned: dict[tuple[str, int, int], bool] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -134,15 +133,14 @@ class Checked:
     repeats: int
 
 
-def _alignment(frame: pl.DataFrame, registry: Registry) -> pl.Series:
+@lru_cache(maxsize=1_000_000)
+def _aligned(tz: str, end: int, seconds: int) -> bool:
+    return seconds > 0 and is_aligned(end, seconds, parse_zone(tz))
+
+
+def _alignment(frame: pl.DataFrame) -> pl.Series:
     triples = frame.select("timezone", "end", "seconds").unique().drop_nulls()
-    cache = registry.aligned
-    results: list[bool] = []
-    for tz, end, seconds in triples.iter_rows():
-        key = (tz, end, seconds)
-        if key not in cache:
-            cache[key] = seconds > 0 and is_aligned(end, seconds, parse_zone(tz))
-        results.append(cache[key])
+    results = [_aligned(tz, end, seconds) for tz, end, seconds in triples.iter_rows()]
     table = triples.with_columns(pl.Series("aligned", results, dtype=pl.Boolean))
     joined = frame.select("timezone", "end", "seconds").join(
         table, on=["timezone", "end", "seconds"], how="left", maintain_order="left"
@@ -154,7 +152,7 @@ def check(prepared: pl.DataFrame, registry: Registry, *, now: int) -> Checked:
     frame = prepared.join(registry.meters, on="meter_id", how="left", maintain_order="left").join(
         registry.channels, on=["meter_id", "obis"], how="left", maintain_order="left"
     )
-    frame = frame.with_columns(_alignment(frame, registry).alias("aligned"))
+    frame = frame.with_columns(_alignment(frame).alias("aligned"))
     row_ok = pl.col("error").is_null()
     known = pl.col("timezone").is_not_null()
     seconds_ok = (pl.col("seconds") > 0) & (86_400 % pl.col("seconds").clip(1) == 0)

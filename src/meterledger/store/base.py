@@ -157,6 +157,16 @@ class WriteTx(ABC):
         """Insert new current readings (READING_COLUMNS); the keys must not exist."""
 
     @abstractmethod
+    def insert_new(self, rows: pl.DataFrame, *, batch_id: int, received_at: int) -> None:
+        """Insert new current readings from the columns ``channel_id, interval_end,
+        interval_seconds, value, quality``, all version 1 of ``batch_id``. The keys must not
+        exist. This is the hot path of ingest."""
+
+    @abstractmethod
+    def registry_version(self) -> int:
+        """A number that changes whenever a meter or channel is added or changed."""
+
+    @abstractmethod
     def replace_readings(self, rows: pl.DataFrame, reason: str) -> None:
         """Move the current rows for these keys to versions as superseded, then make
         ``rows`` (READING_COLUMNS, with their new version numbers) current."""
@@ -226,6 +236,10 @@ class Store(ABC):
 
     @abstractmethod
     def list_channels(self) -> list[ChannelRecord]: ...
+
+    @abstractmethod
+    def registry_version(self) -> int:
+        """A number that changes whenever a meter or channel is added or changed."""
 
     # -- readings -----------------------------------------------------------------------
     @abstractmethod

@@ -6,6 +6,7 @@ is in the WAL); pass ``?synchronous=FULL`` in the URL to also survive power loss
 
 from __future__ import annotations
 
+import json
 import sqlite3
 import time
 from collections.abc import Iterator, Sequence
@@ -35,7 +36,7 @@ from meterledger.store.base import (
 )
 from meterledger.store.migrations import load_migrations
 
-__all__ = ["SqliteStore", "translate"]
+__all__ = ["SqliteStore", "new_readings_sql", "translate"]
 
 _TABLES = frozenset(
     {"meters", "channels", "batches", "readings", "reading_versions", "quarantine", "audit_log",
@@ -187,6 +188,9 @@ class SqliteStore(Store):
         ).fetchall()
         return [MeterRecord(*row) for row in rows]
 
+    def registry_version(self) -> int:
+        return _registry_version(self.conn)
+
     def list_channels(self) -> list[ChannelRecord]:
         rows = self.conn.execute(
             "SELECT channel_id, meter_id, obis, base_unit, allows_negative FROM channels"
@@ -318,6 +322,29 @@ def _get_quarantine(conn: sqlite3.Connection, q_id: int) -> QuarantineRecord | N
     return _quarantine(row) if row else None
 
 
+# Ingest inserts new readings with multi-row statements: one statement binds 100 rows, so
+# Python builds one flat list per 100 rows instead of one tuple per row, and SQLite steps
+# once per 100 rows. The batch constants are integer literals.
+_NEW_COLUMNS = ("channel_id", "interval_end", "interval_seconds", "value", "quality")
+_ROWS_PER_STATEMENT = 100
+
+
+def _row_values(batch_id: int, received_at: int) -> str:
+    return f"(?, ?, ?, ?, ?, {int(batch_id)}, {int(received_at)}, 1)"
+
+
+def new_readings_sql(batch_id: int, received_at: int) -> str:
+    """Single-row insert of a new reading (``channel_id .. quality`` bound)."""
+    return (
+        "INSERT INTO readings (channel_id, interval_end, interval_seconds, value, quality,"
+        f" batch_id, received_at, version) VALUES {_row_values(batch_id, received_at)}"
+    )
+
+
+def _registry_version(conn: sqlite3.Connection) -> int:
+    return int(conn.execute("SELECT version FROM registry_version WHERE id = 1").fetchone()[0])
+
+
 def _split_sql(script: str) -> list[str]:
     """Split a migration into statements; a trigger body's inner ``;`` stays inside it."""
     statements: list[str] = []
@@ -354,18 +381,22 @@ class _SqliteTx(WriteTx):
              counts.conflicts, counts.quarantined, audit_seq, batch_id),
         )
 
+    def registry_version(self) -> int:
+        return _registry_version(self.conn)
+
     def _range_query(self, table: str, keys: pl.DataFrame) -> pl.DataFrame:
         if keys.is_empty():
             return _frame([])
+        # One statement: SQLite walks the (channel, first, last) spans and seeks each range
+        # in the primary key, instead of one round trip per channel.
         sql = (
-            f"SELECT channel_id, interval_end, interval_seconds, value, quality, batch_id,"
-            f" received_at, version FROM {table} WHERE channel_id = ? AND interval_end"
-            f" BETWEEN ? AND ?"
+            f"SELECT t.channel_id, t.interval_end, t.interval_seconds, t.value, t.quality,"
+            f" t.batch_id, t.received_at, t.version FROM json_each(?) AS j CROSS JOIN {table} t"
+            f" ON t.channel_id = j.value ->> 0 AND t.interval_end BETWEEN j.value ->> 1"
+            f" AND j.value ->> 2"
         )
-        rows: list[tuple[int, ...]] = []
-        for span in _keys_by_channel(keys):
-            rows.extend(self.conn.execute(sql, span).fetchall())
-        found = _frame(rows)
+        spans = json.dumps(_keys_by_channel(keys))
+        found = _frame(self.conn.execute(sql, (spans,)).fetchall())
         return found.join(keys.select("channel_id", "interval_end"), on=["channel_id", "interval_end"],
                           how="semi")
 
@@ -380,12 +411,8 @@ class _SqliteTx(WriteTx):
         if keys.is_empty():
             return pl.DataFrame(schema=schema)
         current = self.current_for(keys).select("channel_id", "interval_end", "version")
-        rows: list[tuple[int, ...]] = []
-        for span in _keys_by_channel(keys):
-            rows.extend(self.conn.execute(
-                "SELECT channel_id, interval_end, version FROM reading_versions"
-                " WHERE channel_id = ? AND interval_end BETWEEN ? AND ?", span).fetchall())
-        both = pl.concat([current, _frame(rows, ("channel_id", "interval_end", "version"))])
+        stored = self.versions_for(keys).select("channel_id", "interval_end", "version")
+        both = pl.concat([current, stored])
         return (
             keys.select("channel_id", "interval_end").unique()
             .join(both.group_by("channel_id", "interval_end").agg(pl.col("version").max()),
@@ -398,6 +425,20 @@ class _SqliteTx(WriteTx):
     def insert_readings(self, rows: pl.DataFrame) -> None:
         if not rows.is_empty():
             self.conn.executemany(_INSERT_READINGS, _tuples(rows))
+
+    def insert_new(self, rows: pl.DataFrame, *, batch_id: int, received_at: int) -> None:
+        if rows.is_empty():
+            return
+        values = rows.select(_NEW_COLUMNS).to_numpy()
+        full = (len(values) // _ROWS_PER_STATEMENT) * _ROWS_PER_STATEMENT
+        sql = new_readings_sql(int(batch_id), int(received_at))
+        if full:
+            many = sql + ", " + ", ".join([_row_values(batch_id, received_at)]
+                                          * (_ROWS_PER_STATEMENT - 1))
+            flat = values[:full].reshape(-1, len(_NEW_COLUMNS) * _ROWS_PER_STATEMENT)
+            self.conn.executemany(many, flat.tolist())
+        if full < len(values):
+            self.conn.executemany(sql, values[full:].tolist())
 
     def replace_readings(self, rows: pl.DataFrame, reason: str) -> None:
         if rows.is_empty():

@@ -1,4 +1,5 @@
--- meterledger schema version 2: the anomaly ledger (filled by VEE) and quarantine look-ups.
+-- meterledger schema version 2: the anomaly ledger (filled by VEE), quarantine look-ups and
+-- a registry version counter.
 CREATE TABLE anomalies (
     anomaly_id   INTEGER PRIMARY KEY,
     channel_id   INTEGER NOT NULL REFERENCES channels (channel_id),
@@ -13,3 +14,20 @@ CREATE TABLE anomalies (
 );
 CREATE INDEX anomalies_open ON anomalies (status, channel_id, interval_end);
 CREATE INDEX quarantine_status ON quarantine (status, reasons);
+
+-- A counter bumped on every change to meters or channels: writers that validated a batch
+-- against a snapshot of the registry compare it inside their transaction.
+CREATE TABLE registry_version (id INTEGER PRIMARY KEY CHECK (id = 1), version INTEGER NOT NULL);
+INSERT INTO registry_version VALUES (1, 0);
+CREATE TRIGGER meters_version_ins AFTER INSERT ON meters
+BEGIN UPDATE registry_version SET version = version + 1; END;
+CREATE TRIGGER meters_version_upd AFTER UPDATE ON meters
+BEGIN UPDATE registry_version SET version = version + 1; END;
+CREATE TRIGGER meters_version_del AFTER DELETE ON meters
+BEGIN UPDATE registry_version SET version = version + 1; END;
+CREATE TRIGGER channels_version_ins AFTER INSERT ON channels
+BEGIN UPDATE registry_version SET version = version + 1; END;
+CREATE TRIGGER channels_version_upd AFTER UPDATE ON channels
+BEGIN UPDATE registry_version SET version = version + 1; END;
+CREATE TRIGGER channels_version_del AFTER DELETE ON channels
+BEGIN UPDATE registry_version SET version = version + 1; END;

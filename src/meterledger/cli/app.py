@@ -1,0 +1,53 @@
+"""The ``meterledger`` command."""
+
+from __future__ import annotations
+
+import typer
+
+from meterledger import __version__
+from meterledger.cli import audit, ingest, meters, quarantine, readings
+from meterledger.cli.common import DbOption, JsonOption, emit_json, handle_errors, open_db, out
+
+app = typer.Typer(
+    name="meterledger",
+    help="From the smart meter to the bill: ingest readings exactly once, quarantine what is "
+         "wrong, keep an audit chain nobody can rewrite.",
+    no_args_is_help=True,
+    pretty_exceptions_show_locals=False,
+)
+app.add_typer(meters.app, name="meters")
+app.add_typer(quarantine.app, name="quarantine")
+app.add_typer(audit.app, name="audit")
+app.add_typer(readings.app, name="readings")
+app.command("ingest")(ingest.command)
+
+
+@app.command("init")
+@handle_errors
+def init(db: DbOption = None, json_out: JsonOption = False) -> None:
+    """Create the store (or bring it to the latest schema)."""
+    store = open_db(db)
+    version = store.schema_version()
+    if json_out:
+        emit_json({"db": store.url, "schema_version": version})
+    else:
+        out.print(f"store {store.url} ready at schema version {version}")
+
+
+@app.command("version")
+def version() -> None:
+    """Print the version."""
+    out.print(__version__)
+
+
+def register_demo() -> None:
+    from meterledger.cli import demo
+
+    app.command("demo")(demo.command)
+
+
+register_demo()
+
+
+def main() -> None:
+    app()
