@@ -44,22 +44,34 @@ def make_csv(path: Path, rows: int) -> int:
     per_meter = 30 * 96
     meters = max(1, -(-rows // per_meter))
     idx = pl.int_range(0, meters * per_meter, eager=True).head(rows)
-    frame = pl.DataFrame({"i": idx}).with_columns(
-        pl.format("MTR-{}", (pl.col("i") // per_meter).cast(pl.String).str.zfill(5)).alias("meter_id"),
-        pl.lit(CHANNEL).alias("channel"),
-        (pl.lit(START) + (pl.col("i") % per_meter + 1) * 900).alias("end"),
-        pl.lit("900").alias("interval_seconds"),
-        ((pl.col("i") * 7919) % 900_000 + 1_000).alias("milli"),
-        pl.lit("kWh").alias("unit"),
-        pl.lit("actual").alias("quality"),
-    ).with_columns(
-        pl.from_epoch("end", time_unit="s").dt.replace_time_zone("UTC")
-        .dt.strftime("%Y-%m-%dT%H:%M:%S+00:00").alias("interval_end"),
-        pl.format("{}.{}", pl.col("milli") // 1_000_000,
-                  (pl.col("milli") % 1_000_000).cast(pl.String).str.zfill(6)).alias("value"),
+    frame = (
+        pl.DataFrame({"i": idx})
+        .with_columns(
+            pl.format("MTR-{}", (pl.col("i") // per_meter).cast(pl.String).str.zfill(5)).alias(
+                "meter_id"
+            ),
+            pl.lit(CHANNEL).alias("channel"),
+            (pl.lit(START) + (pl.col("i") % per_meter + 1) * 900).alias("end"),
+            pl.lit("900").alias("interval_seconds"),
+            ((pl.col("i") * 7919) % 900_000 + 1_000).alias("milli"),
+            pl.lit("kWh").alias("unit"),
+            pl.lit("actual").alias("quality"),
+        )
+        .with_columns(
+            pl.from_epoch("end", time_unit="s")
+            .dt.replace_time_zone("UTC")
+            .dt.strftime("%Y-%m-%dT%H:%M:%S+00:00")
+            .alias("interval_end"),
+            pl.format(
+                "{}.{}",
+                pl.col("milli") // 1_000_000,
+                (pl.col("milli") % 1_000_000).cast(pl.String).str.zfill(6),
+            ).alias("value"),
+        )
     )
-    frame.select("meter_id", "channel", "interval_end", "interval_seconds", "value", "unit",
-                 "quality").write_csv(path)
+    frame.select(
+        "meter_id", "channel", "interval_end", "interval_seconds", "value", "unit", "quality"
+    ).write_csv(path)
     return meters
 
 
@@ -70,8 +82,19 @@ def fresh_store(path: Path, meters: int) -> SqliteStore:
     store.migrate()
     with store.write() as tx:
         for n in range(meters):
-            register_meter(tx, MeterRecord(f"MTR-{n:05d}", "electric", "kWh", "UTC", None,
-                                           "active", 1_000_000_000, "2024-01-01T00:00:00+00:00"))
+            register_meter(
+                tx,
+                MeterRecord(
+                    f"MTR-{n:05d}",
+                    "electric",
+                    "kWh",
+                    "UTC",
+                    None,
+                    "active",
+                    1_000_000_000,
+                    "2024-01-01T00:00:00+00:00",
+                ),
+            )
     return store
 
 
@@ -124,8 +147,10 @@ class NaiveReading(BaseModel):
 def measure_naive(store: SqliteStore, csv_path: Path, rows: int, batch: int) -> float:
     ids = channel_ids(store)
     conn = store.conn
-    sql = ("INSERT OR IGNORE INTO readings (channel_id, interval_end, interval_seconds, value,"
-           " quality, batch_id, received_at, version) VALUES (?, ?, ?, ?, ?, ?, ?, ?)")
+    sql = (
+        "INSERT OR IGNORE INTO readings (channel_id, interval_end, interval_seconds, value,"
+        " quality, batch_id, received_at, version) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+    )
     done = 0
     started = time.perf_counter()
     with csv_path.open(newline="") as handle:
@@ -135,8 +160,19 @@ def measure_naive(store: SqliteStore, csv_path: Path, rows: int, batch: int) -> 
             if done == rows:
                 break
             r = NaiveReading.model_validate(record)
-            conn.execute(sql, (ids[r.meter_id], epoch_of(r.interval_end), r.interval_seconds,
-                               int(r.value * r.unit.milli_per_unit), 0, 1, START, 1))
+            conn.execute(
+                sql,
+                (
+                    ids[r.meter_id],
+                    epoch_of(r.interval_end),
+                    r.interval_seconds,
+                    int(r.value * r.unit.milli_per_unit),
+                    0,
+                    1,
+                    START,
+                    1,
+                ),
+            )
             done += 1
             if done % batch == 0:
                 conn.execute("COMMIT")

@@ -49,7 +49,9 @@ def load_settings(**overrides: Any) -> Settings:
     """Build settings: YAML file < environment < ``overrides`` (None values are ignored)."""
     path = Path(os.environ.get("METERLEDGER_CONFIG", "meterledger.yaml"))
     values: dict[str, Any] = _yaml_values(path) if path.exists() else {}
-    env_names = {name for name in Settings.model_fields if f"METERLEDGER_{name.upper()}" in os.environ}
+    env_names = {
+        name for name in Settings.model_fields if f"METERLEDGER_{name.upper()}" in os.environ
+    }
     for name in env_names:
         values.pop(name, None)  # the environment beats the file
     values.update({k: v for k, v in overrides.items() if v is not None})

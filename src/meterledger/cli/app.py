@@ -11,7 +11,7 @@ from meterledger.cli.common import DbOption, JsonOption, emit_json, handle_error
 app = typer.Typer(
     name="meterledger",
     help="From the smart meter to the bill: ingest readings exactly once, quarantine what is "
-         "wrong, keep an audit chain nobody can rewrite.",
+    "wrong, keep an audit chain nobody can rewrite.",
     no_args_is_help=True,
     pretty_exceptions_show_locals=False,
 )

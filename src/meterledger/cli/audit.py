@@ -29,12 +29,16 @@ def verify(db: DbOption = None, json_out: JsonOption = False) -> None:
         return
     first = report.first_broken
     if first is None:
-        out.print(f"audit chain OK: {report.entries} entries, {report.batches} batches, "
-                  f"{report.rows_checked} stored rows checked")
+        out.print(
+            f"audit chain OK: {report.entries} entries, {report.batches} batches, "
+            f"{report.rows_checked} stored rows checked"
+        )
         return
     where = f"entry #{first.seq}" if first.seq is not None else "no entry"
-    raise AuditError(f"audit chain BROKEN at {where} ({first.kind}, {first.subject}): "
-                     f"{first.problem} [{len(report.problems)} problem(s) in all]")
+    raise AuditError(
+        f"audit chain BROKEN at {where} ({first.kind}, {first.subject}): "
+        f"{first.problem} [{len(report.problems)} problem(s) in all]"
+    )
 
 
 @app.command("log")

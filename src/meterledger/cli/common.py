@@ -23,8 +23,12 @@ out = Console(highlight=False)
 
 DbOption = Annotated[
     str | None,
-    typer.Option("--db", envvar="METERLEDGER_DB", help="Store URL (default sqlite:///meterledger.db).",
-                 show_envvar=True),
+    typer.Option(
+        "--db",
+        envvar="METERLEDGER_DB",
+        help="Store URL (default sqlite:///meterledger.db).",
+        show_envvar=True,
+    ),
 ]
 JsonOption = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON on stdout.")]
 
@@ -64,8 +68,10 @@ def handle_errors(func: Callable[P, R]) -> Callable[P, R]:
         except MeterledgerError as exc:
             raise fail(str(exc)) from exc
         except KeyboardInterrupt as exc:
-            console.print("[yellow]interrupted[/]: committed batches are kept; run the same "
-                          "command again to finish without duplicates")
+            console.print(
+                "[yellow]interrupted[/]: committed batches are kept; run the same "
+                "command again to finish without duplicates"
+            )
             raise typer.Exit(130) from exc
 
     return wrapper

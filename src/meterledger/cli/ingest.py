@@ -21,7 +21,7 @@ from meterledger.cli.common import (
     settings,
 )
 from meterledger.core.time import parse_zone
-from meterledger.ingest.pipeline import IngestOptions, IngestResult, Ingestor, detect_format
+from meterledger.ingest.pipeline import IngestOptions, Ingestor, IngestResult, detect_format
 from meterledger.store import Store
 from meterledger.store.base import BatchCounts
 
@@ -34,31 +34,64 @@ class Format(enum.StrEnum):
 
 def counts_dict(counts: BatchCounts) -> dict[str, Any]:
     return {
-        "records": counts.records, "accepted": counts.accepted, "duplicates": counts.duplicates,
-        "superseded": counts.superseded, "ignored": counts.ignored,
-        "conflicts": counts.conflicts, "quarantined": counts.quarantined,
+        "records": counts.records,
+        "accepted": counts.accepted,
+        "duplicates": counts.duplicates,
+        "superseded": counts.superseded,
+        "ignored": counts.ignored,
+        "conflicts": counts.conflicts,
+        "quarantined": counts.quarantined,
         "quarantine_duplicates": counts.quarantine_duplicates,
         "reasons": dict(sorted(counts.reasons.items())),
     }
 
 
 def counts_table(rows: list[tuple[str, BatchCounts]]) -> Table:
-    table = Table("source", "records", "accepted", "duplicates", "superseded", "ignored",
-                  "conflicts", "quarantined", title="ingest")
+    table = Table(
+        "source",
+        "records",
+        "accepted",
+        "duplicates",
+        "superseded",
+        "ignored",
+        "conflicts",
+        "quarantined",
+        title="ingest",
+    )
     for name, c in rows:
-        table.add_row(name, *(str(v) for v in (c.records, c.accepted, c.duplicates, c.superseded,
-                                               c.ignored, c.conflicts, c.quarantined)))
+        table.add_row(
+            name,
+            *(
+                str(v)
+                for v in (
+                    c.records,
+                    c.accepted,
+                    c.duplicates,
+                    c.superseded,
+                    c.ignored,
+                    c.conflicts,
+                    c.quarantined,
+                )
+            ),
+        )
     return table
 
 
-def ingest_files(store: Store, files: list[Path], options: IngestOptions,
-                 show_progress: bool) -> list[tuple[Path, str, IngestResult]]:
+def ingest_files(
+    store: Store, files: list[Path], options: IngestOptions, show_progress: bool
+) -> list[tuple[Path, str, IngestResult]]:
     ingestor = Ingestor(store)
     done: list[tuple[Path, str, IngestResult]] = []
     total = sum(p.stat().st_size for p in files if p.exists())
-    with Progress(TextColumn("[bold]{task.description}"), BarColumn(), DownloadColumn(),
-                  TimeRemainingColumn(), console=console, transient=True,
-                  disable=not show_progress) as progress:
+    with Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        DownloadColumn(),
+        TimeRemainingColumn(),
+        console=console,
+        transient=True,
+        disable=not show_progress,
+    ) as progress:
         task = progress.add_task("ingest", total=total or None)
         for path in files:
             fmt = options.fmt or detect_format(path)
@@ -71,26 +104,52 @@ def ingest_files(store: Store, files: list[Path], options: IngestOptions,
                 if not _compressed:
                     progress.advance(task, consumed)
 
-            result = ingestor.ingest_path(path, IngestOptions(
-                fmt=fmt, create_meters=options.create_meters, meter_id=options.meter_id,
-                default_tz=options.default_tz), advance)
+            result = ingestor.ingest_path(
+                path,
+                IngestOptions(
+                    fmt=fmt,
+                    create_meters=options.create_meters,
+                    meter_id=options.meter_id,
+                    default_tz=options.default_tz,
+                ),
+                advance,
+            )
             progress.update(task, completed=before + size)
             done.append((path, fmt, result))
     return done
 
 
 def command(
-    files: Annotated[list[Path], typer.Argument(help="Files to ingest (.csv, .jsonl, .xml, "
-                                                "optionally .gz).", exists=True, dir_okay=False)],
-    fmt: Annotated[Format | None, typer.Option("--format", help="Override the format found "
-                                               "from the file name.")] = None,
-    create_meters: Annotated[bool, typer.Option(
-        "--create-meters", help="Register unknown (well-formed) meters instead of quarantining "
-        "their readings.")] = False,
-    meter_id: Annotated[str | None, typer.Option(
-        "--meter-id", help="Assign a Green Button file's readings to this meter.")] = None,
-    tz: Annotated[str | None, typer.Option("--tz", help="Time zone for meters made by "
-                                           "--create-meters (default: settings default_tz).")] = None,
+    files: Annotated[
+        list[Path],
+        typer.Argument(
+            help="Files to ingest (.csv, .jsonl, .xml, optionally .gz).",
+            exists=True,
+            dir_okay=False,
+        ),
+    ],
+    fmt: Annotated[
+        Format | None,
+        typer.Option("--format", help="Override the format found from the file name."),
+    ] = None,
+    create_meters: Annotated[
+        bool,
+        typer.Option(
+            "--create-meters",
+            help="Register unknown (well-formed) meters instead of quarantining their readings.",
+        ),
+    ] = False,
+    meter_id: Annotated[
+        str | None,
+        typer.Option("--meter-id", help="Assign a Green Button file's readings to this meter."),
+    ] = None,
+    tz: Annotated[
+        str | None,
+        typer.Option(
+            "--tz",
+            help="Time zone for meters made by --create-meters (default: settings default_tz).",
+        ),
+    ] = None,
     db: DbOption = None,
     json_out: JsonOption = False,
 ) -> None:
@@ -99,25 +158,44 @@ def command(
     zone = tz or conf.default_tz
     parse_zone(zone)
     store = open_db(db)
-    options = IngestOptions(fmt=fmt.value if fmt else None, create_meters=create_meters,
-                            meter_id=meter_id, default_tz=zone)
+    options = IngestOptions(
+        fmt=fmt.value if fmt else None,
+        create_meters=create_meters,
+        meter_id=meter_id,
+        default_tz=zone,
+    )
     results = ingest_files(store, files, options, show_progress=not json_out)
     total = BatchCounts()
     for _, _, result in results:
         total.add(result.counts)
     if json_out:
-        emit_json({
-            "files": [{"path": str(p), "format": f, "batches": r.batches,
-                       "meters_created": r.meters_created, **counts_dict(r.counts)}
-                      for p, f, r in results],
-            "totals": counts_dict(total),
-        })
+        emit_json(
+            {
+                "files": [
+                    {
+                        "path": str(p),
+                        "format": f,
+                        "batches": r.batches,
+                        "meters_created": r.meters_created,
+                        **counts_dict(r.counts),
+                    }
+                    for p, f, r in results
+                ],
+                "totals": counts_dict(total),
+            }
+        )
         return
-    out.print(counts_table([(p.name, r.counts) for p, _, r in results]
-                           + ([("total", total)] if len(results) > 1 else [])))
+    out.print(
+        counts_table(
+            [(p.name, r.counts) for p, _, r in results]
+            + ([("total", total)] if len(results) > 1 else [])
+        )
+    )
     if total.reasons:
-        out.print("quarantined by reason: " + ", ".join(
-            f"{code} {n}" for code, n in sorted(total.reasons.items())))
+        out.print(
+            "quarantined by reason: "
+            + ", ".join(f"{code} {n}" for code, n in sorted(total.reasons.items()))
+        )
 
 
 command = handle_errors(command)

@@ -40,9 +40,13 @@ def add(
     service: Annotated[Service, typer.Option(help="What the meter measures.")] = Service.ELECTRIC,
     tz: Annotated[str, typer.Option("--tz", help="IANA time zone of the meter.")] = "UTC",
     account: Annotated[str | None, typer.Option(help="Billing account.")] = None,
-    capacity: Annotated[str | None, typer.Option(
-        help="Physical ceiling: kW for electric, m3/h for water and gas. Readings above it "
-             "are quarantined as IMPLAUSIBLE_VALUE.")] = None,
+    capacity: Annotated[
+        str | None,
+        typer.Option(
+            help="Physical ceiling: kW for electric, m3/h for water and gas. Readings above it "
+            "are quarantined as IMPLAUSIBLE_VALUE."
+        ),
+    ] = None,
     status: Annotated[MeterStatus, typer.Option(help="Meter status.")] = MeterStatus.ACTIVE,
     db: DbOption = None,
     json_out: JsonOption = False,
@@ -50,10 +54,16 @@ def add(
     """Register a meter with every standard channel of its service."""
     MeterId(meter_id)
     parse_zone(tz)
-    record = MeterRecord(meter_id=meter_id, service=service.value, unit=service.default_unit.value,
-                         timezone=tz, account=account, status=status.value,
-                         capacity=capacity_milli(service, capacity),
-                         created_at=datetime.now(UTC).isoformat(timespec="seconds"))
+    record = MeterRecord(
+        meter_id=meter_id,
+        service=service.value,
+        unit=service.default_unit.value,
+        timezone=tz,
+        account=account,
+        status=status.value,
+        capacity=capacity_milli(service, capacity),
+        created_at=datetime.now(UTC).isoformat(timespec="seconds"),
+    )
     store = open_db(db)
     with store.write() as tx:
         register_meter(tx, record)

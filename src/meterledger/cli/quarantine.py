@@ -16,8 +16,9 @@ from meterledger.ingest.review import release as release_record
 from meterledger.ingest.review import replay as replay_records
 from meterledger.store.base import QuarantineRecord
 
-app = typer.Typer(help="Records held out of billing: list, show, release, replay.",
-                  no_args_is_help=True)
+app = typer.Typer(
+    help="Records held out of billing: list, show, release, replay.", no_args_is_help=True
+)
 
 
 class Status(enum.StrEnum):
@@ -44,14 +45,22 @@ def list_records(
 ) -> None:
     """List quarantined records."""
     records = open_db(db).list_quarantine(
-        status=None if status is Status.all else status.value, reason=reason, limit=limit)
+        status=None if status is Status.all else status.value, reason=reason, limit=limit
+    )
     if json_out:
         emit_json([record_dict(r) for r in records])
         return
     table = Table("id", "status", "reasons", "meter_id", "channel", "interval_end", "source")
     for r in records:
-        table.add_row(str(r.q_id), r.status, ",".join(r.reasons), r.meter_id or "",
-                      r.channel or "", r.interval_end or "", f"{r.source}:{r.record_no or ''}")
+        table.add_row(
+            str(r.q_id),
+            r.status,
+            ",".join(r.reasons),
+            r.meter_id or "",
+            r.channel or "",
+            r.interval_end or "",
+            f"{r.source}:{r.record_no or ''}",
+        )
     out.print(table)
     out.print(f"{len(records)} records")
 
@@ -88,10 +97,13 @@ def parse_changes(pairs: list[str]) -> dict[str, str]:
 @handle_errors
 def release(
     q_id: Annotated[int, typer.Argument(help="Quarantine record id.")],
-    set_: Annotated[list[str] | None, typer.Option(
-        "--set", help="Fix a field before replay: FIELD=VALUE (repeatable).")] = None,
-    note: Annotated[str | None, typer.Option(help="Why it is released (kept on the audit chain).")]
-    = None,
+    set_: Annotated[
+        list[str] | None,
+        typer.Option("--set", help="Fix a field before replay: FIELD=VALUE (repeatable)."),
+    ] = None,
+    note: Annotated[
+        str | None, typer.Option(help="Why it is released (kept on the audit chain).")
+    ] = None,
     db: DbOption = None,
     json_out: JsonOption = False,
 ) -> None:
@@ -100,18 +112,24 @@ def release(
     if json_out:
         emit_json(record_dict(record))
     else:
-        out.print(f"released quarantine record {q_id}; run `meterledger quarantine replay` to "
-                  "apply it")
+        out.print(
+            f"released quarantine record {q_id}; run `meterledger quarantine replay` to apply it"
+        )
 
 
 @app.command("replay")
 @handle_errors
 def replay(
-    ids: Annotated[list[int] | None, typer.Argument(help="Record ids (default: every released "
-                                                    "record).")] = None,
-    reason: Annotated[str | None, typer.Option(
-        help="Replay the open records with this reason (e.g. UNKNOWN_METER after adding the "
-             "meter).")] = None,
+    ids: Annotated[
+        list[int] | None, typer.Argument(help="Record ids (default: every released record).")
+    ] = None,
+    reason: Annotated[
+        str | None,
+        typer.Option(
+            help="Replay the open records with this reason (e.g. UNKNOWN_METER after adding the "
+            "meter)."
+        ),
+    ] = None,
     db: DbOption = None,
     json_out: JsonOption = False,
 ) -> None:

@@ -37,12 +37,15 @@ def export_unit(meter_unit: str, base: str) -> Unit:
 @handle_errors
 def export(
     meter: Annotated[str, typer.Option("--meter", help="Meter id.")],
-    start: Annotated[str, typer.Option("--from", help="ISO-8601 start (exclusive end bound of "
-                                       "the first interval).")],
+    start: Annotated[
+        str,
+        typer.Option("--from", help="ISO-8601 start (exclusive end bound of the first interval)."),
+    ],
     end: Annotated[str, typer.Option("--to", help="ISO-8601 end (inclusive interval_end).")],
     fmt: Annotated[Format, typer.Option("--format", help="csv or jsonl.")] = Format.csv,
-    out_path: Annotated[Path | None, typer.Option("--out", help="Write here instead of stdout.")]
-    = None,
+    out_path: Annotated[
+        Path | None, typer.Option("--out", help="Write here instead of stdout.")
+    ] = None,
     channel: Annotated[str | None, typer.Option(help="Only this OBIS channel.")] = None,
     db: DbOption = None,
 ) -> None:
@@ -63,9 +66,15 @@ def export(
             writer.writerow(COLUMNS)
         for row in frame.iter_rows(named=True):
             unit = export_unit(record.unit, bases[row["channel"]])
-            values = (meter, row["channel"], iso_utc(row["interval_end"]),
-                      row["interval_seconds"], text_from_milli(row["value"], unit), unit.value,
-                      Quality(row["quality"]).to_text())
+            values = (
+                meter,
+                row["channel"],
+                iso_utc(row["interval_end"]),
+                row["interval_seconds"],
+                text_from_milli(row["value"], unit),
+                unit.value,
+                Quality(row["quality"]).to_text(),
+            )
             if writer:
                 writer.writerow(values)
             else:

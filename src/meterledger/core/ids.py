@@ -51,9 +51,11 @@ class Service(enum.StrEnum):
 
     @property
     def default_unit(self) -> Unit:
-        return {Service.ELECTRIC: Unit.KWH, Service.WATER: Unit.LITRE, Service.GAS: Unit.CUBIC_METRE}[
-            self
-        ]
+        return {
+            Service.ELECTRIC: Unit.KWH,
+            Service.WATER: Unit.LITRE,
+            Service.GAS: Unit.CUBIC_METRE,
+        }[self]
 
     @property
     def default_capacity_milli_per_hour(self) -> int:
@@ -91,13 +93,25 @@ class ChannelSpec:
 CHANNEL_CATALOG: dict[str, ChannelSpec] = {
     str(spec.obis): spec
     for spec in (
-        ChannelSpec(ObisCode(1, 0, 1, 8, 0), "active energy import (+A)", BaseUnit.WH, Service.ELECTRIC),
-        ChannelSpec(ObisCode(1, 0, 2, 8, 0), "active energy export (-A)", BaseUnit.WH, Service.ELECTRIC),
         ChannelSpec(
-            ObisCode(1, 0, 16, 8, 0), "active energy net (+A - -A)", BaseUnit.WH, Service.ELECTRIC, True
+            ObisCode(1, 0, 1, 8, 0), "active energy import (+A)", BaseUnit.WH, Service.ELECTRIC
         ),
-        ChannelSpec(ObisCode(1, 0, 3, 8, 0), "reactive energy import (+R)", BaseUnit.VARH, Service.ELECTRIC),
-        ChannelSpec(ObisCode(1, 0, 4, 8, 0), "reactive energy export (-R)", BaseUnit.VARH, Service.ELECTRIC),
+        ChannelSpec(
+            ObisCode(1, 0, 2, 8, 0), "active energy export (-A)", BaseUnit.WH, Service.ELECTRIC
+        ),
+        ChannelSpec(
+            ObisCode(1, 0, 16, 8, 0),
+            "active energy net (+A - -A)",
+            BaseUnit.WH,
+            Service.ELECTRIC,
+            True,
+        ),
+        ChannelSpec(
+            ObisCode(1, 0, 3, 8, 0), "reactive energy import (+R)", BaseUnit.VARH, Service.ELECTRIC
+        ),
+        ChannelSpec(
+            ObisCode(1, 0, 4, 8, 0), "reactive energy export (-R)", BaseUnit.VARH, Service.ELECTRIC
+        ),
         ChannelSpec(ObisCode(8, 0, 1, 0, 0), "water volume", BaseUnit.LITRE, Service.WATER),
         ChannelSpec(ObisCode(7, 0, 3, 0, 0), "gas volume", BaseUnit.LITRE, Service.GAS),
     )

@@ -46,8 +46,10 @@ class Effect(enum.StrEnum):
 def rank(column: str) -> pl.Expr:
     flags = pl.col(column)
     return (
-        pl.when((flags & int(Quality.EDITED)) != 0).then(3)
-        .when((flags & int(Quality.ESTIMATED)) != 0).then(1)
+        pl.when((flags & int(Quality.EDITED)) != 0)
+        .then(3)
+        .when((flags & int(Quality.ESTIMATED)) != 0)
+        .then(1)
         .otherwise(2)
     )
 
@@ -80,18 +82,31 @@ class Applied:
 
 
 def stored_columns(rows: pl.DataFrame) -> pl.DataFrame:
-    return rows.select("meter_id", "channel", "interval_end", "interval_seconds", "value",
-                       "quality")
+    return rows.select(
+        "meter_id", "channel", "interval_end", "interval_seconds", "value", "quality"
+    )
 
 
-def apply_readings(tx: WriteTx, good: pl.DataFrame, *, batch_id: int, received_at: int,
-                   ahead: Prepared | None = None) -> Applied:
+def apply_readings(
+    tx: WriteTx,
+    good: pl.DataFrame,
+    *,
+    batch_id: int,
+    received_at: int,
+    ahead: Prepared | None = None,
+) -> Applied:
     found = tx.current_for(good.select(_KEY))
     if ahead is not None and found.is_empty():
         tx.insert_new(ahead.rows, batch_id=batch_id, received_at=received_at)
-        return Applied(new=good.height, duplicates=0, ignored=0, superseded=0,
-                       conflicts=good.clear(), stored_rows=good.height,
-                       stored_digest=ahead.digest)
+        return Applied(
+            new=good.height,
+            duplicates=0,
+            ignored=0,
+            superseded=0,
+            conflicts=good.clear(),
+            stored_rows=good.height,
+            stored_digest=ahead.digest,
+        )
     current = found.select(
         *_KEY,
         pl.col("value").alias("cur_value"),
@@ -106,12 +121,18 @@ def apply_readings(tx: WriteTx, good: pl.DataFrame, *, batch_id: int, received_a
     )
     r_in, r_cur = rank("quality"), rank("cur_quality")
     effect = (
-        pl.when(pl.col("cur_value").is_null()).then(pl.lit(Effect.NEW.value))
-        .when(same).then(pl.lit(Effect.DUPLICATE.value))
-        .when(r_in < r_cur).then(pl.lit(Effect.IGNORED.value))
-        .when((r_cur == 1) | (r_in == 3)).then(pl.lit(Effect.SUPERSEDE.value))
-        .when((pl.col("value") == pl.col("cur_value"))
-              & (pl.col("interval_seconds") == pl.col("cur_seconds")))
+        pl.when(pl.col("cur_value").is_null())
+        .then(pl.lit(Effect.NEW.value))
+        .when(same)
+        .then(pl.lit(Effect.DUPLICATE.value))
+        .when(r_in < r_cur)
+        .then(pl.lit(Effect.IGNORED.value))
+        .when((r_cur == 1) | (r_in == 3))
+        .then(pl.lit(Effect.SUPERSEDE.value))
+        .when(
+            (pl.col("value") == pl.col("cur_value"))
+            & (pl.col("interval_seconds") == pl.col("cur_seconds"))
+        )
         .then(pl.lit(Effect.SUPERSEDE.value))
         .otherwise(pl.lit(Effect.CONFLICT.value))
     )
@@ -122,17 +143,23 @@ def apply_readings(tx: WriteTx, good: pl.DataFrame, *, batch_id: int, received_a
     counts = rows.group_by("effect").len()
     count = dict(zip(counts["effect"].to_list(), counts["len"].to_list(), strict=True))
 
-    stamp = [pl.lit(batch_id, dtype=pl.Int64).alias("batch_id"),
-             pl.lit(received_at, dtype=pl.Int64).alias("received_at")]
+    stamp = [
+        pl.lit(batch_id, dtype=pl.Int64).alias("batch_id"),
+        pl.lit(received_at, dtype=pl.Int64).alias("received_at"),
+    ]
     new = rows.filter(pl.col("effect") == Effect.NEW.value)
     if not new.is_empty():
         tx.insert_new(new.sort(_KEY), batch_id=batch_id, received_at=received_at)
-    later = rows.filter(pl.col("effect").is_in(
-        [Effect.IGNORED.value, Effect.SUPERSEDE.value, Effect.CONFLICT.value]))
+    later = rows.filter(
+        pl.col("effect").is_in(
+            [Effect.IGNORED.value, Effect.SUPERSEDE.value, Effect.CONFLICT.value]
+        )
+    )
     if not later.is_empty():
         versions = tx.max_versions(later.select(_KEY))
         later = later.join(versions, on=_KEY, how="left").with_columns(
-            *stamp, (pl.col("max_version") + 1).alias("version"))
+            *stamp, (pl.col("max_version") + 1).alias("version")
+        )
         for kind, status, reason in (
             (Effect.IGNORED, "ignored", "ESTIMATE_BEHIND_FINAL_VALUE"),
             (Effect.CONFLICT, "pending_review", "REVISION_CONFLICT"),
@@ -158,12 +185,16 @@ def apply_readings(tx: WriteTx, good: pl.DataFrame, *, batch_id: int, received_a
 def _against_versions(tx: WriteTx, rows: pl.DataFrame, changing: pl.DataFrame) -> pl.DataFrame:
     """A value identical to any stored version of its key has already had its effect."""
     stored = tx.versions_for(changing.select(_KEY)).select(
-        *_KEY, "value", "quality", "interval_seconds", pl.lit(True).alias("_seen"))
+        *_KEY, "value", "quality", "interval_seconds", pl.lit(True).alias("_seen")
+    )
     if stored.is_empty():
         return rows
-    marked = rows.join(stored.unique(), on=[*_KEY, "value", "quality", "interval_seconds"],
-                       how="left")
+    marked = rows.join(
+        stored.unique(), on=[*_KEY, "value", "quality", "interval_seconds"], how="left"
+    )
     return marked.with_columns(
-        pl.when(pl.col("_seen").fill_null(False)).then(pl.lit(Effect.DUPLICATE.value))
-        .otherwise(pl.col("effect")).alias("effect")
+        pl.when(pl.col("_seen").fill_null(False))
+        .then(pl.lit(Effect.DUPLICATE.value))
+        .otherwise(pl.col("effect"))
+        .alias("effect")
     ).drop("_seen")

@@ -23,7 +23,7 @@ import polars as pl
 from meterledger.ingest.canonical import batch_digest, record_key, record_keys_digest
 from meterledger.store.base import AuditRow, Store, WriteTx
 
-__all__ = ["GENESIS", "BATCH_KIND", "Broken", "VerifyReport", "append", "entry_hash", "verify"]
+__all__ = ["BATCH_KIND", "GENESIS", "Broken", "VerifyReport", "append", "entry_hash", "verify"]
 
 GENESIS = "0" * 64
 BATCH_KIND = "batch.ingested"
@@ -33,20 +33,30 @@ def canonical_json(payload: dict[str, Any]) -> str:
     return json.dumps(payload, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
 
 
-def entry_hash(seq: int, recorded_at: str, kind: str, subject: str, payload: str, prev_hash: str) -> str:
+def entry_hash(
+    seq: int, recorded_at: str, kind: str, subject: str, payload: str, prev_hash: str
+) -> str:
     text = f"{seq}\n{recorded_at}\n{kind}\n{subject}\n{payload}\n{prev_hash}"
     return hashlib.sha256(text.encode()).hexdigest()
 
 
-def append(tx: WriteTx, kind: str, subject: str, payload: dict[str, Any],
-           at: datetime | None = None) -> AuditRow:
+def append(
+    tx: WriteTx, kind: str, subject: str, payload: dict[str, Any], at: datetime | None = None
+) -> AuditRow:
     last = tx.last_audit()
     seq = last.seq + 1 if last else 1
     prev = last.hash if last else GENESIS
     recorded_at = (at or datetime.now(UTC)).isoformat(timespec="microseconds")
     body = canonical_json(payload)
-    row = AuditRow(seq, recorded_at, kind, subject, body, prev,
-                   entry_hash(seq, recorded_at, kind, subject, body, prev))
+    row = AuditRow(
+        seq,
+        recorded_at,
+        kind,
+        subject,
+        body,
+        prev,
+        entry_hash(seq, recorded_at, kind, subject, body, prev),
+    )
     tx.insert_audit(row)
     return row
 
@@ -81,9 +91,14 @@ class VerifyReport:
             "entries": self.entries,
             "batches": self.batches,
             "rows_checked": self.rows_checked,
-            "first_broken": None if first is None else {
-                "seq": first.seq, "kind": first.kind, "subject": first.subject,
-                "problem": first.problem},
+            "first_broken": None
+            if first is None
+            else {
+                "seq": first.seq,
+                "kind": first.kind,
+                "subject": first.subject,
+                "problem": first.problem,
+            },
             "problems": len(self.problems),
         }
 
@@ -110,8 +125,14 @@ def verify(store: Store) -> VerifyReport:
         prev_hash, expected_seq = row.hash, row.seq + 1
     report.rows_checked = stored.height
     for batch_id in sorted((set(digests) | set(quarantine)) - covered):
-        report.problems.append(Broken(None, BATCH_KIND, f"batch {batch_id}",
-                                      f"batch {batch_id} has stored rows but no audit entry"))
+        report.problems.append(
+            Broken(
+                None,
+                BATCH_KIND,
+                f"batch {batch_id}",
+                f"batch {batch_id} has stored rows but no audit entry",
+            )
+        )
     return report
 
 
@@ -120,8 +141,10 @@ def _check_link(row: AuditRow, prev_hash: str, expected_seq: int) -> str | None:
         return f"sequence jumps from {expected_seq - 1} to {row.seq}: entries are missing"
     if row.prev_hash != prev_hash:
         return "prev_hash does not match the hash of the entry before"
-    if entry_hash(row.seq, row.recorded_at, row.kind, row.subject, row.payload,
-                  row.prev_hash) != row.hash:
+    if (
+        entry_hash(row.seq, row.recorded_at, row.kind, row.subject, row.payload, row.prev_hash)
+        != row.hash
+    ):
         return "hash does not match the entry's content"
     return None
 
@@ -133,17 +156,23 @@ def _digests(stored: pl.DataFrame) -> dict[int, tuple[int, str]]:
     return found
 
 
-def _check_batch(payload: dict[str, Any], digest: tuple[int, str] | None,
-                 quarantined: list[tuple[str, str, str]]) -> str | None:
+def _check_batch(
+    payload: dict[str, Any], digest: tuple[int, str] | None, quarantined: list[tuple[str, str, str]]
+) -> str | None:
     rows, value = digest or (0, batch_digest(pl.DataFrame()))
     if rows != payload["stored_rows"] or value != payload["stored_digest"]:
-        return (f"batch {payload['batch_id']}: stored readings do not match the audited digest "
-                f"({rows} rows now, {payload['stored_rows']} audited)")
+        return (
+            f"batch {payload['batch_id']}: stored readings do not match the audited digest "
+            f"({rows} rows now, {payload['stored_rows']} audited)"
+        )
     keys: list[str] = []
     for key, fmt, raw in quarantined:
         if record_key(fmt, raw) != key:
             return f"batch {payload['batch_id']}: a quarantined record's payload was altered"
         keys.append(key)
-    if len(keys) != payload["quarantined"] or record_keys_digest(keys) != payload["quarantine_digest"]:
+    if (
+        len(keys) != payload["quarantined"]
+        or record_keys_digest(keys) != payload["quarantine_digest"]
+    ):
         return f"batch {payload['batch_id']}: quarantine records do not match the audited digest"
     return None

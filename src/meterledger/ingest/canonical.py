@@ -35,15 +35,26 @@ _SEP = "\x1f"
 EMPTY_DIGEST = hashlib.sha256(b"").hexdigest()
 
 
-def canonical_line(meter_id: str, channel: str, interval_end: int, interval_seconds: int,
-                   value: int, quality: int) -> str:
-    return _SEP.join((meter_id, channel, str(interval_end), str(interval_seconds), str(value),
-                      str(quality))) + "\n"
+def canonical_line(
+    meter_id: str, channel: str, interval_end: int, interval_seconds: int, value: int, quality: int
+) -> str:
+    return (
+        _SEP.join(
+            (meter_id, channel, str(interval_end), str(interval_seconds), str(value), str(quality))
+        )
+        + "\n"
+    )
 
 
 def idempotency_key(reading: Reading) -> str:
-    line = canonical_line(reading.meter_id, str(reading.channel), epoch_of(reading.interval_end),
-                          reading.interval_seconds, reading.value, int(reading.quality))
+    line = canonical_line(
+        reading.meter_id,
+        str(reading.channel),
+        epoch_of(reading.interval_end),
+        reading.interval_seconds,
+        reading.value,
+        int(reading.quality),
+    )
     return hashlib.sha256(line.encode()).hexdigest()
 
 
@@ -51,14 +62,23 @@ def batch_digest(rows: pl.DataFrame) -> str:
     """Digest of ``meter_id, channel, interval_end, interval_seconds, value, quality`` rows."""
     if rows.is_empty():
         return EMPTY_DIGEST
-    lines = rows.sort("meter_id", "channel", "interval_end").select(
-        pl.concat_str(
-            [pl.col("meter_id"), pl.col("channel"), pl.col("interval_end").cast(pl.String),
-             pl.col("interval_seconds").cast(pl.String), pl.col("value").cast(pl.String),
-             pl.col("quality").cast(pl.String)],
-            separator=_SEP,
+    lines = (
+        rows.sort("meter_id", "channel", "interval_end")
+        .select(
+            pl.concat_str(
+                [
+                    pl.col("meter_id"),
+                    pl.col("channel"),
+                    pl.col("interval_end").cast(pl.String),
+                    pl.col("interval_seconds").cast(pl.String),
+                    pl.col("value").cast(pl.String),
+                    pl.col("quality").cast(pl.String),
+                ],
+                separator=_SEP,
+            )
         )
-    ).to_series()
+        .to_series()
+    )
     text = lines.str.join("\n").item() + "\n"
     return hashlib.sha256(text.encode()).hexdigest()
 

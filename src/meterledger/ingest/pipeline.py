@@ -31,7 +31,14 @@ from meterledger.ingest.parsers.delimited import BLOCK_BYTES, iter_csv, iter_jso
 from meterledger.ingest.reasons import Reason
 from meterledger.ingest.records import FIELDS
 from meterledger.ingest.validate import Checked, Registry, check, prepare
-from meterledger.store.base import BatchCounts, MeterRecord, NewQuarantine, Store, WriteTx
+from meterledger.store.base import (
+    AuditRow,
+    BatchCounts,
+    MeterRecord,
+    NewQuarantine,
+    Store,
+    WriteTx,
+)
 
 __all__ = [
     "FORMATS",
@@ -94,18 +101,34 @@ def load_registry(store: Store) -> Registry:
     channels = store.list_channels()
     return Registry(
         meters=pl.DataFrame(
-            {"meter_id": [m.meter_id for m in meters], "timezone": [m.timezone for m in meters],
-             "capacity": [m.capacity for m in meters], "status": [m.status for m in meters]},
-            schema={"meter_id": pl.String, "timezone": pl.String, "capacity": pl.Int64,
-                    "status": pl.String},
+            {
+                "meter_id": [m.meter_id for m in meters],
+                "timezone": [m.timezone for m in meters],
+                "capacity": [m.capacity for m in meters],
+                "status": [m.status for m in meters],
+            },
+            schema={
+                "meter_id": pl.String,
+                "timezone": pl.String,
+                "capacity": pl.Int64,
+                "status": pl.String,
+            },
         ),
         channels=pl.DataFrame(
-            {"meter_id": [c.meter_id for c in channels], "obis": [c.obis for c in channels],
-             "channel_id": [c.channel_id for c in channels],
-             "base_unit": [c.base_unit for c in channels],
-             "allows_negative": [c.allows_negative for c in channels]},
-            schema={"meter_id": pl.String, "obis": pl.String, "channel_id": pl.Int64,
-                    "base_unit": pl.String, "allows_negative": pl.Boolean},
+            {
+                "meter_id": [c.meter_id for c in channels],
+                "obis": [c.obis for c in channels],
+                "channel_id": [c.channel_id for c in channels],
+                "base_unit": [c.base_unit for c in channels],
+                "allows_negative": [c.allows_negative for c in channels],
+            },
+            schema={
+                "meter_id": pl.String,
+                "obis": pl.String,
+                "channel_id": pl.Int64,
+                "base_unit": pl.String,
+                "allows_negative": pl.Boolean,
+            },
         ),
     )
 
@@ -126,10 +149,20 @@ def register_meter(tx: WriteTx, meter: MeterRecord) -> None:
     service = Service(meter.service)
     for spec in channels_for_service(service):
         tx.add_channel(meter.meter_id, str(spec.obis), spec.base.value, spec.allows_negative)
-    audit.append(tx, "meter.added", meter.meter_id, {
-        "meter_id": meter.meter_id, "service": meter.service, "unit": meter.unit,
-        "timezone": meter.timezone, "account": meter.account, "status": meter.status,
-        "capacity": meter.capacity})
+    audit.append(
+        tx,
+        "meter.added",
+        meter.meter_id,
+        {
+            "meter_id": meter.meter_id,
+            "service": meter.service,
+            "unit": meter.unit,
+            "timezone": meter.timezone,
+            "account": meter.account,
+            "status": meter.status,
+            "capacity": meter.capacity,
+        },
+    )
 
 
 class Ingestor:
@@ -142,21 +175,32 @@ class Ingestor:
     def _now(self) -> datetime:
         return self.now or datetime.now(UTC)
 
-    def ingest_path(self, path: Path, options: IngestOptions | None = None,
-                    progress: Progress | None = None) -> IngestResult:
+    def ingest_path(
+        self, path: Path, options: IngestOptions | None = None, progress: Progress | None = None
+    ) -> IngestResult:
         options = options or IngestOptions()
         fmt = options.fmt or detect_format(path)
         if fmt not in FORMATS:
             raise InputError(f"unknown format {fmt!r}: expected one of {', '.join(FORMATS)}")
         if options.meter_id is not None and fmt != "greenbutton":
-            raise InputError("--meter-id assigns a Green Button file's readings; CSV and JSON "
-                             "lines name the meter on every record")
+            raise InputError(
+                "--meter-id assigns a Green Button file's readings; CSV and JSON "
+                "lines name the meter on every record"
+            )
         with open_input(path) as stream:
-            return self.ingest_stream(stream, fmt=fmt, source=str(path), options=options,
-                                      progress=progress)
+            return self.ingest_stream(
+                stream, fmt=fmt, source=str(path), options=options, progress=progress
+            )
 
-    def ingest_stream(self, stream: BinaryIO, *, fmt: str, source: str,
-                      options: IngestOptions, progress: Progress | None = None) -> IngestResult:
+    def ingest_stream(
+        self,
+        stream: BinaryIO,
+        *,
+        fmt: str,
+        source: str,
+        options: IngestOptions,
+        progress: Progress | None = None,
+    ) -> IngestResult:
         result = IngestResult()
         snapshot = _Snapshot.load(self.store)
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix="ingest-parse") as pool:
@@ -175,8 +219,9 @@ class Ingestor:
                     progress(staged.size)
         return result
 
-    def _blocks(self, stream: BinaryIO, fmt: str, source: str,
-                options: IngestOptions) -> Iterator[tuple[pl.DataFrame, int]]:
+    def _blocks(
+        self, stream: BinaryIO, fmt: str, source: str, options: IngestOptions
+    ) -> Iterator[tuple[pl.DataFrame, int]]:
         if fmt == "csv":
             yield from iter_csv(stream, block_bytes=options.block_bytes)
         elif fmt == "jsonl":
@@ -187,10 +232,12 @@ class Ingestor:
             data = stream.read()
             yield parse_greenbutton(data, source=source, meter_id=options.meter_id), len(data)
 
-    def _apply_block(self, staged: _Staged, fmt: str, source: str,
-                     options: IngestOptions, result: IngestResult) -> None:
+    def _apply_block(
+        self, staged: _Staged, fmt: str, source: str, options: IngestOptions, result: IngestResult
+    ) -> None:
         at = self._now()
-        checked, ahead = staged.checked, staged.ahead
+        checked = staged.checked
+        ahead: Prepared | None = staged.ahead
         with self.store.write() as tx:
             if options.create_meters:
                 created = self._create_meters(tx, staged.prepared, options, at)
@@ -198,20 +245,25 @@ class Ingestor:
                 result.audit_entries += len(created)
             if tx.registry_version() != staged.registry_version:
                 # meters changed since the block was checked: check it again, inside the tx
-                checked = check(staged.prepared, load_registry(self.store),
-                                now=epoch_of(at.replace(microsecond=0)))
+                checked = check(
+                    staged.prepared,
+                    load_registry(self.store),
+                    now=epoch_of(at.replace(microsecond=0)),
+                )
                 ahead = None
             counts, entry = write_batch(tx, checked, fmt=fmt, source=source, at=at, ahead=ahead)
         result.counts.add(counts)
         result.batches += 1
         result.audit_entries += int(entry is not None)
 
-    def _create_meters(self, tx: WriteTx, prepared: pl.DataFrame, options: IngestOptions,
-                       at: datetime) -> list[str]:
+    def _create_meters(
+        self, tx: WriteTx, prepared: pl.DataFrame, options: IngestOptions, at: datetime
+    ) -> list[str]:
         known = {m.meter_id for m in self.store.list_meters()}
         wanted = (
             prepared.filter(pl.col("meter_ok") & pl.col("error").is_null())
-            .group_by("meter_id").agg(pl.col("unit").drop_nulls().first())
+            .group_by("meter_id")
+            .agg(pl.col("unit").drop_nulls().first())
             .sort("meter_id")
         )
         created: list[str] = []
@@ -219,11 +271,19 @@ class Ingestor:
             if meter_id in known:
                 continue
             service = _service_for(unit)
-            register_meter(tx, MeterRecord(
-                meter_id=meter_id, service=service.value, unit=service.default_unit.value,
-                timezone=options.default_tz, account=None, status="active",
-                capacity=service.default_capacity_milli_per_hour,
-                created_at=at.isoformat(timespec="seconds")))
+            register_meter(
+                tx,
+                MeterRecord(
+                    meter_id=meter_id,
+                    service=service.value,
+                    unit=service.default_unit.value,
+                    timezone=options.default_tz,
+                    account=None,
+                    status="active",
+                    capacity=service.default_capacity_milli_per_hour,
+                    created_at=at.isoformat(timespec="seconds"),
+                ),
+            )
             created.append(meter_id)
         return created
 
@@ -253,8 +313,9 @@ class _Staged:
     size: int
 
 
-def _stage(blocks: Iterator[tuple[pl.DataFrame, int]], snapshot: _Snapshot,
-           now: datetime) -> _Staged | None:
+def _stage(
+    blocks: Iterator[tuple[pl.DataFrame, int]], snapshot: _Snapshot, now: datetime
+) -> _Staged | None:
     """Worker-thread part: parse, prepare, check against the snapshot, prepare the insert."""
     item = next(blocks, None)
     if item is None:
@@ -265,22 +326,37 @@ def _stage(blocks: Iterator[tuple[pl.DataFrame, int]], snapshot: _Snapshot,
     return _Staged(prepared, checked, Prepared.of(checked.good), snapshot.version, size)
 
 
-def write_batch(tx: WriteTx, checked: Checked, *, fmt: str, source: str, at: datetime,
-                ahead: Prepared | None = None) -> tuple[BatchCounts, audit.AuditRow | None]:
+def write_batch(
+    tx: WriteTx,
+    checked: Checked,
+    *,
+    fmt: str,
+    source: str,
+    at: datetime,
+    ahead: Prepared | None = None,
+) -> tuple[BatchCounts, AuditRow | None]:
     """Store one checked batch in ``tx``: readings, versions, quarantine, batch row, audit."""
     received = at.isoformat(timespec="microseconds")
     batch_id = tx.new_batch(source, fmt, received)
-    applied = apply_readings(tx, checked.good, batch_id=batch_id,
-                             received_at=epoch_of(at.replace(microsecond=0)), ahead=ahead)
+    applied = apply_readings(
+        tx,
+        checked.good,
+        batch_id=batch_id,
+        received_at=epoch_of(at.replace(microsecond=0)),
+        ahead=ahead,
+    )
     records = quarantine_records(checked.bad, fmt, source)
     records += conflict_records(applied.conflicts, fmt, source)
     held = tx.insert_quarantine(batch_id, records, received)
     inserted = len(held)
     counts = BatchCounts(
         records=checked.good.height + checked.bad.height + checked.repeats,
-        accepted=applied.new, duplicates=applied.duplicates + checked.repeats,
-        superseded=applied.superseded, ignored=applied.ignored,
-        conflicts=applied.conflicts.height, quarantined=inserted,
+        accepted=applied.new,
+        duplicates=applied.duplicates + checked.repeats,
+        superseded=applied.superseded,
+        ignored=applied.ignored,
+        conflicts=applied.conflicts.height,
+        quarantined=inserted,
         quarantine_duplicates=len(records) - inserted,
     )
     fresh = set(held)
@@ -291,15 +367,28 @@ def write_batch(tx: WriteTx, checked: Checked, *, fmt: str, source: str, at: dat
             counts.reasons[reason] = counts.reasons.get(reason, 0) + 1
     entry = None
     if counts.effective:
-        entry = audit.append(tx, audit.BATCH_KIND, f"batch {batch_id}", {
-            "batch_id": batch_id, "source": source, "format": fmt, "records": counts.records,
-            "accepted": counts.accepted, "superseded": counts.superseded,
-            "ignored": counts.ignored, "conflicts": counts.conflicts,
-            "duplicates": counts.duplicates, "quarantined": inserted,
-            "reasons": dict(sorted(counts.reasons.items())),
-            "stored_rows": applied.stored_rows, "stored_digest": applied.stored_digest,
-            "quarantine_digest": record_keys_digest(held),
-        }, at)
+        entry = audit.append(
+            tx,
+            audit.BATCH_KIND,
+            f"batch {batch_id}",
+            {
+                "batch_id": batch_id,
+                "source": source,
+                "format": fmt,
+                "records": counts.records,
+                "accepted": counts.accepted,
+                "superseded": counts.superseded,
+                "ignored": counts.ignored,
+                "conflicts": counts.conflicts,
+                "duplicates": counts.duplicates,
+                "quarantined": inserted,
+                "reasons": dict(sorted(counts.reasons.items())),
+                "stored_rows": applied.stored_rows,
+                "stored_digest": applied.stored_digest,
+                "quarantine_digest": record_keys_digest(held),
+            },
+            at,
+        )
     tx.finish_batch(batch_id, counts, entry.seq if entry else None)
     return counts, entry
 
@@ -312,11 +401,21 @@ def quarantine_records(bad: pl.DataFrame, fmt: str, source: str) -> list[NewQuar
     out: list[NewQuarantine] = []
     for row in bad.iter_rows(named=True):
         raw = str(row["raw"] or "")
-        out.append(NewQuarantine(
-            record_key=record_key(fmt, raw), source=source, format=fmt,
-            record_no=row["record_no"], meter_id=row["meter_id"], channel=row["channel"],
-            interval_end=row["interval_end"], reasons=tuple(row["reasons"]),
-            detail=str(row["detail"]), raw=raw, fields=_fields_json(row)))
+        out.append(
+            NewQuarantine(
+                record_key=record_key(fmt, raw),
+                source=source,
+                format=fmt,
+                record_no=row["record_no"],
+                meter_id=row["meter_id"],
+                channel=row["channel"],
+                interval_end=row["interval_end"],
+                reasons=tuple(row["reasons"]),
+                detail=str(row["detail"]),
+                raw=raw,
+                fields=_fields_json(row),
+            )
+        )
     return out
 
 
@@ -324,18 +423,38 @@ def conflict_records(conflicts: pl.DataFrame, fmt: str, source: str) -> list[New
     out: list[NewQuarantine] = []
     for row in conflicts.iter_rows(named=True):
         raw = str(row["raw"] or "")
-        detail = (f"stored value {row['cur_value']} (quality {row['cur_quality']}) differs from "
-                  f"revision {row['value']} (quality {row['quality']}); kept as version "
-                  f"{row['version']} pending review")
-        out.append(NewQuarantine(
-            record_key=record_key(fmt, raw), source=source, format=fmt,
-            record_no=row["record_no"], meter_id=row["meter_id"], channel=row["channel"],
-            interval_end=_iso(row["interval_end"]), reasons=(Reason.REVISION_CONFLICT.value,),
-            detail=detail, raw=raw, fields=json.dumps({
-                "channel_id": row["channel_id"], "interval_end_epoch": row["interval_end"],
-                "version": row["version"], "value_milli": row["value"],
-                "quality_flags": row["quality"], "interval_seconds": row["interval_seconds"],
-                "meter_id": row["meter_id"], "channel": row["channel"]}, sort_keys=True)))
+        detail = (
+            f"stored value {row['cur_value']} (quality {row['cur_quality']}) differs from "
+            f"revision {row['value']} (quality {row['quality']}); kept as version "
+            f"{row['version']} pending review"
+        )
+        out.append(
+            NewQuarantine(
+                record_key=record_key(fmt, raw),
+                source=source,
+                format=fmt,
+                record_no=row["record_no"],
+                meter_id=row["meter_id"],
+                channel=row["channel"],
+                interval_end=_iso(row["interval_end"]),
+                reasons=(Reason.REVISION_CONFLICT.value,),
+                detail=detail,
+                raw=raw,
+                fields=json.dumps(
+                    {
+                        "channel_id": row["channel_id"],
+                        "interval_end_epoch": row["interval_end"],
+                        "version": row["version"],
+                        "value_milli": row["value"],
+                        "quality_flags": row["quality"],
+                        "interval_seconds": row["interval_seconds"],
+                        "meter_id": row["meter_id"],
+                        "channel": row["channel"],
+                    },
+                    sort_keys=True,
+                ),
+            )
+        )
     return out
 
 

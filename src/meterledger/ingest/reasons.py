@@ -42,8 +42,11 @@ class ReasonInfo:
 
 
 REASONS: tuple[ReasonInfo, ...] = (
-    ReasonInfo(Reason.MALFORMED_ROW, "the record cannot be split into fields (wrong field count, "
-               "broken JSON, bad XML element, not UTF-8)"),
+    ReasonInfo(
+        Reason.MALFORMED_ROW,
+        "the record cannot be split into fields (wrong field count, "
+        "broken JSON, bad XML element, not UTF-8)",
+    ),
     ReasonInfo(Reason.MALFORMED_METER_ID, "meter id missing or not 1-64 of [A-Za-z0-9._:/-]"),
     ReasonInfo(Reason.UNKNOWN_METER, "no meter with this id is registered"),
     ReasonInfo(Reason.METER_INACTIVE, "the meter is inactive or retired"),
@@ -60,10 +63,16 @@ REASONS: tuple[ReasonInfo, ...] = (
     ReasonInfo(Reason.UNIT_MISMATCH, "the unit does not measure what the channel measures"),
     ReasonInfo(Reason.MALFORMED_QUALITY, "quality is not a known flag list"),
     ReasonInfo(Reason.NEGATIVE_VALUE, "negative value on a channel that cannot go negative"),
-    ReasonInfo(Reason.IMPLAUSIBLE_VALUE, "more than the meter's capacity could deliver in the "
-               "interval"),
-    ReasonInfo(Reason.DUPLICATE_KEY_CONFLICT, "the same (meter, channel, interval_end) twice in "
-               "one batch with different values"),
-    ReasonInfo(Reason.REVISION_CONFLICT, "a second, different actual for a stored key: kept as a "
-               "version, held for review, billing view unchanged"),
+    ReasonInfo(
+        Reason.IMPLAUSIBLE_VALUE, "more than the meter's capacity could deliver in the interval"
+    ),
+    ReasonInfo(
+        Reason.DUPLICATE_KEY_CONFLICT,
+        "the same (meter, channel, interval_end) twice in one batch with different values",
+    ),
+    ReasonInfo(
+        Reason.REVISION_CONFLICT,
+        "a second, different actual for a stored key: kept as a "
+        "version, held for review, billing view unchanged",
+    ),
 )

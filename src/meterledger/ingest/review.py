@@ -32,8 +32,14 @@ def _at(now: datetime | None) -> datetime:
     return now or datetime.now(UTC)
 
 
-def release(store: Store, q_id: int, *, changes: dict[str, str] | None = None,
-            note: str | None = None, now: datetime | None = None) -> QuarantineRecord:
+def release(
+    store: Store,
+    q_id: int,
+    *,
+    changes: dict[str, str] | None = None,
+    note: str | None = None,
+    now: datetime | None = None,
+) -> QuarantineRecord:
     at = _at(now)
     changes = changes or {}
     with store.write() as tx:
@@ -42,19 +48,26 @@ def release(store: Store, q_id: int, *, changes: dict[str, str] | None = None,
             raise ConflictError(f"quarantine record {q_id} is {record.status}, not open")
         fields = json.loads(record.fields)
         if changes and Reason.REVISION_CONFLICT.value in record.reasons:
-            raise InputError("a revision conflict is released as it is: releasing it accepts "
-                             "the new value; use --set only on records that failed validation")
+            raise InputError(
+                "a revision conflict is released as it is: releasing it accepts "
+                "the new value; use --set only on records that failed validation"
+            )
         unknown = sorted(set(changes) - set(FIELDS))
         if unknown:
             raise InputError(f"cannot set {unknown}: fields are {', '.join(FIELDS)}")
         diff = {name: [fields.get(name), value] for name, value in sorted(changes.items())}
         fields.update(changes)
         stamp = at.isoformat(timespec="microseconds")
-        tx.set_quarantine(q_id, status="released", at=stamp,
-                          fields=json.dumps(fields, sort_keys=True), note=note)
-        audit.append(tx, "quarantine.released", f"quarantine {q_id}",
-                     {"q_id": q_id, "changes": diff, "note": note, "reasons": list(record.reasons)},
-                     at)
+        tx.set_quarantine(
+            q_id, status="released", at=stamp, fields=json.dumps(fields, sort_keys=True), note=note
+        )
+        audit.append(
+            tx,
+            "quarantine.released",
+            f"quarantine {q_id}",
+            {"q_id": q_id, "changes": diff, "note": note, "reasons": list(record.reasons)},
+            at,
+        )
         return _get(tx, q_id)
 
 
@@ -68,8 +81,13 @@ class ReplayOutcome:
         return {"q_id": self.q_id, "outcome": self.outcome, "detail": self.detail}
 
 
-def replay(store: Store, ids: list[int] | None = None, *, reason: str | None = None,
-           now: datetime | None = None) -> list[ReplayOutcome]:
+def replay(
+    store: Store,
+    ids: list[int] | None = None,
+    *,
+    reason: str | None = None,
+    now: datetime | None = None,
+) -> list[ReplayOutcome]:
     """Replay the records named by ``ids``; else the open ones with ``reason``; else every
     released record."""
     if ids:
@@ -95,36 +113,56 @@ def _replay_record(store: Store, record: QuarantineRecord, at: datetime) -> Repl
     row: dict[str, object] = {name: fields.get(name) for name in FIELDS}
     row.update(record_no=record.record_no, raw=record.raw)
     with store.write() as tx:
-        checked = check(prepare(raw_frame([row])), load_registry(store),
-                        now=epoch_of(at.replace(microsecond=0)))
+        checked = check(
+            prepare(raw_frame([row])), load_registry(store), now=epoch_of(at.replace(microsecond=0))
+        )
         stamp = at.isoformat(timespec="microseconds")
         if not checked.bad.is_empty():
             reasons = tuple(checked.bad["reasons"][0])
             detail = str(checked.bad["detail"][0])
             tx.set_quarantine(record.q_id, status="open", at=stamp, reasons=reasons, detail=detail)
             return ReplayOutcome(record.q_id, "still-failing", f"{','.join(reasons)}: {detail}")
-        counts, _ = write_batch(tx, checked, fmt=record.format,
-                                source=f"quarantine:{record.q_id}", at=at)
+        counts, _ = write_batch(
+            tx, checked, fmt=record.format, source=f"quarantine:{record.q_id}", at=at
+        )
         if counts.conflicts:
-            tx.set_quarantine(record.q_id, status="open", at=stamp,
-                              reasons=(Reason.REVISION_CONFLICT.value,),
-                              detail="now valid, but conflicts with the stored actual value")
+            tx.set_quarantine(
+                record.q_id,
+                status="open",
+                at=stamp,
+                reasons=(Reason.REVISION_CONFLICT.value,),
+                detail="now valid, but conflicts with the stored actual value",
+            )
             return ReplayOutcome(record.q_id, "still-failing", "REVISION_CONFLICT")
-        effect = ("accepted" if counts.accepted else "superseded" if counts.superseded
-                  else "ignored" if counts.ignored else "duplicate")
+        effect = (
+            "accepted"
+            if counts.accepted
+            else "superseded"
+            if counts.superseded
+            else "ignored"
+            if counts.ignored
+            else "duplicate"
+        )
         tx.set_quarantine(record.q_id, status="replayed", at=stamp)
-        audit.append(tx, "quarantine.replayed", f"quarantine {record.q_id}",
-                     {"q_id": record.q_id, "effect": effect}, at)
+        audit.append(
+            tx,
+            "quarantine.replayed",
+            f"quarantine {record.q_id}",
+            {"q_id": record.q_id, "effect": effect},
+            at,
+        )
         return ReplayOutcome(record.q_id, "replayed", effect)
 
 
 def _replay_conflict(store: Store, record: QuarantineRecord, at: datetime) -> ReplayOutcome:
     if record.status != "released":
-        return ReplayOutcome(record.q_id, "held",
-                             "a revision conflict is applied only after `quarantine release`")
+        return ReplayOutcome(
+            record.q_id, "held", "a revision conflict is applied only after `quarantine release`"
+        )
     ref = json.loads(record.fields)
-    key = pl.DataFrame({"channel_id": [ref["channel_id"]],
-                        "interval_end": [ref["interval_end_epoch"]]})
+    key = pl.DataFrame(
+        {"channel_id": [ref["channel_id"]], "interval_end": [ref["interval_end_epoch"]]}
+    )
     with store.write() as tx:
         pending = tx.versions_for(key).filter(pl.col("version") == ref["version"])
         if pending.is_empty():
@@ -134,11 +172,21 @@ def _replay_conflict(store: Store, record: QuarantineRecord, at: datetime) -> Re
         tx.replace_readings(pending.select(READING_COLUMNS), "REVISION_ACCEPTED")
         stamp = at.isoformat(timespec="microseconds")
         tx.set_quarantine(record.q_id, status="replayed", at=stamp)
-        audit.append(tx, "revision.accepted", f"quarantine {record.q_id}", {
-            "q_id": record.q_id, "meter_id": ref["meter_id"], "channel": ref["channel"],
-            "interval_end": ref["interval_end_epoch"],
-            "from_value": current["value"][0] if current.height else None,
-            "to_value": ref["value_milli"], "version": ref["version"]}, at)
+        audit.append(
+            tx,
+            "revision.accepted",
+            f"quarantine {record.q_id}",
+            {
+                "q_id": record.q_id,
+                "meter_id": ref["meter_id"],
+                "channel": ref["channel"],
+                "interval_end": ref["interval_end_epoch"],
+                "from_value": current["value"][0] if current.height else None,
+                "to_value": ref["value_milli"],
+                "version": ref["version"],
+            },
+            at,
+        )
     return ReplayOutcome(record.q_id, "replayed", f"revision version {ref['version']} is current")
 
 

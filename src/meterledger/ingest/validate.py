@@ -75,7 +75,9 @@ def prepare(raw: pl.DataFrame) -> pl.DataFrame:
     frame = raw.with_columns(
         ends.alias("end"),
         obis.alias("obis"),
-        pl.when(pl.col("quality").is_null()).then(pl.lit(0, dtype=pl.Int64)).otherwise(quality)
+        pl.when(pl.col("quality").is_null())
+        .then(pl.lit(0, dtype=pl.Int64))
+        .otherwise(quality)
         .alias("quality_flags"),
     )
     value = pl.col("value")
@@ -83,29 +85,38 @@ def prepare(raw: pl.DataFrame) -> pl.DataFrame:
     frame = frame.with_columns(
         pl.col("meter_id").str.contains(METER_ID_PATTERN).fill_null(False).alias("meter_ok"),
         pl.col("interval_seconds").cast(pl.Int64, strict=False).alias("seconds"),
-        pl.col("unit").replace_strict(_UNIT_DECIMALS, default=None, return_dtype=pl.Int64).alias("k"),
-        pl.col("unit").replace_strict(_UNIT_BASE, default=None, return_dtype=pl.String).alias("base"),
+        pl.col("unit")
+        .replace_strict(_UNIT_DECIMALS, default=None, return_dtype=pl.Int64)
+        .alias("k"),
+        pl.col("unit")
+        .replace_strict(_UNIT_BASE, default=None, return_dtype=pl.String)
+        .alias("base"),
         parts.struct.field("1").alias("_sign"),
         parts.struct.field("2").str.strip_chars_start("0").alias("_int"),
         parts.struct.field("3").fill_null("").str.strip_chars_end("0").alias("_frac"),
-        (parts.struct.field("2").str.len_chars() + parts.struct.field("3").fill_null("").str.len_chars())
-        .alias("_digits"),
+        (
+            parts.struct.field("2").str.len_chars()
+            + parts.struct.field("3").fill_null("").str.len_chars()
+        ).alias("_digits"),
     )
     missing = value.is_null() | value.str.to_lowercase().is_in(_MISSING_WORDS)
     malformed = pl.col("_digits").fill_null(0) == 0
     too_long = pl.col("_int").str.len_chars() + pl.col("k") > _MAX_DIGITS
     too_fine = pl.col("_frac").str.len_chars() > pl.col("k")
-    magnitude = (
-        pl.when(pl.col("_int") == "").then(0).otherwise(pl.col("_int").cast(pl.Int64, strict=False))
-        * pl.lit(10, dtype=pl.Int64).pow(pl.col("k"))
-        + pl.col("_frac").str.pad_end(9, "0").str.slice(0, 9).cast(pl.Int64, strict=False)
-        // pl.lit(10, dtype=pl.Int64).pow(9 - pl.col("k"))
-    )
+    magnitude = pl.when(pl.col("_int") == "").then(0).otherwise(
+        pl.col("_int").cast(pl.Int64, strict=False)
+    ) * pl.lit(10, dtype=pl.Int64).pow(pl.col("k")) + pl.col("_frac").str.pad_end(9, "0").str.slice(
+        0, 9
+    ).cast(pl.Int64, strict=False) // pl.lit(10, dtype=pl.Int64).pow(9 - pl.col("k"))
     error = (
-        pl.when(missing).then(pl.lit(Reason.MISSING_VALUE.value))
-        .when(malformed | too_long).then(pl.lit(Reason.MALFORMED_VALUE.value))
-        .when(pl.col("k").is_null()).then(None)  # unit problem reported by the unit rule
-        .when(too_fine).then(pl.lit(Reason.VALUE_PRECISION.value))
+        pl.when(missing)
+        .then(pl.lit(Reason.MISSING_VALUE.value))
+        .when(malformed | too_long)
+        .then(pl.lit(Reason.MALFORMED_VALUE.value))
+        .when(pl.col("k").is_null())
+        .then(None)  # unit problem reported by the unit rule
+        .when(too_fine)
+        .then(pl.lit(Reason.VALUE_PRECISION.value))
     )
     frame = frame.with_columns(error.alias("value_error"))
     milli = pl.when(pl.col("value_error").is_null() & pl.col("k").is_not_null()).then(
@@ -159,57 +170,118 @@ def check(prepared: pl.DataFrame, registry: Registry, *, now: int) -> Checked:
     value_ok = pl.col("milli").is_not_null()
     rules: list[tuple[Reason, pl.Expr, pl.Expr]] = [
         (Reason.MALFORMED_ROW, ~row_ok, pl.col("error_detail")),
-        (Reason.MALFORMED_METER_ID, row_ok & ~pl.col("meter_ok"),
-         pl.format("meter id {} is malformed", pl.col("meter_id").fill_null("(missing)"))),
-        (Reason.UNKNOWN_METER, row_ok & pl.col("meter_ok") & ~known,
-         pl.format("meter {} is not registered", pl.col("meter_id"))),
-        (Reason.METER_INACTIVE, known & (pl.col("status") != "active"),
-         pl.format("meter {} is {}", pl.col("meter_id"), pl.col("status"))),
-        (Reason.MALFORMED_CHANNEL, row_ok & pl.col("obis").is_null(),
-         pl.format("channel {} is not an OBIS code", pl.col("channel").fill_null("(missing)"))),
-        (Reason.UNKNOWN_CHANNEL,
-         known & pl.col("obis").is_not_null() & pl.col("channel_id").is_null(),
-         pl.format("meter {} has no channel {}", pl.col("meter_id"), pl.col("obis"))),
-        (Reason.MALFORMED_TIMESTAMP, row_ok & pl.col("end").is_null(),
-         pl.format("interval_end {} is not ISO-8601 with a UTC offset",
-                   pl.col("interval_end").fill_null("(missing)"))),
-        (Reason.MALFORMED_INTERVAL, row_ok & ~seconds_ok.fill_null(False),
-         pl.format("interval_seconds {} does not divide a day",
-                   pl.col("interval_seconds").fill_null("(missing)"))),
-        (Reason.MISALIGNED_INTERVAL,
-         known & seconds_ok.fill_null(False) & pl.col("end").is_not_null() & ~pl.col("aligned"),
-         pl.format("interval_end {} is not on the {}-second local grid", pl.col("interval_end"),
-                   pl.col("seconds"))),
-        (Reason.FUTURE_INTERVAL, pl.col("end").fill_null(0) > now,
-         pl.format("interval_end {} is after receipt", pl.col("interval_end"))),
-        (Reason.MISSING_VALUE, row_ok & (pl.col("value_error") == Reason.MISSING_VALUE.value),
-         pl.lit("value is missing")),
-        (Reason.MALFORMED_VALUE, row_ok & (pl.col("value_error") == Reason.MALFORMED_VALUE.value),
-         pl.format("value {} is not a plain decimal in range", pl.col("value"))),
-        (Reason.VALUE_PRECISION, row_ok & (pl.col("value_error") == Reason.VALUE_PRECISION.value),
-         pl.format("value {} {} is finer than one milli-unit", pl.col("value"), pl.col("unit"))),
-        (Reason.UNKNOWN_UNIT, row_ok & pl.col("base").is_null(),
-         pl.format("unit {} is unknown", pl.col("unit").fill_null("(missing)"))),
-        (Reason.UNIT_MISMATCH,
-         pl.col("base").is_not_null() & pl.col("base_unit").is_not_null()
-         & (pl.col("base") != pl.col("base_unit")),
-         pl.format("unit {} does not fit channel {} ({})", pl.col("unit"), pl.col("obis"),
-                   pl.col("base_unit"))),
-        (Reason.MALFORMED_QUALITY,
-         row_ok & pl.col("quality").is_not_null() & pl.col("quality_flags").is_null(),
-         pl.format("quality {} is not a known flag list", pl.col("quality"))),
-        (Reason.NEGATIVE_VALUE,
-         value_ok & (pl.col("milli") < 0) & ~pl.col("allows_negative").fill_null(True),
-         pl.format("negative value {} on channel {}", pl.col("value"), pl.col("obis"))),
-        (Reason.IMPLAUSIBLE_VALUE,
-         value_ok & known & seconds_ok.fill_null(False)
-         & (pl.col("milli").abs() > (pl.col("capacity") * pl.col("seconds") + 3599) // 3600),
-         pl.format("value {} {} exceeds what the meter can deliver in {} s", pl.col("value"),
-                   pl.col("unit"), pl.col("seconds"))),
+        (
+            Reason.MALFORMED_METER_ID,
+            row_ok & ~pl.col("meter_ok"),
+            pl.format("meter id {} is malformed", pl.col("meter_id").fill_null("(missing)")),
+        ),
+        (
+            Reason.UNKNOWN_METER,
+            row_ok & pl.col("meter_ok") & ~known,
+            pl.format("meter {} is not registered", pl.col("meter_id")),
+        ),
+        (
+            Reason.METER_INACTIVE,
+            known & (pl.col("status") != "active"),
+            pl.format("meter {} is {}", pl.col("meter_id"), pl.col("status")),
+        ),
+        (
+            Reason.MALFORMED_CHANNEL,
+            row_ok & pl.col("obis").is_null(),
+            pl.format("channel {} is not an OBIS code", pl.col("channel").fill_null("(missing)")),
+        ),
+        (
+            Reason.UNKNOWN_CHANNEL,
+            known & pl.col("obis").is_not_null() & pl.col("channel_id").is_null(),
+            pl.format("meter {} has no channel {}", pl.col("meter_id"), pl.col("obis")),
+        ),
+        (
+            Reason.MALFORMED_TIMESTAMP,
+            row_ok & pl.col("end").is_null(),
+            pl.format(
+                "interval_end {} is not ISO-8601 with a UTC offset",
+                pl.col("interval_end").fill_null("(missing)"),
+            ),
+        ),
+        (
+            Reason.MALFORMED_INTERVAL,
+            row_ok & ~seconds_ok.fill_null(False),
+            pl.format(
+                "interval_seconds {} does not divide a day",
+                pl.col("interval_seconds").fill_null("(missing)"),
+            ),
+        ),
+        (
+            Reason.MISALIGNED_INTERVAL,
+            known & seconds_ok.fill_null(False) & pl.col("end").is_not_null() & ~pl.col("aligned"),
+            pl.format(
+                "interval_end {} is not on the {}-second local grid",
+                pl.col("interval_end"),
+                pl.col("seconds"),
+            ),
+        ),
+        (
+            Reason.FUTURE_INTERVAL,
+            pl.col("end").fill_null(0) > now,
+            pl.format("interval_end {} is after receipt", pl.col("interval_end")),
+        ),
+        (
+            Reason.MISSING_VALUE,
+            row_ok & (pl.col("value_error") == Reason.MISSING_VALUE.value),
+            pl.lit("value is missing"),
+        ),
+        (
+            Reason.MALFORMED_VALUE,
+            row_ok & (pl.col("value_error") == Reason.MALFORMED_VALUE.value),
+            pl.format("value {} is not a plain decimal in range", pl.col("value")),
+        ),
+        (
+            Reason.VALUE_PRECISION,
+            row_ok & (pl.col("value_error") == Reason.VALUE_PRECISION.value),
+            pl.format("value {} {} is finer than one milli-unit", pl.col("value"), pl.col("unit")),
+        ),
+        (
+            Reason.UNKNOWN_UNIT,
+            row_ok & pl.col("base").is_null(),
+            pl.format("unit {} is unknown", pl.col("unit").fill_null("(missing)")),
+        ),
+        (
+            Reason.UNIT_MISMATCH,
+            pl.col("base").is_not_null()
+            & pl.col("base_unit").is_not_null()
+            & (pl.col("base") != pl.col("base_unit")),
+            pl.format(
+                "unit {} does not fit channel {} ({})",
+                pl.col("unit"),
+                pl.col("obis"),
+                pl.col("base_unit"),
+            ),
+        ),
+        (
+            Reason.MALFORMED_QUALITY,
+            row_ok & pl.col("quality").is_not_null() & pl.col("quality_flags").is_null(),
+            pl.format("quality {} is not a known flag list", pl.col("quality")),
+        ),
+        (
+            Reason.NEGATIVE_VALUE,
+            value_ok & (pl.col("milli") < 0) & ~pl.col("allows_negative").fill_null(True),
+            pl.format("negative value {} on channel {}", pl.col("value"), pl.col("obis")),
+        ),
+        (
+            Reason.IMPLAUSIBLE_VALUE,
+            value_ok
+            & known
+            & seconds_ok.fill_null(False)
+            & (pl.col("milli").abs() > (pl.col("capacity") * pl.col("seconds") + 3599) // 3600),
+            pl.format(
+                "value {} {} exceeds what the meter can deliver in {} s",
+                pl.col("value"),
+                pl.col("unit"),
+                pl.col("seconds"),
+            ),
+        ),
     ]
-    flags = frame.select(
-        *[mask.fill_null(False).alias(code.value) for code, mask, _ in rules]
-    )
+    flags = frame.select(*[mask.fill_null(False).alias(code.value) for code, mask, _ in rules])
     failing = pl.any_horizontal(pl.all())
     bad_mask = flags.select(failing.alias("bad")).to_series()
     good = frame.filter(~bad_mask)
@@ -220,11 +292,15 @@ def check(prepared: pl.DataFrame, registry: Registry, *, now: int) -> Checked:
     return Checked(good=good, bad=bad.sort("record_no"), repeats=repeats)
 
 
-def _describe(frame: pl.DataFrame, flags: pl.DataFrame,
-              rules: list[tuple[Reason, pl.Expr, pl.Expr]]) -> pl.DataFrame:
+def _describe(
+    frame: pl.DataFrame, flags: pl.DataFrame, rules: list[tuple[Reason, pl.Expr, pl.Expr]]
+) -> pl.DataFrame:
     if frame.is_empty():
-        return _bad_frame(frame.with_columns(
-            pl.lit([], dtype=pl.List(pl.String)).alias("reasons"), pl.lit("").alias("detail")))
+        return _bad_frame(
+            frame.with_columns(
+                pl.lit([], dtype=pl.List(pl.String)).alias("reasons"), pl.lit("").alias("detail")
+            )
+        )
     both = pl.concat([frame, flags.rename({c: f"_r_{c}" for c in flags.columns})], how="horizontal")
     codes = [pl.when(pl.col(f"_r_{code.value}")).then(pl.lit(code.value)) for code, _, _ in rules]
     texts = [pl.when(pl.col(f"_r_{code.value}")).then(text) for code, _, text in rules]
@@ -235,8 +311,19 @@ def _describe(frame: pl.DataFrame, flags: pl.DataFrame,
     return _bad_frame(described)
 
 
-_BAD_COLUMNS = ("record_no", "meter_id", "channel", "interval_end", "interval_seconds", "value",
-                "unit", "quality", "raw", "reasons", "detail")
+_BAD_COLUMNS = (
+    "record_no",
+    "meter_id",
+    "channel",
+    "interval_end",
+    "interval_seconds",
+    "value",
+    "unit",
+    "quality",
+    "raw",
+    "reasons",
+    "detail",
+)
 
 
 def _bad_frame(frame: pl.DataFrame) -> pl.DataFrame:
@@ -255,9 +342,14 @@ def _batch_duplicates(good: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame, i
     repeats = marked.height - clash.height - kept.height
     conflicts = clash.with_columns(
         pl.lit([Reason.DUPLICATE_KEY_CONFLICT.value]).alias("reasons"),
-        pl.format("meter {} channel {} interval_end {} appears {} times in this batch with "
-                  "different values", pl.col("meter_id"), pl.col("obis"), pl.col("interval_end"),
-                  pl.len().over(key)).alias("detail"),
+        pl.format(
+            "meter {} channel {} interval_end {} appears {} times in this batch with "
+            "different values",
+            pl.col("meter_id"),
+            pl.col("obis"),
+            pl.col("interval_end"),
+            pl.len().over(key),
+        ).alias("detail"),
     )
     good_out = kept.select(
         "channel_id",

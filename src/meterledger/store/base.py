@@ -125,11 +125,21 @@ class BatchCounts:
     @property
     def effective(self) -> bool:
         """Whether the batch changed anything (a no-op delivery leaves no audit entry)."""
-        return bool(self.accepted or self.superseded or self.ignored or self.conflicts or self.quarantined)
+        return bool(
+            self.accepted or self.superseded or self.ignored or self.conflicts or self.quarantined
+        )
 
     def add(self, other: BatchCounts) -> None:
-        for name in ("records", "accepted", "duplicates", "superseded", "ignored", "conflicts",
-                     "quarantined", "quarantine_duplicates"):
+        for name in (
+            "records",
+            "accepted",
+            "duplicates",
+            "superseded",
+            "ignored",
+            "conflicts",
+            "quarantined",
+            "quarantine_duplicates",
+        ):
             setattr(self, name, getattr(self, name) + getattr(other, name))
         for code, count in other.reasons.items():
             self.reasons[code] = self.reasons.get(code, 0) + count
@@ -183,15 +193,24 @@ class WriteTx(ABC):
         """``channel_id, interval_end, max_version`` over current and stored versions."""
 
     @abstractmethod
-    def insert_quarantine(self, batch_id: int, records: Sequence[NewQuarantine],
-                          at: str) -> list[str]:
+    def insert_quarantine(
+        self, batch_id: int, records: Sequence[NewQuarantine], at: str
+    ) -> list[str]:
         """Insert records; one whose ``record_key`` is already held is skipped. Returns the
         record keys inserted."""
 
     @abstractmethod
-    def set_quarantine(self, q_id: int, *, status: str, at: str, fields: str | None = None,
-                       reasons: tuple[str, ...] | None = None, detail: str | None = None,
-                       note: str | None = None) -> None: ...
+    def set_quarantine(
+        self,
+        q_id: int,
+        *,
+        status: str,
+        at: str,
+        fields: str | None = None,
+        reasons: tuple[str, ...] | None = None,
+        detail: str | None = None,
+        note: str | None = None,
+    ) -> None: ...
 
     @abstractmethod
     def last_audit(self) -> AuditRow | None: ...
@@ -203,7 +222,9 @@ class WriteTx(ABC):
     def add_meter(self, meter: MeterRecord) -> None: ...
 
     @abstractmethod
-    def add_channel(self, meter_id: str, obis: str, base_unit: str, allows_negative: bool) -> int: ...
+    def add_channel(
+        self, meter_id: str, obis: str, base_unit: str, allows_negative: bool
+    ) -> int: ...
 
     @abstractmethod
     def get_quarantine(self, q_id: int) -> QuarantineRecord | None: ...
@@ -243,7 +264,9 @@ class Store(ABC):
 
     # -- readings -----------------------------------------------------------------------
     @abstractmethod
-    def readings(self, meter_id: str, start: int, end: int, channel: str | None = None) -> pl.DataFrame:
+    def readings(
+        self, meter_id: str, start: int, end: int, channel: str | None = None
+    ) -> pl.DataFrame:
         """Current readings with ``start < interval_end <= end`` as ``meter_id, channel,``
         then READING_COLUMNS less ``channel_id``; sorted by channel then interval_end."""
 
@@ -261,8 +284,9 @@ class Store(ABC):
 
     # -- quarantine, batches, audit -----------------------------------------------------
     @abstractmethod
-    def list_quarantine(self, status: str | None = None, reason: str | None = None,
-                        limit: int | None = None) -> list[QuarantineRecord]: ...
+    def list_quarantine(
+        self, status: str | None = None, reason: str | None = None, limit: int | None = None
+    ) -> list[QuarantineRecord]: ...
 
     @abstractmethod
     def get_quarantine(self, q_id: int) -> QuarantineRecord | None: ...

@@ -39,8 +39,16 @@ from meterledger.store.migrations import load_migrations
 __all__ = ["SqliteStore", "new_readings_sql", "translate"]
 
 _TABLES = frozenset(
-    {"meters", "channels", "batches", "readings", "reading_versions", "quarantine", "audit_log",
-     "anomalies"}
+    {
+        "meters",
+        "channels",
+        "batches",
+        "readings",
+        "reading_versions",
+        "quarantine",
+        "audit_log",
+        "anomalies",
+    }
 )
 _SYNC = {"OFF", "NORMAL", "FULL", "EXTRA"}
 _INSERT_READINGS = (
@@ -66,7 +74,9 @@ def _frame(rows: list[tuple[int, ...]], columns: Sequence[str] = READING_COLUMNS
     return pl.DataFrame(rows, schema={c: pl.Int64 for c in columns}, orient="row")
 
 
-def _tuples(rows: pl.DataFrame, columns: Sequence[str] = READING_COLUMNS) -> Iterator[tuple[int, ...]]:
+def _tuples(
+    rows: pl.DataFrame, columns: Sequence[str] = READING_COLUMNS
+) -> Iterator[tuple[int, ...]]:
     return zip(*(rows.get_column(c).to_list() for c in columns), strict=True)
 
 
@@ -119,8 +129,9 @@ class SqliteStore(Store):
             try:
                 self._ensure_migration_table()
                 current = int(
-                    self.conn.execute("SELECT coalesce(max(version), 0) FROM schema_migrations")
-                    .fetchone()[0]
+                    self.conn.execute(
+                        "SELECT coalesce(max(version), 0) FROM schema_migrations"
+                    ).fetchone()[0]
                 )
                 for migration in load_migrations("sqlite"):
                     if migration.version <= current:
@@ -167,7 +178,7 @@ class SqliteStore(Store):
                 self.conn.execute("BEGIN IMMEDIATE")
                 return
             except sqlite3.OperationalError as exc:
-                if "locked" not in str(exc) and "busy" not in str(exc) or attempt == 39:
+                if ("locked" not in str(exc) and "busy" not in str(exc)) or attempt == 39:
                     raise
                 time.sleep(delay)
                 delay = min(delay * 2, 2.0)
@@ -199,7 +210,9 @@ class SqliteStore(Store):
         return [ChannelRecord(r[0], r[1], r[2], r[3], bool(r[4])) for r in rows]
 
     # -- readings -----------------------------------------------------------------------
-    def readings(self, meter_id: str, start: int, end: int, channel: str | None = None) -> pl.DataFrame:
+    def readings(
+        self, meter_id: str, start: int, end: int, channel: str | None = None
+    ) -> pl.DataFrame:
         sql = (
             "SELECT c.meter_id, c.obis, r.interval_end, r.interval_seconds, r.value, r.quality,"
             " r.batch_id, r.received_at, r.version FROM channels c JOIN readings r"
@@ -223,7 +236,10 @@ class SqliteStore(Store):
 
     def _query_readings(self, sql: str, params: Sequence[object]) -> pl.DataFrame:
         rows = self.conn.execute(sql, params).fetchall()
-        schema: dict[str, type[pl.DataType] | pl.DataType] = {"meter_id": pl.String, "channel": pl.String}
+        schema: dict[str, type[pl.DataType] | pl.DataType] = {
+            "meter_id": pl.String,
+            "channel": pl.String,
+        }
         schema.update({c: pl.Int64 for c in READING_COLUMNS if c != "channel_id"})
         return pl.DataFrame(rows, schema=schema, orient="row")
 
@@ -238,9 +254,15 @@ class SqliteStore(Store):
         rows = self.conn.execute(sql).fetchall()
         return pl.DataFrame(
             rows,
-            schema={"batch_id": pl.Int64, "meter_id": pl.String, "channel": pl.String,
-                    "interval_end": pl.Int64, "interval_seconds": pl.Int64, "value": pl.Int64,
-                    "quality": pl.Int64},
+            schema={
+                "batch_id": pl.Int64,
+                "meter_id": pl.String,
+                "channel": pl.String,
+                "interval_end": pl.Int64,
+                "interval_seconds": pl.Int64,
+                "value": pl.Int64,
+                "quality": pl.Int64,
+            },
             orient="row",
         )
 
@@ -257,15 +279,22 @@ class SqliteStore(Store):
         ).fetchall()
         return pl.DataFrame(
             current + older,
-            schema={"version": pl.Int64, "value": pl.Int64, "quality": pl.Int64,
-                    "batch_id": pl.Int64, "received_at": pl.Int64, "status": pl.String,
-                    "reason": pl.String},
+            schema={
+                "version": pl.Int64,
+                "value": pl.Int64,
+                "quality": pl.Int64,
+                "batch_id": pl.Int64,
+                "received_at": pl.Int64,
+                "status": pl.String,
+                "reason": pl.String,
+            },
             orient="row",
         ).sort("version")
 
     # -- quarantine, audit ----------------------------------------------------------------
-    def list_quarantine(self, status: str | None = None, reason: str | None = None,
-                        limit: int | None = None) -> list[QuarantineRecord]:
+    def list_quarantine(
+        self, status: str | None = None, reason: str | None = None, limit: int | None = None
+    ) -> list[QuarantineRecord]:
         sql = f"SELECT {_Q_COLUMNS} FROM quarantine WHERE 1=1"
         params: list[object] = []
         if status is not None:
@@ -377,8 +406,17 @@ class _SqliteTx(WriteTx):
         self.conn.execute(
             "UPDATE batches SET records = ?, accepted = ?, duplicates = ?, superseded = ?,"
             " ignored = ?, conflicts = ?, quarantined = ?, audit_seq = ? WHERE batch_id = ?",
-            (counts.records, counts.accepted, counts.duplicates, counts.superseded, counts.ignored,
-             counts.conflicts, counts.quarantined, audit_seq, batch_id),
+            (
+                counts.records,
+                counts.accepted,
+                counts.duplicates,
+                counts.superseded,
+                counts.ignored,
+                counts.conflicts,
+                counts.quarantined,
+                audit_seq,
+                batch_id,
+            ),
         )
 
     def registry_version(self) -> int:
@@ -397,8 +435,9 @@ class _SqliteTx(WriteTx):
         )
         spans = json.dumps(_keys_by_channel(keys))
         found = _frame(self.conn.execute(sql, (spans,)).fetchall())
-        return found.join(keys.select("channel_id", "interval_end"), on=["channel_id", "interval_end"],
-                          how="semi")
+        return found.join(
+            keys.select("channel_id", "interval_end"), on=["channel_id", "interval_end"], how="semi"
+        )
 
     def current_for(self, keys: pl.DataFrame) -> pl.DataFrame:
         return self._range_query("readings", keys)
@@ -414,11 +453,16 @@ class _SqliteTx(WriteTx):
         stored = self.versions_for(keys).select("channel_id", "interval_end", "version")
         both = pl.concat([current, stored])
         return (
-            keys.select("channel_id", "interval_end").unique()
-            .join(both.group_by("channel_id", "interval_end").agg(pl.col("version").max()),
-                  on=["channel_id", "interval_end"], how="left")
-            .select("channel_id", "interval_end",
-                    pl.col("version").fill_null(0).alias("max_version"))
+            keys.select("channel_id", "interval_end")
+            .unique()
+            .join(
+                both.group_by("channel_id", "interval_end").agg(pl.col("version").max()),
+                on=["channel_id", "interval_end"],
+                how="left",
+            )
+            .select(
+                "channel_id", "interval_end", pl.col("version").fill_null(0).alias("max_version")
+            )
             .cast(schema)  # type: ignore[arg-type]
         )
 
@@ -433,8 +477,11 @@ class _SqliteTx(WriteTx):
         full = (len(values) // _ROWS_PER_STATEMENT) * _ROWS_PER_STATEMENT
         sql = new_readings_sql(int(batch_id), int(received_at))
         if full:
-            many = sql + ", " + ", ".join([_row_values(batch_id, received_at)]
-                                          * (_ROWS_PER_STATEMENT - 1))
+            many = (
+                sql
+                + ", "
+                + ", ".join([_row_values(batch_id, received_at)] * (_ROWS_PER_STATEMENT - 1))
+            )
             flat = values[:full].reshape(-1, len(_NEW_COLUMNS) * _ROWS_PER_STATEMENT)
             self.conn.executemany(many, flat.tolist())
         if full < len(values):
@@ -463,17 +510,19 @@ class _SqliteTx(WriteTx):
             "INSERT INTO reading_versions (channel_id, interval_end, interval_seconds, value,"
             " quality, batch_id, received_at, version, status, reason)"
             " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (row + (status, reason) for row in _tuples(rows)),
+            ((*row, status, reason) for row in _tuples(rows)),
         )
 
     def delete_version(self, channel_id: int, interval_end: int, version: int) -> None:
         self.conn.execute(
-            "DELETE FROM reading_versions WHERE channel_id = ? AND interval_end = ? AND version = ?",
+            "DELETE FROM reading_versions WHERE channel_id = ? AND interval_end = ?"
+            " AND version = ?",
             (channel_id, interval_end, version),
         )
 
-    def insert_quarantine(self, batch_id: int, records: Sequence[NewQuarantine],
-                          at: str) -> list[str]:
+    def insert_quarantine(
+        self, batch_id: int, records: Sequence[NewQuarantine], at: str
+    ) -> list[str]:
         if not records:
             return []
         self.conn.executemany(
@@ -481,8 +530,22 @@ class _SqliteTx(WriteTx):
             " meter_id, channel, interval_end, reasons, detail, raw, fields, status, created_at,"
             " updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'open', ?, ?)",
             (
-                (r.record_key, batch_id, r.source, r.format, r.record_no, r.meter_id, r.channel,
-                 r.interval_end, ",".join(r.reasons), r.detail, r.raw, r.fields, at, at)
+                (
+                    r.record_key,
+                    batch_id,
+                    r.source,
+                    r.format,
+                    r.record_no,
+                    r.meter_id,
+                    r.channel,
+                    r.interval_end,
+                    ",".join(r.reasons),
+                    r.detail,
+                    r.raw,
+                    r.fields,
+                    at,
+                    at,
+                )
                 for r in records
             ),
         )
@@ -491,15 +554,30 @@ class _SqliteTx(WriteTx):
         ).fetchall()
         return [row[0] for row in rows]
 
-    def set_quarantine(self, q_id: int, *, status: str, at: str, fields: str | None = None,
-                       reasons: tuple[str, ...] | None = None, detail: str | None = None,
-                       note: str | None = None) -> None:
+    def set_quarantine(
+        self,
+        q_id: int,
+        *,
+        status: str,
+        at: str,
+        fields: str | None = None,
+        reasons: tuple[str, ...] | None = None,
+        detail: str | None = None,
+        note: str | None = None,
+    ) -> None:
         self.conn.execute(
             "UPDATE quarantine SET status = ?, updated_at = ?, fields = coalesce(?, fields),"
             " reasons = coalesce(?, reasons), detail = coalesce(?, detail),"
             " note = coalesce(?, note) WHERE q_id = ?",
-            (status, at, fields, ",".join(reasons) if reasons is not None else None, detail, note,
-             q_id),
+            (
+                status,
+                at,
+                fields,
+                ",".join(reasons) if reasons is not None else None,
+                detail,
+                note,
+                q_id,
+            ),
         )
 
     def get_quarantine(self, q_id: int) -> QuarantineRecord | None:
@@ -524,8 +602,16 @@ class _SqliteTx(WriteTx):
             self.conn.execute(
                 "INSERT INTO meters (meter_id, service, unit, timezone, account, status, capacity,"
                 " created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                (meter.meter_id, meter.service, meter.unit, meter.timezone, meter.account,
-                 meter.status, meter.capacity, meter.created_at),
+                (
+                    meter.meter_id,
+                    meter.service,
+                    meter.unit,
+                    meter.timezone,
+                    meter.account,
+                    meter.status,
+                    meter.capacity,
+                    meter.created_at,
+                ),
             )
         except sqlite3.IntegrityError as exc:
             raise ConflictError(f"meter {meter.meter_id} already exists") from exc

@@ -84,7 +84,9 @@ def _read_header(stream: BinaryIO) -> tuple[list[str], int]:
     return names, len(first)
 
 
-def iter_csv(stream: BinaryIO, *, block_bytes: int = BLOCK_BYTES) -> Iterator[tuple[pl.DataFrame, int]]:
+def iter_csv(
+    stream: BinaryIO, *, block_bytes: int = BLOCK_BYTES
+) -> Iterator[tuple[pl.DataFrame, int]]:
     """Yield (raw frame, bytes consumed) per block of the canonical CSV."""
     names, consumed = _read_header(stream)
     yield raw_frame(), consumed
@@ -106,25 +108,31 @@ def iter_csv(stream: BinaryIO, *, block_bytes: int = BLOCK_BYTES) -> Iterator[tu
         yield _csv_frame(lines, errors, names, first_no, tidy=tidy), size
 
 
-def _csv_frame(lines: pl.Series, errors: pl.Series, names: list[str], first_no: int, *,
-               tidy: bool = True) -> pl.DataFrame:
+def _csv_frame(
+    lines: pl.Series, errors: pl.Series, names: list[str], first_no: int, *, tidy: bool = True
+) -> pl.DataFrame:
     """``tidy``: strip blanks and quotes (skipped when the block has none: a no-op pass)."""
     n = len(names)
-    frame = pl.DataFrame([lines, errors]).with_columns(
-        pl.int_range(first_no, first_no + lines.len(), dtype=pl.Int64).alias("record_no"),
-        pl.col("line").str.strip_suffix("\r").alias("raw"),
-    ).filter(pl.col("raw").str.strip_chars() != "")
+    frame = (
+        pl.DataFrame([lines, errors])
+        .with_columns(
+            pl.int_range(first_no, first_no + lines.len(), dtype=pl.Int64).alias("record_no"),
+            pl.col("line").str.strip_suffix("\r").alias("raw"),
+        )
+        .filter(pl.col("raw").str.strip_chars() != "")
+    )
     commas = pl.col("raw").str.count_matches(",", literal=True)
     split = pl.col("raw").str.split_exact(",", n - 1).struct.rename_fields(names)
     frame = frame.with_columns(commas.alias("commas"), split.alias("parts")).unnest("parts")
     ok = (pl.col("commas") == n - 1) & pl.col("decode_error").is_null()
     cleaned = [
-        pl.when(ok).then(pl.col(name).str.strip_chars().str.strip_chars('"') if tidy
-                         else pl.col(name)).alias(name)
+        pl.when(ok)
+        .then(pl.col(name).str.strip_chars().str.strip_chars('"') if tidy else pl.col(name))
+        .alias(name)
         for name in names
     ]
-    error = (
-        pl.when(pl.col("decode_error").is_not_null() | ~ok).then(pl.lit(Reason.MALFORMED_ROW.value))
+    error = pl.when(pl.col("decode_error").is_not_null() | ~ok).then(
+        pl.lit(Reason.MALFORMED_ROW.value)
     )
     detail = (
         pl.when(pl.col("decode_error").is_not_null())
@@ -140,7 +148,9 @@ def _csv_frame(lines: pl.Series, errors: pl.Series, names: list[str], first_no: 
     return frame.with_columns(*missing).select(list(RAW_SCHEMA)).cast(RAW_SCHEMA)  # type: ignore[arg-type]
 
 
-def iter_jsonl(stream: BinaryIO, *, block_bytes: int = BLOCK_BYTES) -> Iterator[tuple[pl.DataFrame, int]]:
+def iter_jsonl(
+    stream: BinaryIO, *, block_bytes: int = BLOCK_BYTES
+) -> Iterator[tuple[pl.DataFrame, int]]:
     """Yield (raw frame, bytes consumed) per block of JSON lines."""
     line_no = 0
     for block, size in _blocks(stream, block_bytes):

@@ -1,0 +1,1 @@
+"""The FastAPI application factory, a composition root."""

@@ -1,0 +1,1 @@
+"""Money, tariffs, billing cycles, rating and invoices."""

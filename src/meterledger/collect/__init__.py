@@ -1,0 +1,1 @@
+"""The only code that opens sockets, serial ports, MQTT or HTTP: collectors and their resilience."""

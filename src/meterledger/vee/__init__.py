@@ -1,0 +1,1 @@
+"""Validation, estimation and editing of interval data (VEE)."""
