@@ -11,8 +11,7 @@ from __future__ import annotations
 
 import gzip
 import json
-from collections.abc import Callable, Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -27,10 +26,18 @@ from meterledger.core.units import BaseUnit, Unit
 from meterledger.ingest import audit
 from meterledger.ingest.apply import Prepared, apply_readings
 from meterledger.ingest.canonical import record_key, record_keys_digest
-from meterledger.ingest.parsers.delimited import BLOCK_BYTES, iter_csv, iter_jsonl
+from meterledger.ingest.parsers.delimited import BLOCK_BYTES
 from meterledger.ingest.reasons import Reason
 from meterledger.ingest.records import FIELDS
-from meterledger.ingest.validate import Checked, Registry, check, prepare
+from meterledger.ingest.staging import (
+    Snapshot,
+    Staged,
+    Stager,
+    ThreadStager,
+    load_registry,
+    read_blocks,
+)
+from meterledger.ingest.validate import Checked, check
 from meterledger.store.base import (
     AuditRow,
     BatchCounts,
@@ -94,43 +101,6 @@ class IngestResult:
     batches: int = 0
     audit_entries: int = 0
     meters_created: list[str] = field(default_factory=list)
-
-
-def load_registry(store: Store) -> Registry:
-    meters = store.list_meters()
-    channels = store.list_channels()
-    return Registry(
-        meters=pl.DataFrame(
-            {
-                "meter_id": [m.meter_id for m in meters],
-                "timezone": [m.timezone for m in meters],
-                "capacity": [m.capacity for m in meters],
-                "status": [m.status for m in meters],
-            },
-            schema={
-                "meter_id": pl.String,
-                "timezone": pl.String,
-                "capacity": pl.Int64,
-                "status": pl.String,
-            },
-        ),
-        channels=pl.DataFrame(
-            {
-                "meter_id": [c.meter_id for c in channels],
-                "obis": [c.obis for c in channels],
-                "channel_id": [c.channel_id for c in channels],
-                "base_unit": [c.base_unit for c in channels],
-                "allows_negative": [c.allows_negative for c in channels],
-            },
-            schema={
-                "meter_id": pl.String,
-                "obis": pl.String,
-                "channel_id": pl.Int64,
-                "base_unit": pl.String,
-                "allows_negative": pl.Boolean,
-            },
-        ),
-    )
 
 
 def _service_for(unit: str | None) -> Service:
@@ -202,38 +172,23 @@ class Ingestor:
         progress: Progress | None = None,
     ) -> IngestResult:
         result = IngestResult()
-        snapshot = _Snapshot.load(self.store)
-        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="ingest-parse") as pool:
-            blocks = self._blocks(stream, fmt, source, options)
-
-            def stage(snap: _Snapshot) -> Future[_Staged | None]:
-                return pool.submit(_stage, blocks, snap, self._now())
-
-            pending = stage(snapshot)
-            while (staged := pending.result()) is not None:
-                pending = stage(snapshot)
+        snapshot = Snapshot.load(self.store)
+        blocks = read_blocks(stream, fmt, source, options.meter_id, options.block_bytes)
+        stager: Stager = ThreadStager(blocks, snapshot, self._now)
+        with stager:
+            for staged in stager:
                 if staged.prepared.height:
                     self._apply_block(staged, fmt, source, options, result)
-                    snapshot = snapshot.refresh(self.store)
+                    fresh = snapshot.refresh(self.store)
+                    if fresh is not snapshot:
+                        snapshot = fresh
+                        stager.update(snapshot)
                 if progress is not None:
                     progress(staged.size)
         return result
 
-    def _blocks(
-        self, stream: BinaryIO, fmt: str, source: str, options: IngestOptions
-    ) -> Iterator[tuple[pl.DataFrame, int]]:
-        if fmt == "csv":
-            yield from iter_csv(stream, block_bytes=options.block_bytes)
-        elif fmt == "jsonl":
-            yield from iter_jsonl(stream, block_bytes=options.block_bytes)
-        else:
-            from meterledger.ingest.parsers.greenbutton import parse_greenbutton
-
-            data = stream.read()
-            yield parse_greenbutton(data, source=source, meter_id=options.meter_id), len(data)
-
     def _apply_block(
-        self, staged: _Staged, fmt: str, source: str, options: IngestOptions, result: IngestResult
+        self, staged: Staged, fmt: str, source: str, options: IngestOptions, result: IngestResult
     ) -> None:
         at = self._now()
         checked = staged.checked
@@ -286,44 +241,6 @@ class Ingestor:
             )
             created.append(meter_id)
         return created
-
-
-@dataclass(frozen=True, slots=True)
-class _Snapshot:
-    """The registry as of ``version``, for checking blocks off the write transaction."""
-
-    registry: Registry
-    version: int
-
-    @classmethod
-    def load(cls, store: Store) -> _Snapshot:
-        version = store.registry_version()
-        return cls(load_registry(store), version)
-
-    def refresh(self, store: Store) -> _Snapshot:
-        return self if store.registry_version() == self.version else _Snapshot.load(store)
-
-
-@dataclass(frozen=True, slots=True)
-class _Staged:
-    prepared: pl.DataFrame
-    checked: Checked
-    ahead: Prepared
-    registry_version: int
-    size: int
-
-
-def _stage(
-    blocks: Iterator[tuple[pl.DataFrame, int]], snapshot: _Snapshot, now: datetime
-) -> _Staged | None:
-    """Worker-thread part: parse, prepare, check against the snapshot, prepare the insert."""
-    item = next(blocks, None)
-    if item is None:
-        return None
-    raw, size = item
-    prepared = prepare(raw)
-    checked = check(prepared, snapshot.registry, now=epoch_of(now.replace(microsecond=0)))
-    return _Staged(prepared, checked, Prepared.of(checked.good), snapshot.version, size)
 
 
 def write_batch(

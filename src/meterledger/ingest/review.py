@@ -19,9 +19,10 @@ import polars as pl
 from meterledger.core.errors import ConflictError, InputError, NotFoundError
 from meterledger.core.time import epoch_of
 from meterledger.ingest import audit
-from meterledger.ingest.pipeline import load_registry, write_batch
+from meterledger.ingest.pipeline import write_batch
 from meterledger.ingest.reasons import Reason
 from meterledger.ingest.records import FIELDS, raw_frame
+from meterledger.ingest.staging import load_registry
 from meterledger.ingest.validate import check, prepare
 from meterledger.store.base import READING_COLUMNS, QuarantineRecord, Store, WriteTx
 

@@ -1,0 +1,49 @@
+"""`meterledger demo`: the simulated cycle is ingested and found to match what was injected."""
+
+from __future__ import annotations
+
+import json
+from datetime import date
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from meterledger.cli.app import app
+from meterledger.cli.demo import run_demo
+from meterledger.core.errors import ConflictError
+
+
+def test_demo_finds_exactly_what_was_injected(tmp_path: Path) -> None:
+    summary = run_demo(out_dir=tmp_path, db=None, meters=12, days=8, seed=3,
+                       start=date(2024, 10, 30), show_progress=False)
+    expected = summary["expected"]
+    assert summary["audit"]["ok"] is True
+    assert summary["accepted"] == expected["accepted"]
+    assert summary["duplicates"] == expected["duplicates"] > 0
+    assert summary["superseded"] == expected["superseded"] == 4
+    assert summary["conflicts_held_for_review"] == expected["conflicts"] == 3
+    assert summary["quarantined"] == expected["quarantined"]
+    assert summary["quarantined"]["UNKNOWN_METER"] > 0
+    assert summary["matches_injected_faults"] is True
+
+
+def test_demo_is_rerunnable_and_refuses_a_used_store(tmp_path: Path) -> None:
+    first = run_demo(out_dir=tmp_path, db=None, meters=5, days=3, seed=1,
+                     start=date(2024, 3, 9), show_progress=False)
+    again = run_demo(out_dir=tmp_path, db=None, meters=5, days=3, seed=1,
+                     start=date(2024, 3, 9), show_progress=False)
+    assert {k: v for k, v in first.items() if k != "seconds"} == {
+        k: v for k, v in again.items() if k != "seconds"}
+    with pytest.raises(ConflictError):
+        run_demo(out_dir=tmp_path / "b", db=first["db"], meters=5, days=3, seed=1,
+                 start=date(2024, 3, 9), show_progress=False)
+
+
+def test_demo_command_json(tmp_path: Path) -> None:
+    result = CliRunner().invoke(app, ["demo", "--out", str(tmp_path), "--meters", "4",
+                                      "--days", "3", "--json"])
+    assert result.exit_code == 0
+    summary = json.loads(result.stdout)
+    assert summary["matches_injected_faults"] is True
+    assert summary["audit"]["ok"] is True
