@@ -6,10 +6,10 @@ from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 import pytest
-from support import HEADER, NOW, add_meter
 
-from meterledger.ingest.pipeline import IngestOptions, IngestResult, Ingestor
+from meterledger.ingest.pipeline import IngestOptions, Ingestor, IngestResult
 from meterledger.store.sqlite import SqliteStore
+from support import HEADER, NOW, add_meter
 
 
 @pytest.fixture

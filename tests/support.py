@@ -11,16 +11,35 @@ HEADER = "meter_id,channel,interval_end,interval_seconds,value,unit,quality"
 NOW = datetime(2025, 1, 1, tzinfo=UTC)  # receipt time used by ingest in tests
 
 
-def add_meter(store: Store, meter_id: str = "M1", *, service: str = "electric",
-              tz: str = "UTC", capacity: int = 25_000_000, status: str = "active",
-              unit: str = "kWh") -> None:
+def add_meter(
+    store: Store,
+    meter_id: str = "M1",
+    *,
+    service: str = "electric",
+    tz: str = "UTC",
+    capacity: int = 25_000_000,
+    status: str = "active",
+    unit: str = "kWh",
+) -> None:
     """Register a meter with every catalogue channel of its service (capacity in milli/h)."""
     with store.write() as tx:
-        register_meter(tx, MeterRecord(meter_id, service, unit, tz, None, status, capacity,
-                                       "2024-01-01T00:00:00+00:00"))
+        register_meter(
+            tx,
+            MeterRecord(
+                meter_id, service, unit, tz, None, status, capacity, "2024-01-01T00:00:00+00:00"
+            ),
+        )
 
 
-def row(end: str, value: str, *, meter: str = "M1", channel: str = "1.0.1.8.0.255",
-        seconds: str = "900", unit: str = "kWh", quality: str = "actual") -> str:
+def row(
+    end: str,
+    value: str,
+    *,
+    meter: str = "M1",
+    channel: str = "1.0.1.8.0.255",
+    seconds: str = "900",
+    unit: str = "kWh",
+    quality: str = "actual",
+) -> str:
     """One canonical CSV data line."""
     return f"{meter},{channel},{end},{seconds},{value},{unit},{quality}"

@@ -9,10 +9,10 @@ from typing import Any
 
 import pytest
 import typer
-from support import HEADER, row
 from typer.testing import CliRunner
 
 from meterledger.cli.app import app
+from support import HEADER, row
 
 runner = CliRunner()
 DOCS = Path(__file__).resolve().parents[2] / "docs" / "cli.md"
@@ -48,9 +48,19 @@ def test_every_command_is_documented(path: tuple[str, ...]) -> None:
 
 def test_expected_commands_exist() -> None:
     names = {" ".join(p) for p in PATHS}
-    assert {"init", "ingest", "demo", "meters add", "meters list", "quarantine list",
-            "quarantine show", "quarantine release", "quarantine replay", "audit verify",
-            "readings export"} <= names
+    assert {
+        "init",
+        "ingest",
+        "demo",
+        "meters add",
+        "meters list",
+        "quarantine list",
+        "quarantine show",
+        "quarantine release",
+        "quarantine replay",
+        "audit verify",
+        "readings export",
+    } <= names
 
 
 @pytest.fixture
@@ -67,8 +77,9 @@ def test_init_and_env_var(db: str, monkeypatch: pytest.MonkeyPatch) -> None:
     assert json.loads(out)["db"] == db
 
 
-def test_config_file_is_read_and_env_beats_it(db: str, tmp_path: Path,
-                                             monkeypatch: pytest.MonkeyPatch) -> None:
+def test_config_file_is_read_and_env_beats_it(
+    db: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     other = f"sqlite:///{tmp_path / 'from-yaml.db'}"
     (tmp_path / "meterledger.yaml").write_text(f"db: {other}\n")
     assert json.loads(invoke("init", "--json")[1])["db"] == other
@@ -77,8 +88,20 @@ def test_config_file_is_read_and_env_beats_it(db: str, tmp_path: Path,
 
 
 def test_meters_add_and_list(db: str) -> None:
-    code, out = invoke("meters", "add", "MTR-1", "--service", "electric", "--tz",
-                       "America/New_York", "--account", "ACC-9", "--db", db, "--json")
+    code, out = invoke(
+        "meters",
+        "add",
+        "MTR-1",
+        "--service",
+        "electric",
+        "--tz",
+        "America/New_York",
+        "--account",
+        "ACC-9",
+        "--db",
+        db,
+        "--json",
+    )
     assert code == 0 and json.loads(out)["account"] == "ACC-9"
     code, out = invoke("meters", "list", "--db", db, "--json")
     listed = json.loads(out)
@@ -94,8 +117,10 @@ def test_meters_add_and_list(db: str) -> None:
 
 def test_ingest_json_and_export_round_trip(db: str, tmp_path: Path) -> None:
     invoke("meters", "add", "M1", "--tz", "UTC", "--db", db)
-    lines = [row(f"2024-03-01T00:{m:02d}:00+00:00", v) for m, v in
-             ((15, "0.125"), (30, "1.5"), (45, "0.000001"))]
+    lines = [
+        row(f"2024-03-01T00:{m:02d}:00+00:00", v)
+        for m, v in ((15, "0.125"), (30, "1.5"), (45, "0.000001"))
+    ]
     lines.append(row("2024-03-01T01:00:00+00:00", "0.25", quality="estimated:linear"))
     lines.append(row("2024-03-01T01:15:00+00:00", "oops"))
     src = tmp_path / "in.csv"
@@ -106,8 +131,20 @@ def test_ingest_json_and_export_round_trip(db: str, tmp_path: Path) -> None:
     assert report["totals"]["accepted"] == 4
     assert report["totals"]["reasons"] == {"MALFORMED_VALUE": 1}
     target = tmp_path / "out.csv"
-    code, _ = invoke("readings", "export", "--meter", "M1", "--from", "2024-03-01T00:00:00Z",
-                     "--to", "2024-03-01T02:00:00Z", "--out", str(target), "--db", db)
+    code, _ = invoke(
+        "readings",
+        "export",
+        "--meter",
+        "M1",
+        "--from",
+        "2024-03-01T00:00:00Z",
+        "--to",
+        "2024-03-01T02:00:00Z",
+        "--out",
+        str(target),
+        "--db",
+        db,
+    )
     assert code == 0
     exported = target.read_text().splitlines()
     assert exported[0] == HEADER
@@ -122,13 +159,30 @@ def test_export_jsonl_to_stdout(db: str, tmp_path: Path) -> None:
     src = tmp_path / "in.csv"
     src.write_text(HEADER + "\n" + row("2024-03-01T00:15:00+00:00", "2") + "\n")
     invoke("ingest", str(src), "--db", db)
-    code, out = invoke("readings", "export", "--meter", "M1", "--from", "2024-03-01T00:00:00Z",
-                       "--to", "2024-03-02T00:00:00Z", "--format", "jsonl", "--db", db)
+    code, out = invoke(
+        "readings",
+        "export",
+        "--meter",
+        "M1",
+        "--from",
+        "2024-03-01T00:00:00Z",
+        "--to",
+        "2024-03-02T00:00:00Z",
+        "--format",
+        "jsonl",
+        "--db",
+        db,
+    )
     assert code == 0
-    assert json.loads(out) == {"meter_id": "M1", "channel": "1.0.1.8.0.255",
-                               "interval_end": "2024-03-01T00:15:00+00:00",
-                               "interval_seconds": 900, "value": "2", "unit": "kWh",
-                               "quality": "actual"}
+    assert json.loads(out) == {
+        "meter_id": "M1",
+        "channel": "1.0.1.8.0.255",
+        "interval_end": "2024-03-01T00:15:00+00:00",
+        "interval_seconds": 900,
+        "value": "2",
+        "unit": "kWh",
+        "quality": "actual",
+    }
 
 
 def test_ingest_create_meters_and_meter_id_rules(db: str, tmp_path: Path) -> None:
@@ -138,8 +192,9 @@ def test_ingest_create_meters_and_meter_id_rules(db: str, tmp_path: Path) -> Non
     assert json.loads(out)["totals"]["reasons"] == {"UNKNOWN_METER": 1}
     src2 = tmp_path / "in2.csv"
     src2.write_text(HEADER + "\n" + row("2024-03-01T00:30:00+00:00", "2", meter="NEW-7") + "\n")
-    code, out = invoke("ingest", str(src2), "--create-meters", "--tz", "Europe/Paris", "--db",
-                       db, "--json")
+    code, out = invoke(
+        "ingest", str(src2), "--create-meters", "--tz", "Europe/Paris", "--db", db, "--json"
+    )
     assert json.loads(out)["files"][0]["meters_created"] == ["NEW-7"]
     assert json.loads(out)["totals"]["accepted"] == 1
     meters = json.loads(invoke("meters", "list", "--db", db, "--json")[1])

@@ -15,8 +15,15 @@ from meterledger.core.errors import ConflictError
 
 
 def test_demo_finds_exactly_what_was_injected(tmp_path: Path) -> None:
-    summary = run_demo(out_dir=tmp_path, db=None, meters=12, days=8, seed=3,
-                       start=date(2024, 10, 30), show_progress=False)
+    summary = run_demo(
+        out_dir=tmp_path,
+        db=None,
+        meters=12,
+        days=8,
+        seed=3,
+        start=date(2024, 10, 30),
+        show_progress=False,
+    )
     expected = summary["expected"]
     assert summary["audit"]["ok"] is True
     assert summary["accepted"] == expected["accepted"]
@@ -29,20 +36,43 @@ def test_demo_finds_exactly_what_was_injected(tmp_path: Path) -> None:
 
 
 def test_demo_is_rerunnable_and_refuses_a_used_store(tmp_path: Path) -> None:
-    first = run_demo(out_dir=tmp_path, db=None, meters=5, days=3, seed=1,
-                     start=date(2024, 3, 9), show_progress=False)
-    again = run_demo(out_dir=tmp_path, db=None, meters=5, days=3, seed=1,
-                     start=date(2024, 3, 9), show_progress=False)
+    first = run_demo(
+        out_dir=tmp_path,
+        db=None,
+        meters=5,
+        days=3,
+        seed=1,
+        start=date(2024, 3, 9),
+        show_progress=False,
+    )
+    again = run_demo(
+        out_dir=tmp_path,
+        db=None,
+        meters=5,
+        days=3,
+        seed=1,
+        start=date(2024, 3, 9),
+        show_progress=False,
+    )
     assert {k: v for k, v in first.items() if k != "seconds"} == {
-        k: v for k, v in again.items() if k != "seconds"}
+        k: v for k, v in again.items() if k != "seconds"
+    }
     with pytest.raises(ConflictError):
-        run_demo(out_dir=tmp_path / "b", db=first["db"], meters=5, days=3, seed=1,
-                 start=date(2024, 3, 9), show_progress=False)
+        run_demo(
+            out_dir=tmp_path / "b",
+            db=first["db"],
+            meters=5,
+            days=3,
+            seed=1,
+            start=date(2024, 3, 9),
+            show_progress=False,
+        )
 
 
 def test_demo_command_json(tmp_path: Path) -> None:
-    result = CliRunner().invoke(app, ["demo", "--out", str(tmp_path), "--meters", "4",
-                                      "--days", "3", "--json"])
+    result = CliRunner().invoke(
+        app, ["demo", "--out", str(tmp_path), "--meters", "4", "--days", "3", "--json"]
+    )
     assert result.exit_code == 0
     summary = json.loads(result.stdout)
     assert summary["matches_injected_faults"] is True

@@ -66,11 +66,6 @@ def test_bad_meter_ids(text: str) -> None:
         MeterId(text)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: ids.py METER_ID_PATTERN ends in '$' and is used with re.match, so an id "
-    "with a trailing newline is accepted ('$' also matches before a final '\\n')",
-)
 @pytest.mark.parametrize("text", ["M1\n", "X" + "y" * 63 + "\n"])
 def test_meter_id_with_trailing_newline_is_malformed(text: str) -> None:
     assert not is_valid_meter_id(text)

@@ -113,11 +113,6 @@ def test_constructor_rejects_non_integers() -> None:
         ObisCode(1.0, 0, 1, 8, 0)  # type: ignore[arg-type]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: obis.py _DOTTED/_REDUCED use \\d, which matches any Unicode decimal digit, "
-    "so Arabic-Indic or full-width digits parse as an OBIS code",
-)
 @pytest.mark.parametrize("text", ["\u0661.0.1.8.0.255", "\uff11-0:1.8.0"])
 def test_parse_rejects_non_ascii_digits(text: str) -> None:
     with pytest.raises(InputError):

@@ -87,11 +87,6 @@ def test_milli_from_text_refuses_non_numbers(text: str) -> None:
         milli_from_text(text, Unit.KWH)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: units.py milli_from_text multiplies in the default 28-digit Decimal context, "
-    "so a long value is silently rounded to an integer instead of refused",
-)
 def test_milli_from_text_never_rounds_long_values() -> None:
     with pytest.raises(InputError):
         milli_from_text("1000000000000000000000000.0001", Unit.WH)
@@ -136,11 +131,6 @@ def test_decimal_text_with_any_scale_is_exact_or_refused(digits: int, scale: int
                 milli_from_text(text, unit)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: units.py text_from_milli uses Decimal.scaleb in the 28-digit context and "
-    "rounds integers longer than 28 digits",
-)
 def test_text_from_milli_is_exact_for_long_integers() -> None:
     milli = 10**30 + 1
     assert text_from_milli(milli, Unit.KWH) == "1000000000000000000000000.000001"

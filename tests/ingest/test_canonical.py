@@ -18,8 +18,8 @@ from meterledger.ingest.canonical import (
     batch_digest,
     canonical_line,
     idempotency_key,
+    quarantine_digest,
     record_key,
-    record_keys_digest,
 )
 
 END = datetime(2024, 1, 1, 0, 15, tzinfo=UTC)
@@ -212,8 +212,11 @@ def test_record_key_depends_on_format_and_raw() -> None:
     assert record_key("csv", "a") != record_key("csva", "")
 
 
-def test_record_keys_digest_is_order_independent() -> None:
+def test_quarantine_digest_is_order_independent() -> None:
     keys = [record_key("csv", str(i)) for i in range(10)]
-    assert record_keys_digest(keys) == record_keys_digest(list(reversed(keys)))
-    assert record_keys_digest(keys) != record_keys_digest(keys[:-1])
-    assert record_keys_digest([]) == EMPTY_DIGEST
+    held = [(key, f'{{"value": "{n}"}}') for n, key in enumerate(keys)]
+    assert quarantine_digest(held) == quarantine_digest(list(reversed(held)))
+    assert quarantine_digest(held) != quarantine_digest(held[:-1])
+    changed = [*held[:-1], (held[-1][0], '{"value": "other"}')]
+    assert quarantine_digest(held) != quarantine_digest(changed)  # the fields are covered
+    assert quarantine_digest([]) == EMPTY_DIGEST

@@ -231,12 +231,6 @@ def test_csv_header_not_utf8() -> None:
         csv(b"meter_id,channel,interval_end,interval_seconds,value,unit\xff\n")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: delimited.py iter_csv strips field whitespace only when the 4 MB block "
-    "happens to contain a space, tab or quote (the `tidy` flag), so the same line is "
-    "accepted or refused depending on its neighbours",
-)
 @pytest.mark.parametrize("odd", ["\x0b", "\x0c", "\u00a0", "\u2003"])
 def test_csv_field_cleaning_does_not_depend_on_other_lines(odd: str) -> None:
     target = f"M1,1.0.1.8.0.255,{END},900,1.5{odd},kWh,actual"
@@ -362,12 +356,6 @@ def test_jsonl_empty_input() -> None:
     assert jsonl(b"").height == 0
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: delimited.py iter_jsonl passes a lone-surrogate string from json.loads "
-    '(e.g. "\\ud800") to polars, which raises UnicodeEncodeError instead of the record '
-    "becoming MALFORMED_ROW",
-)
 def test_jsonl_lone_surrogate_is_a_malformed_row() -> None:
     frame = jsonl(record() + "\n" + '{"meter_id": "\\ud800"}\n')
     assert frame["error"].to_list() == [None, "MALFORMED_ROW"]

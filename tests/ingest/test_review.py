@@ -211,14 +211,6 @@ def test_unknown_meter_replayed_after_the_meter_is_added(
     assert_verified(store)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=KeyError,
-    reason="BUG: a record that becomes a REVISION_CONFLICT on replay keeps its raw-field "
-    "`fields` (review._replay_record sets reasons only; pipeline.conflict_records' record "
-    "is dropped by INSERT OR IGNORE since its record_key equals the replayed record's), so "
-    "release + replay crash in review._replay_conflict with KeyError 'channel_id'",
-)
 def test_replay_that_turns_into_a_conflict_can_be_released_and_applied(
     store: SqliteStore, deliver: Callable[..., IngestResult]
 ) -> None:
@@ -227,25 +219,20 @@ def test_replay_that_turns_into_a_conflict_can_be_released_and_applied(
     deliver(support.row(END, "3.000", meter="M7"))  # another feed delivers an actual
     (record,) = store.list_quarantine()
     (outcome,) = review.replay(store, reason="UNKNOWN_METER", now=support.NOW)
-    assert (outcome.outcome, outcome.detail) == ("still-failing", "REVISION_CONFLICT")
-    assert store.get_quarantine(record.q_id).reasons == ("REVISION_CONFLICT",)  # type: ignore[union-attr]
+    # the record is replayed; its value is now a revision held for review under its own record
+    assert (outcome.outcome, outcome.detail) == ("replayed", "conflict")
+    assert store.get_quarantine(record.q_id).status == "replayed"  # type: ignore[union-attr]
+    (conflict,) = store.list_quarantine(status="open")
+    assert conflict.reasons == ("REVISION_CONFLICT",) and conflict.q_id != record.q_id
+    assert billed(store, "M7") == {END_EPOCH: (3_000_000, 0)}
 
-    review.release(store, record.q_id, note="the first delivery was right", now=support.NOW)
+    review.release(store, conflict.q_id, note="the first delivery was right", now=support.NOW)
     (done,) = review.replay(store, now=support.NOW)
     assert done.outcome == "replayed"
     assert billed(store, "M7") == {END_EPOCH: (1_000_000, 0)}
     assert_verified(store)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="BUG: a conflict whose raw record is already quarantined (here as UNKNOWN_METER) "
-    "gets no REVISION_CONFLICT record: pipeline.conflict_records keys it by record_key(fmt, "
-    "raw), insert_quarantine's INSERT OR IGNORE drops it (counted as a quarantine duplicate), "
-    "so the pending_review version has nothing to review it by, and `replay --reason "
-    "UNKNOWN_METER` then closes the old record as a 'duplicate' of that pending version",
-)
 def test_conflict_on_redelivery_of_a_quarantined_record_is_held_for_review(
     store: SqliteStore, write_csv: WriteCsv, ingest: Ingest
 ) -> None:
@@ -265,14 +252,6 @@ def test_conflict_on_redelivery_of_a_quarantined_record_is_held_for_review(
     assert [json.loads(r.fields).get("version") for r in held] == [2]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="BUG: review._replay_record does not re-read the record's status inside its write "
-    "transaction, so a concurrent `quarantine replay` that listed the record before the other "
-    "committed replays it again: a second 'quarantine.replayed' audit entry (effect "
-    "'duplicate') and an empty batch for one decision",
-)
 def test_concurrent_replay_of_a_fixed_record_is_audited_once(
     store: SqliteStore,
     meter: str,
@@ -296,14 +275,6 @@ def test_concurrent_replay_of_a_fixed_record_is_audited_once(
     assert (outcome.outcome, outcome.detail) == ("replayed", "already replayed")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=ConflictError,
-    reason="BUG: review._replay_conflict does not re-read the record's status inside its write "
-    "transaction, so a concurrent `quarantine replay` that listed a released conflict before "
-    "the other promoted it fails with ConflictError 'the pending version ... is gone' "
-    "(exit 2) instead of reporting it already replayed",
-)
 def test_concurrent_replay_of_a_released_conflict_reports_it_done(
     store: SqliteStore,
     meter: str,

@@ -566,12 +566,6 @@ def test_registry_columns(meter: str, store: SqliteStore) -> None:
 # -- bugs ----------------------------------------------------------------------------------------
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: validate.py _DECIMAL uses \\d, which polars (Rust regex) treats as any Unicode "
-    "digit; a value like '\u0661' passes every value rule with milli = null and the batch "
-    "fails with TerminalStoreError (NOT NULL constraint failed: readings.value)",
-)
 @pytest.mark.parametrize("value", ["\u0661", "\uff11.5", "1\u0665"])
 def test_non_ascii_digits_are_a_malformed_value(
     meter: str, store: SqliteStore, write_csv: WriteCsv, ingest: Ingest, value: str
@@ -584,12 +578,6 @@ def test_non_ascii_digits_are_a_malformed_value(
     assert store.count("readings") == 1
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: core/time.py parse_instant raises OverflowError (not InputError) for an "
-    "instant outside years 1..9999 in UTC; validate._epoch_or_none only catches InputError, "
-    "so ingest crashes with OverflowError",
-)
 @pytest.mark.parametrize("end", ["0001-01-01T00:15:00+01:00", "9999-12-31T23:45:00-14:00"])
 def test_out_of_range_timestamp_is_quarantined(
     meter: str, store: SqliteStore, write_csv: WriteCsv, ingest: Ingest, end: str
@@ -601,11 +589,6 @@ def test_out_of_range_timestamp_is_quarantined(
     ]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: validate._aligned → core/time.is_aligned raises OverflowError for an end near "
-    "year 1 (or 9999) on a meter whose zone is behind (or ahead of) UTC; ingest crashes",
-)
 @pytest.mark.parametrize(
     ("zone", "end"),
     [

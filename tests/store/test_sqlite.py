@@ -8,11 +8,11 @@ from pathlib import Path
 
 import polars as pl
 import pytest
-import support
 
+import support
 from meterledger.core.errors import ConfigError, ConflictError, StoreError
 from meterledger.ingest.audit import GENESIS, append, entry_hash, verify
-from meterledger.ingest.canonical import batch_digest, record_keys_digest
+from meterledger.ingest.canonical import batch_digest, quarantine_digest
 from meterledger.store import open_store
 from meterledger.store.base import MeterRecord
 from meterledger.store.migrations import load_migrations
@@ -25,8 +25,17 @@ def tables(conn: sqlite3.Connection) -> set[str]:
 
 def test_fresh_store_has_every_table_at_latest_version(store: SqliteStore) -> None:
     names = tables(store.conn)
-    assert {"meters", "channels", "readings", "reading_versions", "batches", "quarantine",
-            "anomalies", "audit_log", "schema_migrations"} <= names
+    assert {
+        "meters",
+        "channels",
+        "readings",
+        "reading_versions",
+        "batches",
+        "quarantine",
+        "anomalies",
+        "audit_log",
+        "schema_migrations",
+    } <= names
     assert store.schema_version() == len(load_migrations("sqlite")) == 2
 
 
@@ -47,23 +56,61 @@ def test_migrates_a_database_made_by_schema_version_1(tmp_path: Path) -> None:
     assert old.migrate(target=1) == [1]
     assert "anomalies" not in tables(old.conn)
     conn = old.conn
-    conn.execute("INSERT INTO meters VALUES ('OLD-1', 'electric', 'kWh', 'UTC', 'A-1', 'active',"
-                 " 25000000, '2023-01-01T00:00:00+00:00')")
-    conn.execute("INSERT INTO channels (meter_id, obis, base_unit) VALUES"
-                 " ('OLD-1', '1.0.1.8.0.255', 'Wh')")
+    conn.execute(
+        "INSERT INTO meters VALUES ('OLD-1', 'electric', 'kWh', 'UTC', 'A-1', 'active',"
+        " 25000000, '2023-01-01T00:00:00+00:00')"
+    )
+    conn.execute(
+        "INSERT INTO channels (meter_id, obis, base_unit) VALUES ('OLD-1', '1.0.1.8.0.255', 'Wh')"
+    )
     conn.execute("INSERT INTO batches (source, format, received_at) VALUES ('v1', 'csv', 'x')")
-    conn.executemany("INSERT INTO readings VALUES (1, ?, 900, ?, 0, 1, 0, 1)",
-                     [(1_700_000_100 + 900 * i, 1000 * i) for i in range(4)])
-    rows = pl.DataFrame({"meter_id": ["OLD-1"] * 4, "channel": ["1.0.1.8.0.255"] * 4,
-                         "interval_end": [1_700_000_100 + 900 * i for i in range(4)],
-                         "interval_seconds": [900] * 4, "value": [1000 * i for i in range(4)],
-                         "quality": [0] * 4})
-    payload = json.dumps({"batch_id": 1, "stored_rows": 4, "stored_digest": batch_digest(rows),
-                          "quarantined": 0, "quarantine_digest": record_keys_digest([])},
-                         sort_keys=True, separators=(",", ":"))
-    conn.execute("INSERT INTO audit_log VALUES (1, 't', 'batch.ingested', 'batch 1', ?, ?, ?)",
-                 (payload, GENESIS, entry_hash(1, "t", "batch.ingested", "batch 1", payload,
-                                               GENESIS)))
+    conn.executemany(
+        "INSERT INTO readings VALUES (1, ?, 900, ?, 0, 1, 0, 1)",
+        [(1_700_000_100 + 900 * i, 1000 * i) for i in range(4)],
+    )
+    rows = pl.DataFrame(
+        {
+            "meter_id": ["OLD-1"] * 4,
+            "channel": ["1.0.1.8.0.255"] * 4,
+            "interval_end": [1_700_000_100 + 900 * i for i in range(4)],
+            "interval_seconds": [900] * 4,
+            "value": [1000 * i for i in range(4)],
+            "quality": [0] * 4,
+        }
+    )
+    payload = json.dumps(
+        {
+            "batch_id": 1,
+            "stored_rows": 4,
+            "stored_digest": batch_digest(rows),
+            "quarantined": 0,
+            "quarantine_digest": quarantine_digest([]),
+        },
+        sort_keys=True,
+        separators=(",", ":"),
+    )
+    meter = json.dumps(
+        {
+            "meter_id": "OLD-1",
+            "service": "electric",
+            "unit": "kWh",
+            "timezone": "UTC",
+            "account": "A-1",
+            "status": "active",
+            "capacity": 25000000,
+        },
+        sort_keys=True,
+        separators=(",", ":"),
+    )
+    first = entry_hash(1, "t", "meter.added", "OLD-1", meter, GENESIS)
+    conn.execute(
+        "INSERT INTO audit_log VALUES (1, 't', 'meter.added', 'OLD-1', ?, ?, ?)",
+        (meter, GENESIS, first),
+    )
+    conn.execute(
+        "INSERT INTO audit_log VALUES (2, 't', 'batch.ingested', 'batch 1', ?, ?, ?)",
+        (payload, first, entry_hash(2, "t", "batch.ingested", "batch 1", payload, first)),
+    )
     old.close()
 
     upgraded = open_store(url)  # migrates to the latest version
@@ -139,10 +186,14 @@ def test_synchronous_full_from_url(tmp_path: Path) -> None:
     assert s.conn.execute("PRAGMA synchronous").fetchone()[0] == 2
 
 
-def test_readings_query_is_bounded_and_sorted(store: SqliteStore, meter: str,
-                                              write_csv, ingest) -> None:  # type: ignore[no-untyped-def]
-    lines = [support.row(f"2024-01-01T0{h}:{m:02d}:00+00:00", "0.5") for h in range(3)
-             for m in (0, 15, 30, 45)]
+def test_readings_query_is_bounded_and_sorted(
+    store: SqliteStore, meter: str, write_csv, ingest
+) -> None:  # type: ignore[no-untyped-def]
+    lines = [
+        support.row(f"2024-01-01T0{h}:{m:02d}:00+00:00", "0.5")
+        for h in range(3)
+        for m in (0, 15, 30, 45)
+    ]
     ingest(write_csv(list(reversed(lines))))
     start = 1704067200  # 2024-01-01T00:00Z
     frame = store.readings(meter, start, start + 3600)

@@ -29,7 +29,8 @@ _METER_ID = re.compile(METER_ID_PATTERN)
 
 
 def is_valid_meter_id(text: str) -> bool:
-    return bool(_METER_ID.match(text))
+    # fullmatch: with match, "$" would also accept a trailing newline
+    return isinstance(text, str) and bool(_METER_ID.fullmatch(text))
 
 
 @dataclass(frozen=True, slots=True, order=True)

@@ -9,8 +9,13 @@ from meterledger.core.errors import InputError
 
 __all__ = ["ObisCode"]
 
-_DOTTED = re.compile(r"^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})$")
-_REDUCED = re.compile(r"^(\d{1,3})-(\d{1,3}):(\d{1,3})\.(\d{1,3})\.(\d{1,3})(?:[*&](\d{1,3}))?$")
+# ASCII digits only: ``\d`` would also accept Arabic-Indic or full-width digits.
+_DOTTED = re.compile(
+    r"([0-9]{1,3})\.([0-9]{1,3})\.([0-9]{1,3})\.([0-9]{1,3})\.([0-9]{1,3})\.([0-9]{1,3})"
+)
+_REDUCED = re.compile(
+    r"([0-9]{1,3})-([0-9]{1,3}):([0-9]{1,3})\.([0-9]{1,3})\.([0-9]{1,3})(?:[*&]([0-9]{1,3}))?"
+)
 
 
 @dataclass(frozen=True, slots=True, order=True)
@@ -27,14 +32,14 @@ class ObisCode:
     def __post_init__(self) -> None:
         for name in ("a", "b", "c", "d", "e", "f"):
             group = getattr(self, name)
-            if not isinstance(group, int) or not 0 <= group <= 255:
+            if isinstance(group, bool) or not isinstance(group, int) or not 0 <= group <= 255:
                 raise InputError(f"OBIS value group {name.upper()} must be 0..255, got {group!r}")
 
     @classmethod
     def parse(cls, text: str) -> ObisCode:
         """Parse ``1.0.1.8.0.255``, ``1-0:1.8.0*255`` or the short ``1-0:1.8.0`` (F = 255)."""
         stripped = text.strip()
-        match = _DOTTED.match(stripped) or _REDUCED.match(stripped)
+        match = _DOTTED.fullmatch(stripped) or _REDUCED.fullmatch(stripped)
         if match is None:
             raise InputError(f"not an OBIS code: {text!r}")
         groups = [int(g) if g is not None else 255 for g in match.groups()]

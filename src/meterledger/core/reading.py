@@ -47,7 +47,7 @@ class Quality(enum.IntFlag):
             return "actual"
         parts: list[str] = []
         method = next((name for flag, name in _METHODS if self & flag), None)
-        if self & Quality.ESTIMATED:
+        if self & Quality.ESTIMATED or method:
             parts.append(f"estimated:{method}" if method else "estimated")
         for flag, name in _PLAIN:
             if self & flag:

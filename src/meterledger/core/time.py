@@ -37,7 +37,10 @@ def parse_instant(text: str) -> datetime:
         raise InputError(f"not an ISO-8601 timestamp: {text!r}") from exc
     if value.tzinfo is None or value.utcoffset() is None:
         raise InputError(f"timestamp has no UTC offset: {text!r}")
-    return value.astimezone(UTC)
+    try:
+        return value.astimezone(UTC)
+    except OverflowError as exc:
+        raise InputError(f"timestamp out of range in UTC: {text!r}") from exc
 
 
 def epoch_of(value: datetime) -> int:
@@ -72,7 +75,11 @@ def is_aligned(end_epoch: int, seconds: int, zone: ZoneInfo) -> bool:
     Meters align intervals to local clock time (an hourly interval in Asia/Kolkata ends at
     :30 UTC), so the check adds the zone's offset at that instant.
     """
-    offset = from_epoch(end_epoch).astimezone(zone).utcoffset()
+    instant = from_epoch(end_epoch)
+    try:
+        offset = instant.astimezone(zone).utcoffset()
+    except OverflowError:  # within hours of year 1 or 9999: the local form is unrepresentable
+        offset = zone.utcoffset(instant.replace(tzinfo=None))
     local = end_epoch + (int(offset.total_seconds()) if offset is not None else 0)
     return seconds > 0 and local % seconds == 0
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal, InvalidOperation, localcontext
 
 from meterledger.core.errors import InputError
 
@@ -76,15 +76,20 @@ def milli_from_text(text: str, unit: Unit) -> int:
         raise InputError(f"not a decimal number: {text!r}") from exc
     if not number.is_finite():
         raise InputError(f"not a finite number: {text!r}")
-    scaled = number * unit.milli_per_unit
-    if scaled != scaled.to_integral_value():
-        raise InputError(f"{text} {unit} is finer than one milli-{unit.base}")
-    return int(scaled)
+    # exact: scaleb only moves the exponent, given a context wide enough for every digit
+    with localcontext() as context:
+        context.prec = len(number.as_tuple().digits) + unit.decimals + 2
+        scaled = number.scaleb(unit.decimals)
+        if scaled != scaled.to_integral_value():
+            raise InputError(f"{text} {unit} is finer than one milli-{unit.base}")
+        return int(scaled)
 
 
 def text_from_milli(milli: int, unit: Unit) -> str:
     """The exact decimal text of ``milli`` base milli-units expressed in ``unit``."""
-    value = Decimal(milli).scaleb(-unit.decimals)
+    with localcontext() as context:
+        context.prec = len(str(abs(milli))) + unit.decimals + 2
+        value = Decimal(milli).scaleb(-unit.decimals)
     text = format(value, "f")
     if "." in text:
         text = text.rstrip("0").rstrip(".")

@@ -20,8 +20,10 @@ from typing import Any
 
 import polars as pl
 
-from meterledger.ingest.canonical import batch_digest, record_key, record_keys_digest
-from meterledger.store.base import AuditRow, Store, WriteTx
+from meterledger.ingest.apply import rank
+from meterledger.ingest.canonical import EMPTY_DIGEST, batch_digest, quarantine_digest, record_key
+from meterledger.ingest.reasons import Reason
+from meterledger.store.base import AuditRow, QuarantineRecord, Store, WriteTx
 
 __all__ = ["BATCH_KIND", "GENESIS", "Broken", "VerifyReport", "append", "entry_hash", "verify"]
 
@@ -104,28 +106,70 @@ class VerifyReport:
 
 
 def verify(store: Store) -> VerifyReport:
-    """Recompute the chain and every batch digest; problems are listed first-broken first."""
+    """Recompute the chain, every batch digest, and cross-check the tables against the
+    decisions on the chain. Problems are listed first-broken first."""
     report = VerifyReport()
     stored = store.stored_by_batch()
-    digests = _digests(stored)
-    quarantine = store.quarantine_keys_by_batch()
-    covered: set[int] = set()
+    quarantine = store.list_quarantine()
+    facts = _Facts()
     prev_hash, expected_seq = GENESIS, 1
     for row in store.audit_rows():
         report.entries += 1
         problem = _check_link(row, prev_hash, expected_seq)
-        if problem is None and row.kind == BATCH_KIND:
-            payload = json.loads(row.payload)
-            batch_id = int(payload["batch_id"])
-            covered.add(batch_id)
-            report.batches += 1
-            problem = _check_batch(payload, digests.get(batch_id), quarantine.get(batch_id, []))
-        if problem is not None:
+        if problem is None:
+            facts.collect(row)
+        else:
             report.problems.append(Broken(row.seq, row.kind, row.subject, problem))
         prev_hash, expected_seq = row.hash, row.seq + 1
+    report.batches = len(facts.batches)
     report.rows_checked = stored.height
-    for batch_id in sorted((set(digests) | set(quarantine)) - covered):
-        report.problems.append(
+    report.problems += _check_batches(stored, quarantine, facts)
+    report.problems += _check_references(store, quarantine, facts, expected_seq)
+    report.problems += _check_billing_view(stored, facts)
+    report.problems.sort(key=lambda b: (b.seq is None, b.seq or 0))
+    return report
+
+
+@dataclass(slots=True)
+class _Facts:
+    """What the chain says happened, gathered in one pass."""
+
+    batches: dict[int, AuditRow] = field(default_factory=dict)
+    meters: dict[str, tuple[AuditRow, dict[str, Any]]] = field(default_factory=dict)
+    releases: dict[int, list[dict[str, list[Any]]]] = field(default_factory=dict)
+    replayed: set[int] = field(default_factory=set)
+
+    def collect(self, row: AuditRow) -> None:
+        payload = json.loads(row.payload)
+        if row.kind == BATCH_KIND:
+            self.batches[int(payload["batch_id"])] = row
+        elif row.kind == "meter.added":
+            self.meters[payload["meter_id"]] = (row, payload)
+        elif row.kind == "quarantine.released":
+            self.releases.setdefault(payload["q_id"], []).append(payload["changes"])
+        elif row.kind in ("quarantine.replayed", "revision.accepted"):
+            self.replayed.add(payload["q_id"])
+
+
+def _check_batches(
+    stored: pl.DataFrame, quarantine: list[QuarantineRecord], facts: _Facts
+) -> list[Broken]:
+    problems: list[Broken] = []
+    digests = {
+        int(str(key[0])): (part.height, batch_digest(part))
+        for key, part in stored.partition_by("batch_id", as_dict=True).items()
+    }
+    held: dict[int, list[QuarantineRecord]] = {}
+    for record in quarantine:
+        held.setdefault(record.batch_id, []).append(record)
+    for batch_id, row in facts.batches.items():
+        problem = _check_batch(
+            json.loads(row.payload), digests.get(batch_id), held.get(batch_id, []), facts
+        )
+        if problem is not None:
+            problems.append(Broken(row.seq, row.kind, row.subject, problem))
+    for batch_id in sorted((set(digests) | set(held)) - set(facts.batches)):
+        problems.append(
             Broken(
                 None,
                 BATCH_KIND,
@@ -133,7 +177,157 @@ def verify(store: Store) -> VerifyReport:
                 f"batch {batch_id} has stored rows but no audit entry",
             )
         )
-    return report
+    return problems
+
+
+def _original_fields(record: QuarantineRecord, facts: _Facts) -> str | None:
+    """The record's fields as held, undoing the audited releases; None if they disagree."""
+    fields = json.loads(record.fields)
+    for changes in reversed(facts.releases.get(record.q_id, [])):
+        for name, (old, new) in changes.items():
+            if fields.get(name) != new:
+                return None
+            fields[name] = old
+    return json.dumps(fields, sort_keys=True)
+
+
+def _check_batch(
+    payload: dict[str, Any],
+    digest: tuple[int, str] | None,
+    quarantined: list[QuarantineRecord],
+    facts: _Facts,
+) -> str | None:
+    rows, value = digest or (0, EMPTY_DIGEST)
+    if rows != payload["stored_rows"] or value != payload["stored_digest"]:
+        return (
+            f"batch {payload['batch_id']}: stored readings do not match the audited digest "
+            f"({rows} rows now, {payload['stored_rows']} audited)"
+        )
+    entries: list[tuple[str, str]] = []
+    for record in quarantined:
+        kind = (
+            Reason.REVISION_CONFLICT.value
+            if Reason.REVISION_CONFLICT.value in record.reasons
+            else ""
+        )
+        original = _original_fields(record, facts)
+        if record_key(record.format, record.raw, kind) != record.record_key or original is None:
+            return (
+                f"batch {payload['batch_id']}: quarantine record {record.q_id} was altered "
+                "(payload, reasons or fields)"
+            )
+        entries.append((record.record_key, original))
+    if len(entries) != payload["quarantined"] or (
+        quarantine_digest(entries) != payload["quarantine_digest"]
+    ):
+        return f"batch {payload['batch_id']}: quarantine records do not match the audited digest"
+    return None
+
+
+def _check_references(
+    store: Store, quarantine: list[QuarantineRecord], facts: _Facts, next_seq: int
+) -> list[Broken]:
+    """Rows that point at decisions the chain must hold. A decision whose entry is gone
+    means the chain was cut: that is reported at the first missing position."""
+    problems: list[Broken] = []
+    by_seq = {row.seq: row for row in facts.batches.values()}
+    for batch_id, seq in sorted(store.batch_audit_refs().items()):
+        if seq is not None and (
+            seq not in by_seq or json.loads(by_seq[seq].payload)["batch_id"] != batch_id
+        ):
+            problems.append(
+                Broken(
+                    seq,
+                    BATCH_KIND,
+                    f"batch {batch_id}",
+                    f"entry #{seq} recording batch {batch_id} is missing",
+                )
+            )
+    for meter in store.list_meters():
+        found = facts.meters.get(meter.meter_id)
+        audited = {
+            "meter_id": meter.meter_id,
+            "service": meter.service,
+            "unit": meter.unit,
+            "timezone": meter.timezone,
+            "account": meter.account,
+            "status": meter.status,
+            "capacity": meter.capacity,
+        }
+        if found is None:
+            problems.append(
+                Broken(
+                    next_seq,
+                    "meter.added",
+                    meter.meter_id,
+                    f"meter {meter.meter_id} has no audit entry",
+                )
+            )
+        elif found[1] != audited:
+            problems.append(
+                Broken(
+                    found[0].seq,
+                    "meter.added",
+                    meter.meter_id,
+                    f"meter {meter.meter_id} differs from its audited record",
+                )
+            )
+    for record in quarantine:
+        cut = (record.status == "released" and record.q_id not in facts.releases) or (
+            record.status == "replayed" and record.q_id not in facts.replayed
+        )
+        if cut:
+            problems.append(
+                Broken(
+                    next_seq,
+                    "quarantine",
+                    f"quarantine {record.q_id}",
+                    f"quarantine record {record.q_id} is {record.status} but the "
+                    "chain has no entry for that decision: entries were cut",
+                )
+            )
+    return problems
+
+
+def _check_billing_view(stored: pl.DataFrame, facts: _Facts) -> list[Broken]:
+    """Which version is billed must follow the revision rules: superseded versions are older
+    and of no higher rank than the billed one, ignored ones of lower rank."""
+    if stored.is_empty():
+        return []
+    key = ["meter_id", "channel", "interval_end"]
+    current = stored.filter(pl.col("status") == "current").select(
+        *key,
+        pl.col("version").alias("cur_version"),
+        pl.col("quality").alias("cur_quality"),
+        pl.col("batch_id").alias("cur_batch"),
+    )
+    others = stored.filter(pl.col("status") != "current").join(current, on=key, how="left")
+    wrong = others.filter(
+        pl.col("cur_version").is_null()
+        | (
+            (pl.col("status") == "superseded")
+            & (
+                (pl.col("version") >= pl.col("cur_version"))
+                | (rank("quality") > rank("cur_quality"))
+            )
+        )
+        | ((pl.col("status") == "ignored") & (rank("quality") >= rank("cur_quality")))
+        | ((pl.col("status") == "pending_review") & (rank("cur_quality") < 2))
+    )
+    problems: list[Broken] = []
+    for row in wrong.sort("cur_batch", *key, nulls_last=True).head(20).iter_rows(named=True):
+        batch = row["cur_batch"] if row["cur_batch"] is not None else row["batch_id"]
+        entry = facts.batches.get(batch)
+        problems.append(
+            Broken(
+                entry.seq if entry else None,
+                BATCH_KIND,
+                f"batch {batch}",
+                f"meter {row['meter_id']} {row['channel']} at {row['interval_end']}: the billed "
+                f"version breaks the revision rules against its {row['status']} version",
+            )
+        )
+    return problems
 
 
 def _check_link(row: AuditRow, prev_hash: str, expected_seq: int) -> str | None:
@@ -146,33 +340,4 @@ def _check_link(row: AuditRow, prev_hash: str, expected_seq: int) -> str | None:
         != row.hash
     ):
         return "hash does not match the entry's content"
-    return None
-
-
-def _digests(stored: pl.DataFrame) -> dict[int, tuple[int, str]]:
-    found: dict[int, tuple[int, str]] = {}
-    for (batch_id,), part in stored.partition_by("batch_id", as_dict=True).items():
-        found[int(str(batch_id))] = (part.height, batch_digest(part))
-    return found
-
-
-def _check_batch(
-    payload: dict[str, Any], digest: tuple[int, str] | None, quarantined: list[tuple[str, str, str]]
-) -> str | None:
-    rows, value = digest or (0, batch_digest(pl.DataFrame()))
-    if rows != payload["stored_rows"] or value != payload["stored_digest"]:
-        return (
-            f"batch {payload['batch_id']}: stored readings do not match the audited digest "
-            f"({rows} rows now, {payload['stored_rows']} audited)"
-        )
-    keys: list[str] = []
-    for key, fmt, raw in quarantined:
-        if record_key(fmt, raw) != key:
-            return f"batch {payload['batch_id']}: a quarantined record's payload was altered"
-        keys.append(key)
-    if (
-        len(keys) != payload["quarantined"]
-        or record_keys_digest(keys) != payload["quarantine_digest"]
-    ):
-        return f"batch {payload['batch_id']}: quarantine records do not match the audited digest"
     return None

@@ -27,8 +27,8 @@ __all__ = [
     "batch_digest",
     "canonical_line",
     "idempotency_key",
+    "quarantine_digest",
     "record_key",
-    "record_keys_digest",
 ]
 
 _SEP = "\x1f"
@@ -83,10 +83,17 @@ def batch_digest(rows: pl.DataFrame) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
-def record_key(fmt: str, raw: str) -> str:
-    """Identity of a quarantined record: the same raw record twice is one record."""
-    return hashlib.sha256(f"{fmt}\x00{raw}".encode()).hexdigest()
+def record_key(fmt: str, raw: str, kind: str = "") -> str:
+    """Identity of a quarantined record: the same raw record twice is one record. ``kind``
+    separates a revision held for review from the same raw record failing validation."""
+    suffix = f"\x00{kind}" if kind else ""
+    return hashlib.sha256(f"{fmt}\x00{raw}{suffix}".encode()).hexdigest()
 
 
-def record_keys_digest(keys: list[str]) -> str:
-    return hashlib.sha256("\n".join(sorted(keys)).encode()).hexdigest()
+def quarantine_digest(records: list[tuple[str, str]]) -> str:
+    """Digest of quarantined records as ``(record_key, fields)`` when they were held: covers
+    which records a batch held and the fields a replay would store."""
+    lines = sorted(
+        f"{key}:{hashlib.sha256(fields.encode()).hexdigest()}" for key, fields in records
+    )
+    return hashlib.sha256("\n".join(lines).encode()).hexdigest()

@@ -25,7 +25,7 @@ from meterledger.core.time import epoch_of
 from meterledger.core.units import BaseUnit, Unit
 from meterledger.ingest import audit
 from meterledger.ingest.apply import Prepared, apply_readings
-from meterledger.ingest.canonical import record_key, record_keys_digest
+from meterledger.ingest.canonical import quarantine_digest, record_key
 from meterledger.ingest.parsers.delimited import BLOCK_BYTES
 from meterledger.ingest.reasons import Reason
 from meterledger.ingest.records import FIELDS
@@ -302,7 +302,9 @@ def write_batch(
                 "reasons": dict(sorted(counts.reasons.items())),
                 "stored_rows": applied.stored_rows,
                 "stored_digest": applied.stored_digest,
-                "quarantine_digest": record_keys_digest(held),
+                "quarantine_digest": quarantine_digest(
+                    [(r.record_key, r.fields) for r in records if r.record_key in fresh]
+                ),
             },
             at,
         )
@@ -347,7 +349,7 @@ def conflict_records(conflicts: pl.DataFrame, fmt: str, source: str) -> list[New
         )
         out.append(
             NewQuarantine(
-                record_key=record_key(fmt, raw),
+                record_key=record_key(fmt, raw, Reason.REVISION_CONFLICT.value),
                 source=source,
                 format=fmt,
                 record_no=row["record_no"],

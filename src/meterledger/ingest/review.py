@@ -17,6 +17,7 @@ from datetime import UTC, datetime
 import polars as pl
 
 from meterledger.core.errors import ConflictError, InputError, NotFoundError
+from meterledger.core.reading import quality_rank as rank_of
 from meterledger.core.time import epoch_of
 from meterledger.ingest import audit
 from meterledger.ingest.pipeline import write_batch
@@ -114,6 +115,9 @@ def _replay_record(store: Store, record: QuarantineRecord, at: datetime) -> Repl
     row: dict[str, object] = {name: fields.get(name) for name in FIELDS}
     row.update(record_no=record.record_no, raw=record.raw)
     with store.write() as tx:
+        current = _get(tx, record.q_id)  # another replay may have finished it meanwhile
+        if current.status == "replayed":
+            return ReplayOutcome(record.q_id, "replayed", "already replayed")
         checked = check(
             prepare(raw_frame([row])), load_registry(store), now=epoch_of(at.replace(microsecond=0))
         )
@@ -126,17 +130,10 @@ def _replay_record(store: Store, record: QuarantineRecord, at: datetime) -> Repl
         counts, _ = write_batch(
             tx, checked, fmt=record.format, source=f"quarantine:{record.q_id}", at=at
         )
-        if counts.conflicts:
-            tx.set_quarantine(
-                record.q_id,
-                status="open",
-                at=stamp,
-                reasons=(Reason.REVISION_CONFLICT.value,),
-                detail="now valid, but conflicts with the stored actual value",
-            )
-            return ReplayOutcome(record.q_id, "still-failing", "REVISION_CONFLICT")
         effect = (
-            "accepted"
+            "conflict"
+            if counts.conflicts
+            else "accepted"
             if counts.accepted
             else "superseded"
             if counts.superseded
@@ -156,21 +153,35 @@ def _replay_record(store: Store, record: QuarantineRecord, at: datetime) -> Repl
 
 
 def _replay_conflict(store: Store, record: QuarantineRecord, at: datetime) -> ReplayOutcome:
-    if record.status != "released":
-        return ReplayOutcome(
-            record.q_id, "held", "a revision conflict is applied only after `quarantine release`"
-        )
     ref = json.loads(record.fields)
     key = pl.DataFrame(
         {"channel_id": [ref["channel_id"]], "interval_end": [ref["interval_end_epoch"]]}
     )
     with store.write() as tx:
+        status = _get(tx, record.q_id).status  # another replay may have finished it meanwhile
+        if status == "replayed":
+            return ReplayOutcome(record.q_id, "replayed", "already replayed")
+        if status != "released":
+            return ReplayOutcome(
+                record.q_id,
+                "held",
+                "a revision conflict is applied only after `quarantine release`",
+            )
         pending = tx.versions_for(key).filter(pl.col("version") == ref["version"])
         if pending.is_empty():
             raise ConflictError(f"the pending version of quarantine record {record.q_id} is gone")
         current = tx.current_for(key)
+        if current.height and rank_of(int(current["quality"][0])) == 3:
+            raise ConflictError(
+                f"the stored value for quarantine record {record.q_id} was edited after the "
+                "conflict was raised; an edit is replaced only by another edit"
+            )
+        # the promoted value must be the newest version, so versions stay in billing order
+        newest = int(tx.max_versions(key)["max_version"][0])
+        version = ref["version"] if ref["version"] == newest else newest + 1
         tx.delete_version(ref["channel_id"], ref["interval_end_epoch"], ref["version"])
-        tx.replace_readings(pending.select(READING_COLUMNS), "REVISION_ACCEPTED")
+        promoted = pending.with_columns(pl.lit(version, dtype=pl.Int64).alias("version"))
+        tx.replace_readings(promoted.select(READING_COLUMNS), "REVISION_ACCEPTED")
         stamp = at.isoformat(timespec="microseconds")
         tx.set_quarantine(record.q_id, status="replayed", at=stamp)
         audit.append(
@@ -184,11 +195,12 @@ def _replay_conflict(store: Store, record: QuarantineRecord, at: datetime) -> Re
                 "interval_end": ref["interval_end_epoch"],
                 "from_value": current["value"][0] if current.height else None,
                 "to_value": ref["value_milli"],
-                "version": ref["version"],
+                "pending_version": ref["version"],
+                "version": version,
             },
             at,
         )
-    return ReplayOutcome(record.q_id, "replayed", f"revision version {ref['version']} is current")
+    return ReplayOutcome(record.q_id, "replayed", f"the revision is current as version {version}")
 
 
 def _get(tx: WriteTx, q_id: int) -> QuarantineRecord:

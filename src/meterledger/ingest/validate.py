@@ -27,7 +27,7 @@ from meterledger.ingest.reasons import Reason
 __all__ = ["Checked", "Registry", "check", "prepare"]
 
 _MISSING_WORDS = ["nan", "+nan", "-nan", "null", "none", "na", "n/a"]
-_DECIMAL = r"^([+-]?)(\d*)(?:\.(\d*))?$"
+_DECIMAL = r"^([+-]?)([0-9]*)(?:\.([0-9]*))?$"  # ASCII digits only, never \d
 _MAX_DIGITS = 18  # int64 milli-units hold 18 full decimal digits
 
 

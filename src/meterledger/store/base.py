@@ -277,7 +277,8 @@ class Store(ABC):
     @abstractmethod
     def stored_by_batch(self) -> pl.DataFrame:
         """Every stored row, current or not: ``batch_id, meter_id, channel, interval_end,
-        interval_seconds, value, quality``. The audit digests are recomputed from this."""
+        interval_seconds, value, quality, status, version`` (status ``current`` for the
+        billing view). The audit digests are recomputed from this."""
 
     @abstractmethod
     def versions(self, channel_id: int, interval_end: int) -> pl.DataFrame: ...
@@ -292,8 +293,8 @@ class Store(ABC):
     def get_quarantine(self, q_id: int) -> QuarantineRecord | None: ...
 
     @abstractmethod
-    def quarantine_keys_by_batch(self) -> dict[int, list[tuple[str, str, str]]]:
-        """``batch_id → [(record_key, format, raw), ...]`` for every quarantine record."""
+    def batch_audit_refs(self) -> dict[int, int | None]:
+        """``batch_id → audit_seq`` (None for a batch that changed nothing)."""
 
     @abstractmethod
     def audit_rows(self) -> Iterator[AuditRow]: ...

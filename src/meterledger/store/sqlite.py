@@ -246,9 +246,10 @@ class SqliteStore(Store):
     def stored_by_batch(self) -> pl.DataFrame:
         sql = (
             "SELECT s.batch_id, c.meter_id, c.obis, s.interval_end, s.interval_seconds, s.value,"
-            " s.quality FROM (SELECT batch_id, channel_id, interval_end, interval_seconds, value,"
-            " quality FROM readings UNION ALL SELECT batch_id, channel_id, interval_end,"
-            " interval_seconds, value, quality FROM reading_versions) s"
+            " s.quality, s.status, s.version FROM (SELECT batch_id, channel_id, interval_end,"
+            " interval_seconds, value, quality, 'current' AS status, version FROM readings"
+            " UNION ALL SELECT batch_id, channel_id, interval_end, interval_seconds, value,"
+            " quality, status, version FROM reading_versions) s"
             " JOIN channels c ON c.channel_id = s.channel_id"
         )
         rows = self.conn.execute(sql).fetchall()
@@ -262,6 +263,8 @@ class SqliteStore(Store):
                 "interval_seconds": pl.Int64,
                 "value": pl.Int64,
                 "quality": pl.Int64,
+                "status": pl.String,
+                "version": pl.Int64,
             },
             orient="row",
         )
@@ -312,13 +315,8 @@ class SqliteStore(Store):
     def get_quarantine(self, q_id: int) -> QuarantineRecord | None:
         return _get_quarantine(self.conn, q_id)
 
-    def quarantine_keys_by_batch(self) -> dict[int, list[tuple[str, str, str]]]:
-        found: dict[int, list[tuple[str, str, str]]] = {}
-        for batch_id, key, fmt, raw in self.conn.execute(
-            "SELECT batch_id, record_key, format, raw FROM quarantine"
-        ):
-            found.setdefault(batch_id, []).append((key, fmt, raw))
-        return found
+    def batch_audit_refs(self) -> dict[int, int | None]:
+        return dict(self.conn.execute("SELECT batch_id, audit_seq FROM batches").fetchall())
 
     def audit_rows(self) -> Iterator[AuditRow]:
         cursor = self.conn.execute(

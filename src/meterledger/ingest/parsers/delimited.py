@@ -4,7 +4,8 @@ CSV: a header naming ``meter_id, channel, interval_end, interval_seconds, value,
 optionally ``quality``, in any order; any other column is a :class:`FormatError` (nothing is
 silently ignored). Canonical CSV never needs quoting: surrounding double quotes are removed,
 and a field with an embedded comma gives a wrong field count, so the row is quarantined as
-``MALFORMED_ROW``. Blank lines are skipped; CRLF and a UTF-8 BOM are accepted.
+``MALFORMED_ROW``. Spaces and tabs around a field are removed (no other character is).
+Blank lines are skipped; CRLF and a UTF-8 BOM are accepted.
 
 JSON lines: one object per line with the same keys; numbers are kept as their exact text.
 """
@@ -111,7 +112,8 @@ def iter_csv(
 def _csv_frame(
     lines: pl.Series, errors: pl.Series, names: list[str], first_no: int, *, tidy: bool = True
 ) -> pl.DataFrame:
-    """``tidy``: strip blanks and quotes (skipped when the block has none: a no-op pass)."""
+    """``tidy``: strip spaces, tabs and quotes around fields (skipped when the block has
+    none of them, where the pass would change nothing). Other characters are data."""
     n = len(names)
     frame = (
         pl.DataFrame([lines, errors])
@@ -119,7 +121,7 @@ def _csv_frame(
             pl.int_range(first_no, first_no + lines.len(), dtype=pl.Int64).alias("record_no"),
             pl.col("line").str.strip_suffix("\r").alias("raw"),
         )
-        .filter(pl.col("raw").str.strip_chars() != "")
+        .filter(pl.col("raw").str.strip_chars(" \t") != "")
     )
     commas = pl.col("raw").str.count_matches(",", literal=True)
     split = pl.col("raw").str.split_exact(",", n - 1).struct.rename_fields(names)
@@ -127,7 +129,7 @@ def _csv_frame(
     ok = (pl.col("commas") == n - 1) & pl.col("decode_error").is_null()
     cleaned = [
         pl.when(ok)
-        .then(pl.col(name).str.strip_chars().str.strip_chars('"') if tidy else pl.col(name))
+        .then(pl.col(name).str.strip_chars(" \t").str.strip_chars('"') if tidy else pl.col(name))
         .alias(name)
         for name in names
     ]
@@ -162,7 +164,7 @@ def iter_jsonl(
         for line, decode_error in zip(lines, errors, strict=True):
             line_no += 1
             raw = line.rstrip("\r")
-            if not raw.strip():
+            if not raw.strip(" \t"):
                 continue
             row: dict[str, object] = {"record_no": line_no, "raw": raw}
             problem = decode_error or _jsonl_fields(raw, row)
@@ -187,7 +189,12 @@ def _jsonl_fields(raw: str, row: dict[str, object]) -> str | None:
     for name in FIELDS:
         value = record.get(name)
         if value is None or isinstance(value, str):
-            row[name] = value.strip() or None if isinstance(value, str) else None
+            if isinstance(value, str):
+                try:
+                    value.encode("utf-8")
+                except UnicodeEncodeError:
+                    return f"{name} is not valid Unicode (a lone surrogate)"
+            row[name] = value.strip(" \t") or None if isinstance(value, str) else None
         else:
             return f"{name} must be a string or a number, got {type(value).__name__}"
     return None

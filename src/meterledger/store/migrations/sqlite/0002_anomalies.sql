@@ -1,5 +1,5 @@
 -- meterledger schema version 2: the anomaly ledger (filled by VEE), quarantine look-ups and
--- a registry version counter.
+-- a registry version counter, and strict appends to the audit chain.
 CREATE TABLE anomalies (
     anomaly_id   INTEGER PRIMARY KEY,
     channel_id   INTEGER NOT NULL REFERENCES channels (channel_id),
@@ -31,3 +31,11 @@ CREATE TRIGGER channels_version_upd AFTER UPDATE ON channels
 BEGIN UPDATE registry_version SET version = version + 1; END;
 CREATE TRIGGER channels_version_del AFTER DELETE ON channels
 BEGIN UPDATE registry_version SET version = version + 1; END;
+
+-- REPLACE resolves a key conflict by deleting the old row without firing DELETE triggers,
+-- so an append-only table also needs this: a new entry must be exactly the next one.
+CREATE TRIGGER audit_log_append_only BEFORE INSERT ON audit_log
+WHEN NEW.seq IS NOT (SELECT coalesce(max(seq), 0) + 1 FROM audit_log)
+BEGIN
+    SELECT RAISE(ABORT, 'audit_log is append-only: an entry must follow the last one');
+END;
