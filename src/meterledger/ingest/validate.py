@@ -17,7 +17,7 @@ from functools import lru_cache
 import polars as pl
 
 from meterledger.core.errors import InputError
-from meterledger.core.ids import METER_ID_PATTERN
+from meterledger.core.ids import is_valid_meter_id
 from meterledger.core.obis import ObisCode
 from meterledger.core.reading import Quality
 from meterledger.core.time import epoch_of, is_aligned, parse_instant, parse_zone
@@ -83,7 +83,9 @@ def prepare(raw: pl.DataFrame) -> pl.DataFrame:
     value = pl.col("value")
     parts = value.str.extract_groups(_DECIMAL)
     frame = frame.with_columns(
-        pl.col("meter_id").str.contains(METER_ID_PATTERN).fill_null(False).alias("meter_ok"),
+        _map_distinct(raw["meter_id"], is_valid_meter_id, pl.Boolean)
+        .fill_null(False)
+        .alias("meter_ok"),
         pl.col("interval_seconds").cast(pl.Int64, strict=False).alias("seconds"),
         pl.col("unit")
         .replace_strict(_UNIT_DECIMALS, default=None, return_dtype=pl.Int64)
