@@ -52,3 +52,18 @@ def ingest(store: SqliteStore) -> Callable[..., IngestResult]:
         return Ingestor(store, now=NOW).ingest_path(path, IngestOptions(**options))  # type: ignore[arg-type]
 
     return run
+
+
+@pytest.fixture
+def deliver(
+    write_csv: Callable[..., Path], ingest: Callable[..., IngestResult]
+) -> Callable[..., IngestResult]:
+    """Deliver CSV lines as a new file (each delivery its own file name) and ingest it."""
+    count = 0
+
+    def run(*lines: str) -> IngestResult:
+        nonlocal count
+        count += 1
+        return ingest(write_csv(list(lines), name=f"delivery{count}.csv"))
+
+    return run

@@ -27,18 +27,6 @@ Ingest = Callable[..., IngestResult]
 WriteCsv = Callable[..., Path]
 
 
-@pytest.fixture
-def deliver(write_csv: WriteCsv, ingest: Ingest) -> Callable[..., IngestResult]:
-    count = 0
-
-    def run(*lines: str) -> IngestResult:
-        nonlocal count
-        count += 1
-        return ingest(write_csv(list(lines), name=f"delivery{count}.csv"))
-
-    return run
-
-
 def kinds(store: SqliteStore) -> list[str]:
     return [row.kind for row in store.audit_rows()]
 

@@ -11,7 +11,6 @@ from collections.abc import Callable
 from pathlib import Path
 
 import polars as pl
-import pytest
 
 import support
 from meterledger.core.reading import Quality
@@ -25,19 +24,6 @@ OBIS = "1.0.1.8.0.255"
 
 Ingest = Callable[..., IngestResult]
 WriteCsv = Callable[..., Path]
-
-
-@pytest.fixture
-def deliver(write_csv: WriteCsv, ingest: Ingest) -> Callable[..., IngestResult]:
-    """Deliver CSV lines as a new file (each delivery its own file name) and ingest it."""
-    count = 0
-
-    def run(*lines: str) -> IngestResult:
-        nonlocal count
-        count += 1
-        return ingest(write_csv(list(lines), name=f"delivery{count}.csv"))
-
-    return run
 
 
 def channel_id(store: SqliteStore, meter_id: str = "M1", obis: str = OBIS) -> int:
