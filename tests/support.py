@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import os
 from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
 
 from meterledger.ingest.pipeline import register_meter
 from meterledger.store.base import MeterRecord, Store
@@ -43,3 +47,20 @@ def row(
 ) -> str:
     """One canonical CSV data line."""
     return f"{meter},{channel},{end},{seconds},{value},{unit},{quality}"
+
+
+def reference_dir(kind: str) -> Path | None:
+    """``shared/reference/<kind>`` beside the repository (CI clones it there)."""
+    for parent in Path(__file__).resolve().parents:
+        candidate = parent / "shared" / "reference" / kind
+        if candidate.is_dir():
+            return candidate
+    return None
+
+
+def needs_reference(found: Path | None) -> pytest.MarkDecorator:
+    """Skip where the shared reference data is absent, except under CI, where it must be."""
+    return pytest.mark.skipif(
+        found is None and not os.environ.get("CI"),
+        reason="shared/reference not found beside the repository",
+    )

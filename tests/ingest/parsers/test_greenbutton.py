@@ -15,6 +15,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+import support
 from meterledger.core.errors import FormatError
 from meterledger.ingest.parsers import greenbutton
 from meterledger.ingest.parsers.greenbutton import parse_greenbutton
@@ -26,19 +27,8 @@ SAMPLE_METER = "5B1E3F0A-6C2D-4E8B-9A71-2D3C4B5A6F70"
 FORWARD, REVERSE = "1.0.1.8.0.255", "1.0.2.8.0.255"
 
 
-def _reference_dir() -> Path | None:
-    """``shared/reference/greenbutton`` next to the repository (or any ancestor of it)."""
-    for parent in Path(__file__).resolve().parents:
-        candidate = parent / "shared" / "reference" / "greenbutton"
-        if candidate.is_dir():
-            return candidate
-    return None
-
-
-REFERENCE = _reference_dir()
-needs_reference = pytest.mark.skipif(
-    REFERENCE is None, reason="shared/reference/greenbutton not found next to the repository"
-)
+REFERENCE = support.reference_dir("greenbutton")
+needs_reference = support.needs_reference(REFERENCE)
 
 
 # -- small documents built in the tests ------------------------------------------------------
