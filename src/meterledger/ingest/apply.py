@@ -28,7 +28,7 @@ import polars as pl
 
 from meterledger.core.reading import Quality
 from meterledger.ingest.canonical import batch_digest
-from meterledger.store.base import READING_COLUMNS, WriteTx
+from meterledger.store.base import READING_COLUMNS, WriteTx, key_spans
 
 __all__ = ["Applied", "Effect", "Prepared", "apply_readings", "rank", "stored_columns"]
 
@@ -61,10 +61,11 @@ class Prepared:
 
     rows: pl.DataFrame
     digest: str
+    spans: list[tuple[int, int, int]]
 
     @classmethod
     def of(cls, good: pl.DataFrame) -> Prepared:
-        return cls(good.sort(_KEY), batch_digest(stored_columns(good)))
+        return cls(good.sort(_KEY), batch_digest(stored_columns(good)), key_spans(good))
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,7 +96,7 @@ def apply_readings(
     received_at: int,
     ahead: Prepared | None = None,
 ) -> Applied:
-    found = tx.current_for(good.select(_KEY))
+    found = tx.current_for(good.select(_KEY), ahead.spans if ahead is not None else None)
     if ahead is not None and found.is_empty():
         tx.insert_new(ahead.rows, batch_id=batch_id, received_at=received_at)
         return Applied(

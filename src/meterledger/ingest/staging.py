@@ -15,10 +15,12 @@ A snapshot that turns out stale (meters changed) costs only speed: the writer co
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
+from functools import partial
 from types import TracebackType
 from typing import BinaryIO, Protocol
 
@@ -27,7 +29,7 @@ import polars as pl
 from meterledger.core.errors import InputError
 from meterledger.core.time import epoch_of
 from meterledger.ingest.apply import Prepared
-from meterledger.ingest.parsers.delimited import BLOCK_BYTES, iter_csv, iter_jsonl
+from meterledger.ingest.parsers.delimited import BLOCK_BYTES, Thunk, csv_blocks, jsonl_blocks
 from meterledger.ingest.validate import Checked, Registry, check, prepare
 from meterledger.store.base import Store
 
@@ -105,17 +107,18 @@ class Staged:
 
 def read_blocks(
     stream: BinaryIO, fmt: str, source: str, meter_id: str | None, block_bytes: int = BLOCK_BYTES
-) -> Iterator[tuple[pl.DataFrame, int]]:
-    """(raw frame, bytes consumed) per block of ``stream`` in format ``fmt``."""
+) -> Iterator[tuple[Thunk, int]]:
+    """(parse, bytes consumed) per block of ``stream`` in format ``fmt``: reading is
+    sequential, ``parse()`` may run on any thread."""
     if fmt == "csv":
-        yield from iter_csv(stream, block_bytes=block_bytes)
+        yield from csv_blocks(stream, block_bytes=block_bytes)
     elif fmt == "jsonl":
-        yield from iter_jsonl(stream, block_bytes=block_bytes)
+        yield from jsonl_blocks(stream, block_bytes=block_bytes)
     elif fmt == "greenbutton":
         from meterledger.ingest.parsers.greenbutton import parse_greenbutton
 
         data = stream.read()
-        yield parse_greenbutton(data, source=source, meter_id=meter_id), len(data)
+        yield partial(parse_greenbutton, data, source=source, meter_id=meter_id), len(data)
     else:
         raise InputError(f"unknown format {fmt!r}")
 
@@ -139,28 +142,46 @@ class Stager(Protocol):
 
 
 class ThreadStager:
-    """Stages one block ahead on a worker thread."""
+    """Stages up to ``ahead`` blocks at once on ``workers`` threads; yields them in order.
+
+    Two workers keep both cores busy: while one waits on the GIL for its Python parts, the
+    other's polars work runs, and the writer stores the block before them."""
 
     def __init__(
         self,
-        blocks: Iterator[tuple[pl.DataFrame, int]],
+        blocks: Iterator[tuple[Thunk, int]],
         snapshot: Snapshot,
         now: Callable[[], datetime],
+        *,
+        workers: int = 2,
+        ahead: int = 3,
     ) -> None:
         self._blocks = blocks
         self._snapshot = snapshot
         self._now = now
-        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ingest-stage")
+        self._ahead = ahead
+        self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="ingest-stage")
 
-    def _next(self, snapshot: Snapshot) -> Staged | None:
-        item = next(self._blocks, None)
-        return None if item is None else stage(item[0], item[1], snapshot, self._now())
+    def _submit(self) -> Future[Staged] | None:
+        item = next(self._blocks, None)  # reading stays on the consumer's thread, in order
+        if item is None:
+            return None
+        parse, size = item
+        return self._pool.submit(_stage_thunk, parse, size, self._snapshot, self._now())
 
     def __iter__(self) -> Iterator[Staged]:
-        pending: Future[Staged | None] = self._pool.submit(self._next, self._snapshot)
-        while (staged := pending.result()) is not None:
-            pending = self._pool.submit(self._next, self._snapshot)
-            yield staged
+        pending: deque[Future[Staged]] = deque()
+        exhausted = False
+        while True:
+            while not exhausted and len(pending) < self._ahead:
+                future = self._submit()
+                if future is None:
+                    exhausted = True
+                else:
+                    pending.append(future)
+            if not pending:
+                return
+            yield pending.popleft().result()
 
     def update(self, snapshot: Snapshot) -> None:
         self._snapshot = snapshot
@@ -169,6 +190,13 @@ class ThreadStager:
         return self
 
     def __exit__(
-        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+        self,
+        kind: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
     ) -> None:
         self._pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _stage_thunk(parse: Thunk, size: int, snapshot: Snapshot, now: datetime) -> Staged:
+    return stage(parse(), size, snapshot, now)

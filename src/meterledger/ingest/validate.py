@@ -56,14 +56,22 @@ def _quality_or_none(text: str) -> int | None:
 
 
 def _map_distinct(column: pl.Series, parse: object, dtype: type[pl.DataType]) -> pl.Series:
-    distinct = column.drop_nulls().unique().to_list()
-    mapping = {value: parse(value) for value in distinct}  # type: ignore[operator]
-    return column.replace_strict(mapping, default=None, return_dtype=dtype)
+    """``parse`` applied once per distinct value, mapped back by a hash join."""
+    distinct = column.drop_nulls().unique()
+    parsed = pl.Series("v", [parse(v) for v in distinct.to_list()], dtype=dtype)  # type: ignore[operator]
+    table = pl.DataFrame({"k": distinct, "v": parsed})
+    joined = column.rename("k").to_frame().join(table, on="k", how="left", maintain_order="left")
+    return joined.get_column("v")
 
 
-_UNITS = {unit.value: unit for unit in Unit}
-_UNIT_DECIMALS = {u.value: u.decimals for u in Unit}
-_UNIT_BASE = {u.value: u.base.value for u in Unit}
+_UNIT_TABLE = pl.DataFrame(
+    {
+        "unit": [u.value for u in Unit],
+        "k": [u.decimals for u in Unit],
+        "base": [u.base.value for u in Unit],
+    },
+    schema={"unit": pl.String, "k": pl.Int64, "base": pl.String},
+)
 
 
 def prepare(raw: pl.DataFrame) -> pl.DataFrame:
@@ -81,25 +89,22 @@ def prepare(raw: pl.DataFrame) -> pl.DataFrame:
         .alias("quality_flags"),
     )
     value = pl.col("value")
-    parts = value.str.extract_groups(_DECIMAL)
+    # a DFA match validates without allocating; the split then only sees well-formed text
+    body = pl.when(value.str.contains(_DECIMAL)).then(
+        value.str.strip_prefix("-").str.strip_prefix("+")
+    )
+    parts = body.str.split_exact(".", 1)
+    int_text, frac_text = parts.struct.field("field_0"), parts.struct.field("field_1")
+    frame = frame.join(_UNIT_TABLE, on="unit", how="left", maintain_order="left")
     frame = frame.with_columns(
         _map_distinct(raw["meter_id"], is_valid_meter_id, pl.Boolean)
         .fill_null(False)
         .alias("meter_ok"),
         pl.col("interval_seconds").cast(pl.Int64, strict=False).alias("seconds"),
-        pl.col("unit")
-        .replace_strict(_UNIT_DECIMALS, default=None, return_dtype=pl.Int64)
-        .alias("k"),
-        pl.col("unit")
-        .replace_strict(_UNIT_BASE, default=None, return_dtype=pl.String)
-        .alias("base"),
-        parts.struct.field("1").alias("_sign"),
-        parts.struct.field("2").str.strip_chars_start("0").alias("_int"),
-        parts.struct.field("3").fill_null("").str.strip_chars_end("0").alias("_frac"),
-        (
-            parts.struct.field("2").str.len_chars()
-            + parts.struct.field("3").fill_null("").str.len_chars()
-        ).alias("_digits"),
+        value.str.starts_with("-").alias("_negative"),
+        int_text.str.strip_chars_start("0").alias("_int"),
+        frac_text.fill_null("").str.strip_chars_end("0").alias("_frac"),
+        (int_text.str.len_bytes() + frac_text.fill_null("").str.len_bytes()).alias("_digits"),
     )
     missing = value.is_null() | value.str.to_lowercase().is_in(_MISSING_WORDS)
     malformed = pl.col("_digits").fill_null(0) == 0
@@ -122,9 +127,11 @@ def prepare(raw: pl.DataFrame) -> pl.DataFrame:
     )
     frame = frame.with_columns(error.alias("value_error"))
     milli = pl.when(pl.col("value_error").is_null() & pl.col("k").is_not_null()).then(
-        pl.when(pl.col("_sign") == "-").then(-magnitude).otherwise(magnitude)
+        pl.when(pl.col("_negative")).then(-magnitude).otherwise(magnitude)
     )
-    return frame.with_columns(milli.alias("milli")).drop("_sign", "_int", "_frac", "_digits", "k")
+    return frame.with_columns(milli.alias("milli")).drop(
+        "_negative", "_int", "_frac", "_digits", "k"
+    )
 
 
 @dataclass(slots=True)

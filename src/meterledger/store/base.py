@@ -26,6 +26,7 @@ __all__ = [
     "QuarantineRecord",
     "Store",
     "WriteTx",
+    "key_spans",
 ]
 
 READING_COLUMNS = (
@@ -145,6 +146,14 @@ class BatchCounts:
             self.reasons[code] = self.reasons.get(code, 0) + count
 
 
+def key_spans(keys: pl.DataFrame) -> list[tuple[int, int, int]]:
+    """``(channel_id, first interval_end, last interval_end)`` per channel of ``keys``."""
+    spans = keys.group_by("channel_id").agg(
+        pl.col("interval_end").min().alias("lo"), pl.col("interval_end").max().alias("hi")
+    )
+    return list(spans.sort("channel_id").iter_rows())
+
+
 class WriteTx(ABC):
     """One serialised write transaction."""
 
@@ -155,8 +164,11 @@ class WriteTx(ABC):
     def finish_batch(self, batch_id: int, counts: BatchCounts, audit_seq: int | None) -> None: ...
 
     @abstractmethod
-    def current_for(self, keys: pl.DataFrame) -> pl.DataFrame:
-        """Current readings for the ``channel_id, interval_end`` keys given (READING_COLUMNS)."""
+    def current_for(
+        self, keys: pl.DataFrame, spans: list[tuple[int, int, int]] | None = None
+    ) -> pl.DataFrame:
+        """Current readings for the ``channel_id, interval_end`` keys given (READING_COLUMNS).
+        ``spans``, if given, is :func:`key_spans` of ``keys``, computed ahead."""
 
     @abstractmethod
     def versions_for(self, keys: pl.DataFrame) -> pl.DataFrame:

@@ -33,6 +33,7 @@ from meterledger.store.base import (
     QuarantineRecord,
     Store,
     WriteTx,
+    key_spans,
 )
 from meterledger.store.migrations import load_migrations
 
@@ -78,13 +79,6 @@ def _tuples(
     rows: pl.DataFrame, columns: Sequence[str] = READING_COLUMNS
 ) -> Iterator[tuple[int, ...]]:
     return zip(*(rows.get_column(c).to_list() for c in columns), strict=True)
-
-
-def _keys_by_channel(keys: pl.DataFrame) -> list[tuple[int, int, int]]:
-    spans = keys.group_by("channel_id").agg(
-        pl.col("interval_end").min().alias("lo"), pl.col("interval_end").max().alias("hi")
-    )
-    return list(spans.sort("channel_id").iter_rows())
 
 
 class SqliteStore(Store):
@@ -420,7 +414,9 @@ class _SqliteTx(WriteTx):
     def registry_version(self) -> int:
         return _registry_version(self.conn)
 
-    def _range_query(self, table: str, keys: pl.DataFrame) -> pl.DataFrame:
+    def _range_query(
+        self, table: str, keys: pl.DataFrame, spans: list[tuple[int, int, int]] | None = None
+    ) -> pl.DataFrame:
         if keys.is_empty():
             return _frame([])
         # One statement: SQLite walks the (channel, first, last) spans and seeks each range
@@ -431,14 +427,18 @@ class _SqliteTx(WriteTx):
             f" ON t.channel_id = j.value ->> 0 AND t.interval_end BETWEEN j.value ->> 1"
             f" AND j.value ->> 2"
         )
-        spans = json.dumps(_keys_by_channel(keys))
-        found = _frame(self.conn.execute(sql, (spans,)).fetchall())
+        text = json.dumps(spans if spans is not None else key_spans(keys))
+        found = _frame(self.conn.execute(sql, (text,)).fetchall())
+        if found.is_empty():
+            return found
         return found.join(
             keys.select("channel_id", "interval_end"), on=["channel_id", "interval_end"], how="semi"
         )
 
-    def current_for(self, keys: pl.DataFrame) -> pl.DataFrame:
-        return self._range_query("readings", keys)
+    def current_for(
+        self, keys: pl.DataFrame, spans: list[tuple[int, int, int]] | None = None
+    ) -> pl.DataFrame:
+        return self._range_query("readings", keys, spans)
 
     def versions_for(self, keys: pl.DataFrame) -> pl.DataFrame:
         return self._range_query("reading_versions", keys)

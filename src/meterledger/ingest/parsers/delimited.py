@@ -13,7 +13,8 @@ JSON lines: one object per line with the same keys; numbers are kept as their ex
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from functools import partial
 from typing import BinaryIO
 
 import polars as pl
@@ -22,7 +23,7 @@ from meterledger.core.errors import FormatError
 from meterledger.ingest.reasons import Reason
 from meterledger.ingest.records import FIELDS, RAW_SCHEMA, raw_frame
 
-__all__ = ["BLOCK_BYTES", "iter_csv", "iter_jsonl"]
+__all__ = ["BLOCK_BYTES", "Thunk", "csv_blocks", "iter_csv", "iter_jsonl", "jsonl_blocks"]
 
 BLOCK_BYTES = 4 * 1024 * 1024
 REQUIRED = FIELDS[:6]
@@ -85,28 +86,45 @@ def _read_header(stream: BinaryIO) -> tuple[list[str], int]:
     return names, len(first)
 
 
+Thunk = Callable[[], pl.DataFrame]
+
+
+def _line_count(block: bytes) -> int:
+    return block.count(b"\n") + (not block.endswith(b"\n"))
+
+
+def csv_blocks(stream: BinaryIO, *, block_bytes: int = BLOCK_BYTES) -> Iterator[tuple[Thunk, int]]:
+    """Yield (parse, bytes consumed) per block: cutting blocks and numbering lines is
+    sequential and cheap; ``parse()`` builds the raw frame and may run on any thread."""
+    names, consumed = _read_header(stream)
+    yield raw_frame, consumed
+    line_no = 1
+    for block, size in _blocks(stream, block_bytes):
+        yield partial(_csv_block, block, names, line_no + 1), size
+        line_no += _line_count(block)
+
+
 def iter_csv(
     stream: BinaryIO, *, block_bytes: int = BLOCK_BYTES
 ) -> Iterator[tuple[pl.DataFrame, int]]:
     """Yield (raw frame, bytes consumed) per block of the canonical CSV."""
-    names, consumed = _read_header(stream)
-    yield raw_frame(), consumed
-    line_no = 1
-    for block, size in _blocks(stream, block_bytes):
-        try:
-            # the common case: split lines in polars, without a Python string per line
-            lines = pl.Series("line", [block.decode("utf-8")]).str.split("\n").explode()
-            errors = pl.Series("decode_error", [None] * lines.len(), dtype=pl.String)
-        except UnicodeDecodeError:
-            text_lines, error_list = _decode_lines(block)
-            lines = pl.Series("line", text_lines, dtype=pl.String)
-            errors = pl.Series("decode_error", error_list, dtype=pl.String)
-        if lines.len() and block.endswith(b"\n"):
-            lines, errors = lines.head(-1), errors.head(-1)
-        first_no = line_no + 1
-        line_no += lines.len()
-        tidy = b'"' in block or b" " in block or b"\t" in block
-        yield _csv_frame(lines, errors, names, first_no, tidy=tidy), size
+    for parse, size in csv_blocks(stream, block_bytes=block_bytes):
+        yield parse(), size
+
+
+def _csv_block(block: bytes, names: list[str], first_no: int) -> pl.DataFrame:
+    try:
+        # the common case: split lines in polars, without a Python string per line
+        lines = pl.Series("line", [block.decode("utf-8")]).str.split("\n").explode()
+        errors = pl.Series("decode_error", [None] * lines.len(), dtype=pl.String)
+    except UnicodeDecodeError:
+        text_lines, error_list = _decode_lines(block)
+        lines = pl.Series("line", text_lines, dtype=pl.String)
+        errors = pl.Series("decode_error", error_list, dtype=pl.String)
+    if lines.len() and block.endswith(b"\n"):
+        lines, errors = lines.head(-1), errors.head(-1)
+    tidy = b'"' in block or b" " in block or b"\t" in block
+    return _csv_frame(lines, errors, names, first_no, tidy=tidy)
 
 
 def _csv_frame(
@@ -150,29 +168,41 @@ def _csv_frame(
     return frame.with_columns(*missing).select(list(RAW_SCHEMA)).cast(RAW_SCHEMA)  # type: ignore[arg-type]
 
 
+def jsonl_blocks(
+    stream: BinaryIO, *, block_bytes: int = BLOCK_BYTES
+) -> Iterator[tuple[Thunk, int]]:
+    """Yield (parse, bytes consumed) per block of JSON lines (see :func:`csv_blocks`)."""
+    line_no = 0
+    for block, size in _blocks(stream, block_bytes):
+        yield partial(_jsonl_block, block, line_no + 1), size
+        line_no += _line_count(block)
+
+
 def iter_jsonl(
     stream: BinaryIO, *, block_bytes: int = BLOCK_BYTES
 ) -> Iterator[tuple[pl.DataFrame, int]]:
     """Yield (raw frame, bytes consumed) per block of JSON lines."""
-    line_no = 0
-    for block, size in _blocks(stream, block_bytes):
-        lines, errors = _decode_lines(block)
-        if lines and lines[-1] == "" and block.endswith(b"\n"):
-            lines.pop()
-            errors.pop()
-        rows: list[dict[str, object]] = []
-        for line, decode_error in zip(lines, errors, strict=True):
-            line_no += 1
-            raw = line.rstrip("\r")
-            if not raw.strip(" \t"):
-                continue
-            row: dict[str, object] = {"record_no": line_no, "raw": raw}
-            problem = decode_error or _jsonl_fields(raw, row)
-            if problem:
-                row["error"] = Reason.MALFORMED_ROW.value
-                row["error_detail"] = problem
-            rows.append(row)
-        yield raw_frame(rows), size
+    for parse, size in jsonl_blocks(stream, block_bytes=block_bytes):
+        yield parse(), size
+
+
+def _jsonl_block(block: bytes, first_no: int) -> pl.DataFrame:
+    lines, errors = _decode_lines(block)
+    if lines and lines[-1] == "" and block.endswith(b"\n"):
+        lines.pop()
+        errors.pop()
+    rows: list[dict[str, object]] = []
+    for line_no, (line, decode_error) in enumerate(zip(lines, errors, strict=True), first_no):
+        raw = line.rstrip("\r")
+        if not raw.strip(" \t"):
+            continue
+        row: dict[str, object] = {"record_no": line_no, "raw": raw}
+        problem = decode_error or _jsonl_fields(raw, row)
+        if problem:
+            row["error"] = Reason.MALFORMED_ROW.value
+            row["error_detail"] = problem
+        rows.append(row)
+    return raw_frame(rows)
 
 
 def _jsonl_fields(raw: str, row: dict[str, object]) -> str | None:
