@@ -6,6 +6,7 @@ import json
 import sqlite3
 from collections.abc import Iterator, Sequence
 
+import numpy as np
 import polars as pl
 
 from meterledger.core.errors import ConflictError
@@ -173,7 +174,7 @@ class SqliteTx(WriteTx):
     def insert_new(self, rows: pl.DataFrame, *, batch_id: int, received_at: int) -> None:
         if rows.is_empty():
             return
-        values = rows.select(_NEW_COLUMNS).to_numpy()
+        values = np.ascontiguousarray(rows.select(_NEW_COLUMNS).to_numpy(), dtype=np.int64)
         full = (len(values) // _ROWS_PER_STATEMENT) * _ROWS_PER_STATEMENT
         sql = new_readings_sql(int(batch_id), int(received_at))
         if full:

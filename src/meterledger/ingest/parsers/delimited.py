@@ -30,21 +30,17 @@ REQUIRED = FIELDS[:6]
 
 
 def _blocks(stream: BinaryIO, block_bytes: int) -> Iterator[tuple[bytes, int]]:
-    """Whole lines in blocks of about ``block_bytes``; yields (block, bytes consumed)."""
-    carry = b""
+    """Whole lines in blocks of about ``block_bytes``; yields (block, bytes consumed).
+
+    The block is completed to the end of its last line with ``readline``, so each block is
+    copied once (a block ends without a newline only at the end of the file)."""
     while True:
         data = stream.read(block_bytes)
         if not data:
-            if carry:
-                yield carry, len(carry)
             return
-        data = carry + data
-        cut = data.rfind(b"\n")
-        if cut < 0:
-            carry = data
-            continue
-        carry = data[cut + 1 :]
-        yield data[: cut + 1], cut + 1
+        if not data.endswith(b"\n"):
+            data += stream.readline()
+        yield data, len(data)
 
 
 def _decode_lines(block: bytes) -> tuple[list[str], list[str | None]]:
