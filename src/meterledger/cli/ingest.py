@@ -46,34 +46,15 @@ def counts_dict(counts: BatchCounts) -> dict[str, Any]:
     }
 
 
+_ROWS = ("records", "accepted", "duplicates", "superseded", "ignored", "conflicts", "quarantined")
+
+
 def counts_table(rows: list[tuple[str, BatchCounts]]) -> Table:
-    table = Table(
-        "source",
-        "records",
-        "accepted",
-        "duplicates",
-        "superseded",
-        "ignored",
-        "conflicts",
-        "quarantined",
-        title="ingest",
-    )
-    for name, c in rows:
-        table.add_row(
-            name,
-            *(
-                str(v)
-                for v in (
-                    c.records,
-                    c.accepted,
-                    c.duplicates,
-                    c.superseded,
-                    c.ignored,
-                    c.conflicts,
-                    c.quarantined,
-                )
-            ),
-        )
+    """One row per count, one column per source: fits a narrow terminal."""
+    shown = rows if len(rows) <= 4 else rows[-1:]
+    table = Table("", *(name for name, _ in shown), title="ingest")
+    for field in _ROWS:
+        table.add_row(field, *(f"{getattr(c, field):,}" for _, c in shown))
     return table
 
 
@@ -188,7 +169,7 @@ def command(
     out.print(
         counts_table(
             [(p.name, r.counts) for p, _, r in results]
-            + ([("total", total)] if len(results) > 1 else [])
+            + ([(f"total ({len(results)} files)", total)] if len(results) > 1 else [])
         )
     )
     if total.reasons:

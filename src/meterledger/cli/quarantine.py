@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import enum
 from dataclasses import asdict
+from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from rich import box
 from rich.table import Table
 
 from meterledger.cli.common import DbOption, JsonOption, emit_json, handle_errors, open_db, out
@@ -50,16 +52,25 @@ def list_records(
     if json_out:
         emit_json([record_dict(r) for r in records])
         return
-    table = Table("id", "status", "reasons", "meter_id", "channel", "interval_end", "source")
+    # compact for an 80-column terminal: the channel and full path are in `show` and --json
+    table = Table(
+        "id",
+        "status",
+        "reasons",
+        "meter_id",
+        "interval_end",
+        "source",
+        box=box.SIMPLE_HEAD,
+        pad_edge=False,
+    )
     for r in records:
         table.add_row(
             str(r.q_id),
             r.status,
             ",".join(r.reasons),
             r.meter_id or "",
-            r.channel or "",
             r.interval_end or "",
-            f"{r.source}:{r.record_no or ''}",
+            f"{Path(r.source).name}:{r.record_no or ''}",
         )
     out.print(table)
     out.print(f"{len(records)} records")
