@@ -66,6 +66,8 @@ def test_expected_commands_exist() -> None:
 @pytest.fixture
 def db(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
     monkeypatch.chdir(tmp_path)  # no meterledger.yaml from the repo leaks in
+    for name in ("METERLEDGER_DB", "METERLEDGER_CONFIG", "METERLEDGER_DEFAULT_TZ"):
+        monkeypatch.delenv(name, raising=False)  # nor the caller's environment
     return f"sqlite:///{tmp_path / 'cli.db'}"
 
 
