@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import yaml
 from pydantic import Field, ValidationError
@@ -20,7 +20,9 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="METERLEDGER_", extra="forbid")
 
     db: str = Field("sqlite:///meterledger.db", description="store URL: sqlite:///PATH")
-    log_level: str = Field("WARNING", description="DEBUG, INFO, WARNING or ERROR")
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
+        "WARNING", description="DEBUG, INFO, WARNING or ERROR"
+    )
     default_tz: str = Field("UTC", description="IANA zone for meters made by --create-meters")
 
     @classmethod

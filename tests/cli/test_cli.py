@@ -230,3 +230,44 @@ def test_audit_log_shows_entries(db: str) -> None:
     entries = json.loads(out)
     assert code == 0 and entries[0]["kind"] == "meter.added"
     assert entries[0]["payload"]["meter_id"] == "M1"
+
+
+def test_bad_inputs_are_clear_errors_not_tracebacks(db: str, tmp_path: Path) -> None:
+    import gzip
+
+    whole = gzip.compress((HEADER + "\n" + row("2024-03-01T00:15:00+00:00", "2") + "\n").encode())
+    cut = tmp_path / "cut.csv.gz"
+    cut.write_bytes(whole[: len(whole) // 2])
+    result = runner.invoke(app, ["ingest", str(cut), "--db", db])
+    assert result.exit_code == 2 and "cannot read cut.csv.gz" in result.output
+    for capacity in ("1e30", "0.0000001", "-5", "lots"):
+        assert invoke("meters", "add", "M1", "--capacity", capacity, "--db", db)[0] == 2
+    assert invoke("demo", "--start", "2024-13-01", "--out", str(tmp_path / "d"))[0] == 2
+
+
+def test_export_takes_the_channel_in_either_obis_form(db: str, tmp_path: Path) -> None:
+    invoke("meters", "add", "M1", "--db", db)
+    src = tmp_path / "in.csv"
+    src.write_text(HEADER + "\n" + row("2024-03-01T00:15:00+00:00", "2") + "\n")
+    invoke("ingest", str(src), "--db", db)
+    for form in ("1.0.1.8.0.255", "1-0:1.8.0*255", "1-0:1.8.0"):
+        code, out = invoke(
+            "readings",
+            "export",
+            "--meter",
+            "M1",
+            "--from",
+            "2024-03-01T00:00:00Z",
+            "--to",
+            "2024-03-02T00:00:00Z",
+            "--channel",
+            form,
+            "--db",
+            db,
+        )
+        assert code == 0 and len(out.splitlines()) == 2, form
+
+
+def test_an_unknown_log_level_is_a_config_error(db: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("METERLEDGER_LOG_LEVEL", "verbose")
+    assert invoke("init", "--db", db)[0] == 2

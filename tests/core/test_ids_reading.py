@@ -273,3 +273,8 @@ def test_reading_is_frozen() -> None:
     reading = make()
     with pytest.raises(AttributeError):
         reading.value = 2  # type: ignore[misc]
+
+
+def test_quality_with_two_estimation_methods_is_refused() -> None:
+    with pytest.raises(InputError):
+        Quality.parse("estimated:linear|estimated:like-day")

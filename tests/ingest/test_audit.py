@@ -7,6 +7,7 @@ import json
 import sqlite3
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from typer.testing import CliRunner
@@ -416,3 +417,36 @@ def test_cli_verify_uncovered_batch_says_no_entry(
     assert code == 1
     assert "no entry" in err
     assert "batch 77" in err
+
+
+# -- regressions from review ------------------------------------------------------------
+
+
+def test_identical_bad_lines_in_one_batch_are_held_once_and_verify(
+    store: SqliteStore, meter: str, write_csv: Callable[..., Path], ingest: Callable[..., Any]
+) -> None:
+    bad = support.row("2024-06-01T00:15:00+00:00", "1", meter="NOPE-1")
+    result = ingest(write_csv([bad, bad]))
+    assert (result.counts.quarantined, result.counts.quarantine_duplicates) == (1, 1)
+    assert result.counts.reasons == {"UNKNOWN_METER": 1}
+    assert verify(store).ok
+
+
+def test_changed_quarantine_reasons_are_detected(
+    store: SqliteStore, meter: str, write_csv: Callable[..., Path], ingest: Callable[..., Any]
+) -> None:
+    ingest(write_csv([support.row("2024-06-01T00:15:00+00:00", "abc")]))
+    assert verify(store).ok
+    store.conn.execute("UPDATE quarantine SET reasons = 'UNKNOWN_METER'")
+    first = verify(store).first_broken
+    assert first is not None and first.subject == "batch 1"
+    assert "quarantine" in first.problem
+
+
+def test_unreadable_quarantine_fields_are_reported_not_raised(
+    store: SqliteStore, meter: str, write_csv: Callable[..., Path], ingest: Callable[..., Any]
+) -> None:
+    ingest(write_csv([support.row("2024-06-01T00:15:00+00:00", "abc")]))
+    store.conn.execute("UPDATE quarantine SET fields = '{not json'")
+    report = verify(store)
+    assert not report.ok and "was altered" in report.problems[0].problem

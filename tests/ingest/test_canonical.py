@@ -214,9 +214,24 @@ def test_record_key_depends_on_format_and_raw() -> None:
 
 def test_quarantine_digest_is_order_independent() -> None:
     keys = [record_key("csv", str(i)) for i in range(10)]
-    held = [(key, f'{{"value": "{n}"}}') for n, key in enumerate(keys)]
+    held = [(key, f'{{"value": "{n}"}}', ("MALFORMED_VALUE",)) for n, key in enumerate(keys)]
     assert quarantine_digest(held) == quarantine_digest(list(reversed(held)))
     assert quarantine_digest(held) != quarantine_digest(held[:-1])
-    changed = [*held[:-1], (held[-1][0], '{"value": "other"}')]
+    changed = [*held[:-1], (held[-1][0], '{"value": "other"}', ("MALFORMED_VALUE",))]
     assert quarantine_digest(held) != quarantine_digest(changed)  # the fields are covered
     assert quarantine_digest([]) == EMPTY_DIGEST
+
+
+def test_the_bulk_digest_hashes_exactly_the_per_record_canonical_lines() -> None:
+    """batch_digest (polars) and canonical_line (per record) must stay byte-identical."""
+    rows = [
+        ("M1", "1.0.1.8.0.255", 1_700_000_100, 900, -5, 1),
+        ("M0", "1.0.2.8.0.255", 1_700_000_000, 3600, 123_456_789, 0),
+    ]
+    frame = pl.DataFrame(
+        rows,
+        schema=["meter_id", "channel", "interval_end", "interval_seconds", "value", "quality"],
+        orient="row",
+    )
+    text = "".join(canonical_line(*r) for r in sorted(rows))
+    assert batch_digest(frame) == hashlib.sha256(text.encode()).hexdigest()

@@ -14,6 +14,7 @@ from typer.testing import CliRunner
 import support
 from meterledger.cli.app import app
 from meterledger.core.errors import ConflictError, InputError, NotFoundError
+from meterledger.core.reading import Quality
 from meterledger.ingest import review
 from meterledger.ingest.audit import verify
 from meterledger.ingest.pipeline import IngestResult
@@ -403,4 +404,51 @@ def test_cli_conflict_release_and_replay(
     statuses = store.versions(channel_id(store), END_EPOCH)["status"].to_list()
     assert statuses == ["superseded", "current"]
     assert "revision.accepted" in kinds(store)
+    assert_verified(store)
+
+
+# -- regressions from review ------------------------------------------------------------
+
+
+def test_a_conflict_that_can_no_longer_apply_goes_back_to_review_and_others_replay(
+    store: SqliteStore, meter: str, deliver: Callable[..., IngestResult]
+) -> None:
+    deliver(support.row(END, "1.750"))
+    deliver(support.row(END, "2.000"))  # conflict
+    deliver(support.row(END, "1", meter="M9"))  # unknown meter
+    conflict, unknown = store.list_quarantine()
+    review.release(store, conflict.q_id, now=support.NOW)
+    deliver(support.row(END, "1.900", quality="edited"))  # someone edits the value meanwhile
+    support.add_meter(store, "M9")
+    review.release(store, unknown.q_id, note="meter registered", now=support.NOW)
+    outcomes = {o.q_id: o for o in review.replay(store, now=support.NOW)}
+    assert outcomes[conflict.q_id].outcome == "still-failing"
+    assert "edited" in outcomes[conflict.q_id].detail
+    assert outcomes[unknown.q_id].outcome == "replayed"  # not blocked by the other one
+    assert store.get_quarantine(conflict.q_id).status == "open"  # type: ignore[union-attr]
+    assert billed(store)[END_EPOCH] == (1_900_000, int(Quality.EDITED))
+    assert "quarantine.reopened" in kinds(store)
+    assert_verified(store)
+
+
+def test_a_released_record_that_still_fails_is_reopened_on_the_chain(
+    store: SqliteStore, meter: str, deliver: Callable[..., IngestResult]
+) -> None:
+    deliver(support.row(END, "abc"))
+    (record,) = store.list_quarantine()
+    review.release(store, record.q_id, changes={"value": "also bad"}, now=support.NOW)
+    (outcome,) = review.replay(store, now=support.NOW)
+    assert outcome.outcome == "still-failing"
+    reopened = [
+        json.loads(r.payload) for r in store.audit_rows() if r.kind == "quarantine.reopened"
+    ]
+    assert reopened == [
+        {
+            "q_id": record.q_id,
+            "from_status": "released",
+            "from_reasons": ["MALFORMED_VALUE"],
+            "to_reasons": ["MALFORMED_VALUE"],
+            "detail": reopened[0]["detail"],
+        }
+    ]
     assert_verified(store)

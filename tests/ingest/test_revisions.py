@@ -88,9 +88,7 @@ def test_actual_then_estimate_is_ignored(
         (1, 1_750_000, 0, "current"),
         (2, 1_500_000, int(Quality.ESTIMATED | Quality.EST_LINEAR), "ignored"),
     ]
-    assert store.versions(channel_id(store), END_EPOCH)["reason"][1] == (
-        "ESTIMATE_BEHIND_FINAL_VALUE"
-    )
+    assert store.versions(channel_id(store), END_EPOCH)["reason"][1] == ("BEHIND_A_HIGHER_RANK")
     # the ignored estimate is kept, so it is an audited effect
     assert result.audit_entries == 1
     assert_verified(store)

@@ -177,7 +177,7 @@ def test_open_store_rejects_unknown_urls(tmp_path: Path) -> None:
         open_store("mysql://x")
     with pytest.raises(ConfigError, match="PostgreSQL"):
         open_store("postgresql://localhost/db")
-    with pytest.raises(StoreError):
+    with pytest.raises(ConfigError):
         SqliteStore(f"sqlite:///{tmp_path / 'x.db'}?synchronous=MAYBE")
 
 

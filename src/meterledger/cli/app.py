@@ -5,7 +5,7 @@ from __future__ import annotations
 import typer
 
 from meterledger import __version__
-from meterledger.cli import audit, ingest, meters, quarantine, readings
+from meterledger.cli import audit, demo, ingest, meters, quarantine, readings
 from meterledger.cli.common import DbOption, JsonOption, emit_json, handle_errors, open_db, out
 
 app = typer.Typer(
@@ -40,13 +40,7 @@ def version() -> None:
     out.print(__version__)
 
 
-def register_demo() -> None:
-    from meterledger.cli import demo
-
-    app.command("demo")(demo.command)
-
-
-register_demo()
+app.command("demo")(demo.command)
 
 
 def main() -> None:

@@ -18,7 +18,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 from rich.table import Table
 
 from meterledger.cli.common import JsonOption, console, emit_json, handle_errors, out
-from meterledger.core.errors import ConflictError
+from meterledger.core.errors import ConflictError, InputError
 from meterledger.ingest.audit import verify
 from meterledger.ingest.pipeline import IngestOptions, Ingestor, register_meter
 from meterledger.simulate.fleet import Delivery, make_fleet, write_delivery
@@ -188,13 +188,17 @@ def command(
     json_out: JsonOption = False,
 ) -> None:
     """Run one simulated billing-cycle ingest end to end and print the cycle summary."""
+    try:
+        first_day = date.fromisoformat(start)
+    except ValueError as exc:
+        raise InputError(f"--start must be a date like 2024-10-15, got {start!r}") from exc
     summary = run_demo(
         out_dir=out_dir,
         db=db,
         meters=meters,
         days=days,
         seed=seed,
-        start=date.fromisoformat(start),
+        start=first_day,
         show_progress=not json_out,
     )
     if json_out:

@@ -28,9 +28,11 @@ def capacity_milli(service: Service, capacity: str | None) -> int:
         value = Decimal(capacity)
     except InvalidOperation as exc:
         raise InputError(f"--capacity must be a number, got {capacity!r}") from exc
-    if not value.is_finite() or value <= 0:
-        raise InputError("--capacity must be positive")
-    return int(value * 1_000_000)
+    milli = value * 1_000_000 if value.is_finite() else Decimal(0)
+    # from 1 W (1 L/h) to 1 GW (1,000,000 m3/h): outside that a typo, not a meter
+    if not 1_000 <= milli <= 10**15:
+        raise InputError(f"--capacity must be between 0.001 and 1000000, got {capacity}")
+    return int(milli)
 
 
 @app.command("add")

@@ -13,6 +13,7 @@ import typer
 
 from meterledger.cli.common import DbOption, console, handle_errors, open_db
 from meterledger.core.errors import InputError, NotFoundError
+from meterledger.core.obis import ObisCode
 from meterledger.core.reading import Quality
 from meterledger.core.time import epoch_of, iso_utc, parse_instant
 from meterledger.core.units import BaseUnit, Unit, text_from_milli
@@ -58,7 +59,8 @@ def export(
     if record is None:
         raise NotFoundError(f"no meter {meter}")
     bases = {c.obis: c.base_unit for c in store.list_channels() if c.meter_id == meter}
-    frame = store.readings(meter, lo, hi, channel)
+    obis = str(ObisCode.parse(channel)) if channel is not None else None
+    frame = store.readings(meter, lo, hi, obis)
     stream: TextIO = out_path.open("w", newline="", encoding="utf-8") if out_path else sys.stdout
     try:
         writer = csv.writer(stream, lineterminator="\n") if fmt is Format.csv else None

@@ -40,6 +40,8 @@ class Quality(enum.IntFlag):
                 flags |= _TOKENS[token.strip()]
             except KeyError:
                 raise InputError(f"unknown quality flag {token!r}") from None
+        if sum(bool(flags & flag) for flag, _ in _METHODS) > 1:
+            raise InputError(f"a value has one estimation method, got {text!r}")
         return flags
 
     def to_text(self) -> str:

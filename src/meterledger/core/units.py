@@ -7,12 +7,15 @@ milli-units exactly or not at all: a value finer than one milli-unit is an error
 from __future__ import annotations
 
 import enum
+import re
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation, localcontext
 
 from meterledger.core.errors import InputError
 
 __all__ = ["BaseUnit", "Quantity", "Unit", "milli_from_text", "text_from_milli"]
+
+_PLAIN_DECIMAL = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)")
 
 
 class BaseUnit(enum.StrEnum):
@@ -70,6 +73,9 @@ _MILLI = {
 
 def milli_from_text(text: str, unit: Unit) -> int:
     """Exact conversion of a decimal string in ``unit`` to base milli-units."""
+    if not _PLAIN_DECIMAL.fullmatch(text.strip()):
+        # the same rule as ingest: no exponent, no separators, ASCII digits
+        raise InputError(f"not a plain decimal number: {text!r}")
     try:
         number = Decimal(text.strip())
     except InvalidOperation as exc:

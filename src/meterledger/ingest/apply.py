@@ -8,11 +8,12 @@ incoming vs current                     effect
 no current value                        NEW: inserted, version 1
 identical (value, quality, length)      DUPLICATE: no effect
 identical to any stored older version   DUPLICATE: a re-delivery never flip-flops
-lower rank (estimate behind actual)     IGNORED: kept as a version, not billed
+lower rank (an estimate behind an       IGNORED: kept as a version, not billed
+actual, an actual behind an edit)
 current is an estimate, or incoming     SUPERSEDE: the old value becomes a version
 is an edit
 same rank, same value, other flags      SUPERSEDE
-actual vs a different actual or edit    CONFLICT: kept as a pending version,
+actual vs a different actual            CONFLICT: kept as a pending version,
                                         ``REVISION_CONFLICT`` review, view unchanged
 ======================================  ===========================================
 
@@ -162,7 +163,7 @@ def apply_readings(
             *stamp, (pl.col("max_version") + 1).alias("version")
         )
         for kind, status, reason in (
-            (Effect.IGNORED, "ignored", "ESTIMATE_BEHIND_FINAL_VALUE"),
+            (Effect.IGNORED, "ignored", "BEHIND_A_HIGHER_RANK"),
             (Effect.CONFLICT, "pending_review", "REVISION_CONFLICT"),
         ):
             part = later.filter(pl.col("effect") == kind.value).select(READING_COLUMNS)

@@ -23,12 +23,34 @@ import polars as pl
 from meterledger.ingest.apply import rank
 from meterledger.ingest.canonical import EMPTY_DIGEST, batch_digest, quarantine_digest, record_key
 from meterledger.ingest.reasons import Reason
-from meterledger.store.base import AuditRow, QuarantineRecord, Store, WriteTx
+from meterledger.store.base import AuditRow, MeterRecord, QuarantineRecord, Store, WriteTx
 
-__all__ = ["BATCH_KIND", "GENESIS", "Broken", "VerifyReport", "append", "entry_hash", "verify"]
+__all__ = [
+    "BATCH_KIND",
+    "GENESIS",
+    "Broken",
+    "VerifyReport",
+    "append",
+    "entry_hash",
+    "meter_payload",
+    "verify",
+]
 
 GENESIS = "0" * 64
 BATCH_KIND = "batch.ingested"
+
+
+def meter_payload(meter: MeterRecord) -> dict[str, Any]:
+    """What the chain records of a meter, and what ``verify`` compares the table with."""
+    return {
+        "meter_id": meter.meter_id,
+        "service": meter.service,
+        "unit": meter.unit,
+        "timezone": meter.timezone,
+        "account": meter.account,
+        "status": meter.status,
+        "capacity": meter.capacity,
+    }
 
 
 def canonical_json(payload: dict[str, Any]) -> str:
@@ -137,6 +159,7 @@ class _Facts:
     batches: dict[int, AuditRow] = field(default_factory=dict)
     meters: dict[str, tuple[AuditRow, dict[str, Any]]] = field(default_factory=dict)
     releases: dict[int, list[dict[str, list[Any]]]] = field(default_factory=dict)
+    reopened: dict[int, list[tuple[tuple[str, ...], tuple[str, ...]]]] = field(default_factory=dict)
     replayed: set[int] = field(default_factory=set)
 
     def collect(self, row: AuditRow) -> None:
@@ -149,6 +172,10 @@ class _Facts:
             self.releases.setdefault(payload["q_id"], []).append(payload["changes"])
         elif row.kind in ("quarantine.replayed", "revision.accepted"):
             self.replayed.add(payload["q_id"])
+        elif row.kind == "quarantine.reopened":
+            self.reopened.setdefault(payload["q_id"], []).append(
+                (tuple(payload["from_reasons"]), tuple(payload["to_reasons"]))
+            )
 
 
 def _check_batches(
@@ -180,15 +207,26 @@ def _check_batches(
     return problems
 
 
-def _original_fields(record: QuarantineRecord, facts: _Facts) -> str | None:
-    """The record's fields as held, undoing the audited releases; None if they disagree."""
-    fields = json.loads(record.fields)
+def _as_held(record: QuarantineRecord, facts: _Facts) -> tuple[str, tuple[str, ...]] | None:
+    """The record's fields and reasons as first held, undoing the audited releases and
+    reopenings; None where the table disagrees with the chain."""
+    try:
+        fields = json.loads(record.fields)
+    except ValueError:
+        return None
+    if not isinstance(fields, dict):
+        return None
     for changes in reversed(facts.releases.get(record.q_id, [])):
         for name, (old, new) in changes.items():
             if fields.get(name) != new:
                 return None
             fields[name] = old
-    return json.dumps(fields, sort_keys=True)
+    reasons = record.reasons
+    for before, after in reversed(facts.reopened.get(record.q_id, [])):
+        if reasons != after:
+            return None
+        reasons = before
+    return json.dumps(fields, sort_keys=True), reasons
 
 
 def _check_batch(
@@ -203,20 +241,20 @@ def _check_batch(
             f"batch {payload['batch_id']}: stored readings do not match the audited digest "
             f"({rows} rows now, {payload['stored_rows']} audited)"
         )
-    entries: list[tuple[str, str]] = []
+    entries: list[tuple[str, str, tuple[str, ...]]] = []
     for record in quarantined:
+        held = _as_held(record, facts)
         kind = (
             Reason.REVISION_CONFLICT.value
-            if Reason.REVISION_CONFLICT.value in record.reasons
+            if held is not None and Reason.REVISION_CONFLICT.value in held[1]
             else ""
         )
-        original = _original_fields(record, facts)
-        if record_key(record.format, record.raw, kind) != record.record_key or original is None:
+        if held is None or record_key(record.format, record.raw, kind) != record.record_key:
             return (
                 f"batch {payload['batch_id']}: quarantine record {record.q_id} was altered "
                 "(payload, reasons or fields)"
             )
-        entries.append((record.record_key, original))
+        entries.append((record.record_key, *held))
     if len(entries) != payload["quarantined"] or (
         quarantine_digest(entries) != payload["quarantine_digest"]
     ):
@@ -245,15 +283,7 @@ def _check_references(
             )
     for meter in store.list_meters():
         found = facts.meters.get(meter.meter_id)
-        audited = {
-            "meter_id": meter.meter_id,
-            "service": meter.service,
-            "unit": meter.unit,
-            "timezone": meter.timezone,
-            "account": meter.account,
-            "status": meter.status,
-            "capacity": meter.capacity,
-        }
+        audited = meter_payload(meter)
         if found is None:
             problems.append(
                 Broken(

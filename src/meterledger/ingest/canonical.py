@@ -90,10 +90,11 @@ def record_key(fmt: str, raw: str, kind: str = "") -> str:
     return hashlib.sha256(f"{fmt}\x00{raw}{suffix}".encode()).hexdigest()
 
 
-def quarantine_digest(records: list[tuple[str, str]]) -> str:
-    """Digest of quarantined records as ``(record_key, fields)`` when they were held: covers
-    which records a batch held and the fields a replay would store."""
+def quarantine_digest(records: list[tuple[str, str, tuple[str, ...]]]) -> str:
+    """Digest of quarantined records as ``(record_key, fields, reasons)`` when they were held:
+    covers which records a batch held, their reasons, and the fields a replay would store."""
     lines = sorted(
-        f"{key}:{hashlib.sha256(fields.encode()).hexdigest()}" for key, fields in records
+        f"{key}:{hashlib.sha256(fields.encode()).hexdigest()}:{','.join(reasons)}"
+        for key, fields, reasons in records
     )
     return hashlib.sha256("\n".join(lines).encode()).hexdigest()

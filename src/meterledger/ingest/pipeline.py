@@ -2,26 +2,26 @@
 
 A file is read in blocks; each block becomes one batch and one write transaction, so a crash
 leaves whole batches or nothing, and a re-run turns the batches already stored into
-duplicates. Parsing and :func:`~meterledger.ingest.validate.prepare` run on a worker thread
-one block ahead while the main thread writes the previous block (polars and SQLite both
-release the GIL for most of their work).
+duplicates. Parsing, validation and the insert preparation run on two staging threads, up
+to three blocks ahead, while the main thread writes (see :mod:`meterledger.ingest.staging`).
 """
 
 from __future__ import annotations
 
 import gzip
 import json
+import zlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import BinaryIO
+from typing import BinaryIO, Protocol, cast
 
 import polars as pl
 
-from meterledger.core.errors import InputError
+from meterledger.core.errors import FormatError, InputError
 from meterledger.core.ids import Service, channels_for_service
-from meterledger.core.time import epoch_of
+from meterledger.core.time import epoch_of, iso_utc
 from meterledger.core.units import BaseUnit, Unit
 from meterledger.ingest import audit
 from meterledger.ingest.apply import Prepared, apply_readings
@@ -79,11 +79,53 @@ def open_input(path: Path) -> BinaryIO:
         handle = path.open("rb")
     except OSError as exc:
         raise InputError(f"cannot read {path}: {exc.strerror}") from exc
-    if handle.read(2) == b"\x1f\x8b":
-        handle.seek(0)
-        return gzip.GzipFile(fileobj=handle)  # type: ignore[return-value]
+    compressed = handle.read(2) == b"\x1f\x8b"
     handle.seek(0)
-    return handle
+    if compressed:
+        handle.close()
+        return cast(BinaryIO, _Guarded(gzip.open(path, "rb"), path))
+    return cast(BinaryIO, _Guarded(handle, path))
+
+
+class _Readable(Protocol):
+    def read(self, size: int = -1, /) -> bytes: ...
+
+    def readline(self, size: int = -1, /) -> bytes: ...
+
+    def close(self) -> None: ...
+
+
+class _Guarded:
+    """A binary input whose read errors (a truncated gzip, a vanished file) become a
+    FormatError naming the file, instead of EOFError or OSError escaping."""
+
+    def __init__(self, raw: _Readable, path: Path) -> None:
+        self._raw = raw
+        self._path = path
+
+    def _fail(self, exc: Exception) -> FormatError:
+        return FormatError(f"cannot read {self._path.name}: {exc or type(exc).__name__}")
+
+    def read(self, size: int = -1) -> bytes:
+        try:
+            return self._raw.read(size)
+        except (OSError, EOFError, zlib.error) as exc:
+            raise self._fail(exc) from exc
+
+    def readline(self, size: int = -1) -> bytes:
+        try:
+            return self._raw.readline(size)
+        except (OSError, EOFError, zlib.error) as exc:
+            raise self._fail(exc) from exc
+
+    def close(self) -> None:
+        self._raw.close()
+
+    def __enter__(self) -> _Guarded:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,20 +161,7 @@ def register_meter(tx: WriteTx, meter: MeterRecord) -> None:
     service = Service(meter.service)
     for spec in channels_for_service(service):
         tx.add_channel(meter.meter_id, str(spec.obis), spec.base.value, spec.allows_negative)
-    audit.append(
-        tx,
-        "meter.added",
-        meter.meter_id,
-        {
-            "meter_id": meter.meter_id,
-            "service": meter.service,
-            "unit": meter.unit,
-            "timezone": meter.timezone,
-            "account": meter.account,
-            "status": meter.status,
-            "capacity": meter.capacity,
-        },
-    )
+    audit.append(tx, "meter.added", meter.meter_id, audit.meter_payload(meter))
 
 
 class Ingestor:
@@ -262,8 +291,10 @@ def write_batch(
         received_at=epoch_of(at.replace(microsecond=0)),
         ahead=ahead,
     )
-    records = quarantine_records(checked.bad, fmt, source)
-    records += conflict_records(applied.conflicts, fmt, source)
+    found = quarantine_records(checked.bad, fmt, source)
+    found += conflict_records(applied.conflicts, fmt, source)
+    # the same bad record twice in one batch is one record (the copies are duplicates)
+    records = list({r.record_key: r for r in reversed(found)}.values())[::-1]
     held = tx.insert_quarantine(batch_id, records, received)
     inserted = len(held)
     counts = BatchCounts(
@@ -274,7 +305,7 @@ def write_batch(
         ignored=applied.ignored,
         conflicts=applied.conflicts.height,
         quarantined=inserted,
-        quarantine_duplicates=len(records) - inserted,
+        quarantine_duplicates=len(found) - inserted,
     )
     fresh = set(held)
     for record in records:
@@ -303,7 +334,7 @@ def write_batch(
                 "stored_rows": applied.stored_rows,
                 "stored_digest": applied.stored_digest,
                 "quarantine_digest": quarantine_digest(
-                    [(r.record_key, r.fields) for r in records if r.record_key in fresh]
+                    [(r.record_key, r.fields, r.reasons) for r in records if r.record_key in fresh]
                 ),
             },
             at,
@@ -355,7 +386,7 @@ def conflict_records(conflicts: pl.DataFrame, fmt: str, source: str) -> list[New
                 record_no=row["record_no"],
                 meter_id=row["meter_id"],
                 channel=row["channel"],
-                interval_end=_iso(row["interval_end"]),
+                interval_end=iso_utc(row["interval_end"]),
                 reasons=(Reason.REVISION_CONFLICT.value,),
                 detail=detail,
                 raw=raw,
@@ -375,7 +406,3 @@ def conflict_records(conflicts: pl.DataFrame, fmt: str, source: str) -> list[New
             )
         )
     return out
-
-
-def _iso(epoch: int) -> str:
-    return datetime.fromtimestamp(epoch, UTC).isoformat()

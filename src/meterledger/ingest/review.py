@@ -125,7 +125,7 @@ def _replay_record(store: Store, record: QuarantineRecord, at: datetime) -> Repl
         if not checked.bad.is_empty():
             reasons = tuple(checked.bad["reasons"][0])
             detail = str(checked.bad["detail"][0])
-            tx.set_quarantine(record.q_id, status="open", at=stamp, reasons=reasons, detail=detail)
+            _reopen(tx, current, reasons, detail, at)
             return ReplayOutcome(record.q_id, "still-failing", f"{','.join(reasons)}: {detail}")
         counts, _ = write_batch(
             tx, checked, fmt=record.format, source=f"quarantine:{record.q_id}", at=at
@@ -168,14 +168,19 @@ def _replay_conflict(store: Store, record: QuarantineRecord, at: datetime) -> Re
                 "a revision conflict is applied only after `quarantine release`",
             )
         pending = tx.versions_for(key).filter(pl.col("version") == ref["version"])
-        if pending.is_empty():
-            raise ConflictError(f"the pending version of quarantine record {record.q_id} is gone")
         current = tx.current_for(key)
-        if current.height and rank_of(int(current["quality"][0])) == 3:
-            raise ConflictError(
-                f"the stored value for quarantine record {record.q_id} was edited after the "
-                "conflict was raised; an edit is replaced only by another edit"
+        why = None
+        if pending.is_empty():
+            why = "the pending version is gone"
+        elif current.height and rank_of(int(current["quality"][0])) == 3:
+            why = (
+                "the stored value was edited after the conflict was raised; an edit is "
+                "replaced only by another edit"
             )
+        if why is not None:  # back to review, on the chain; other records still replay
+            held = _get(tx, record.q_id)
+            _reopen(tx, held, held.reasons, why, at)
+            return ReplayOutcome(record.q_id, "still-failing", why)
         # the promoted value must be the newest version, so versions stay in billing order
         newest = int(tx.max_versions(key)["max_version"][0])
         version = ref["version"] if ref["version"] == newest else newest + 1
@@ -201,6 +206,34 @@ def _replay_conflict(store: Store, record: QuarantineRecord, at: datetime) -> Re
             at,
         )
     return ReplayOutcome(record.q_id, "replayed", f"the revision is current as version {version}")
+
+
+def _reopen(
+    tx: WriteTx, record: QuarantineRecord, reasons: tuple[str, ...], detail: str, at: datetime
+) -> None:
+    """Back to ``open`` with (maybe new) reasons: a decision, so on the audit chain when the
+    status or the reasons change."""
+    tx.set_quarantine(
+        record.q_id,
+        status="open",
+        at=at.isoformat(timespec="microseconds"),
+        reasons=reasons,
+        detail=detail,
+    )
+    if record.status != "open" or record.reasons != reasons:
+        audit.append(
+            tx,
+            "quarantine.reopened",
+            f"quarantine {record.q_id}",
+            {
+                "q_id": record.q_id,
+                "from_status": record.status,
+                "from_reasons": list(record.reasons),
+                "to_reasons": list(reasons),
+                "detail": detail,
+            },
+            at,
+        )
 
 
 def _get(tx: WriteTx, q_id: int) -> QuarantineRecord:

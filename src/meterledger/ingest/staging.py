@@ -26,7 +26,7 @@ from typing import BinaryIO, Protocol
 
 import polars as pl
 
-from meterledger.core.errors import InputError
+from meterledger.core.errors import FormatError, InputError
 from meterledger.core.time import epoch_of
 from meterledger.ingest.apply import Prepared
 from meterledger.ingest.parsers.delimited import BLOCK_BYTES, Thunk, csv_blocks, jsonl_blocks
@@ -115,9 +115,12 @@ def read_blocks(
     elif fmt == "jsonl":
         yield from jsonl_blocks(stream, block_bytes=block_bytes)
     elif fmt == "greenbutton":
-        from meterledger.ingest.parsers.greenbutton import parse_greenbutton
+        from meterledger.ingest.parsers.greenbutton import MAX_DOCUMENT_BYTES, parse_greenbutton
 
-        data = stream.read()
+        # bounded: the stream is already decompressed, so a gzip bomb stops here
+        data = stream.read(MAX_DOCUMENT_BYTES + 1)
+        if len(data) > MAX_DOCUMENT_BYTES:
+            raise FormatError(f"{source}: document larger than {MAX_DOCUMENT_BYTES} bytes")
         yield partial(parse_greenbutton, data, source=source, meter_id=meter_id), len(data)
     else:
         raise InputError(f"unknown format {fmt!r}")

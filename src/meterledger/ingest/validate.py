@@ -1,9 +1,10 @@
 """Validation: raw text fields → typed readings, or quarantine reasons. Vectorised (polars).
 
-Two stages. :func:`prepare` needs no store: it parses every field (exact decimal → integer
-milli-units, timestamps, OBIS codes, units, quality flags) and can run on a worker thread.
-:func:`check` joins the prepared rows with the registered meters and channels and applies the
-rules that need them; it runs inside the write transaction so it sees the meters as they are.
+Two stages, both run on the staging threads. :func:`prepare` needs no store: it parses every
+field (exact decimal → integer milli-units, timestamps, OBIS codes, units, quality flags).
+:func:`check` joins the prepared rows with a snapshot of the registered meters and channels
+and applies the rules that need them. If the registry has changed by the time the block is
+written, the writer runs :func:`check` again inside its transaction.
 
 Distinct values are few (a file has thousands of timestamps but millions of rows), so
 timestamps, OBIS codes, units and quality texts are parsed once per distinct value.

@@ -175,10 +175,6 @@ class WriteTx(ABC):
         """Every stored non-current version of those keys (READING_COLUMNS)."""
 
     @abstractmethod
-    def insert_readings(self, rows: pl.DataFrame) -> None:
-        """Insert new current readings (READING_COLUMNS); the keys must not exist."""
-
-    @abstractmethod
     def insert_new(self, rows: pl.DataFrame, *, batch_id: int, received_at: int) -> None:
         """Insert new current readings from the columns ``channel_id, interval_end,
         interval_seconds, value, quality``, all version 1 of ``batch_id``. The keys must not

@@ -17,6 +17,7 @@ from urllib.parse import parse_qs
 import polars as pl
 
 from meterledger.core.errors import (
+    ConfigError,
     StoreError,
     TerminalStoreError,
     TransientStoreError,
@@ -77,10 +78,13 @@ class SqliteStore(Store):
         params = parse_qs(query)
         sync = params.get("synchronous", ["NORMAL"])[0].upper()
         if sync not in _SYNC:
-            raise StoreError(f"synchronous must be one of {sorted(_SYNC)}, got {sync!r}")
+            raise ConfigError(f"synchronous must be one of {sorted(_SYNC)}, got {sync!r}")
         self.path = Path(path) if path != ":memory:" else None
         if self.path is not None and self.path.parent and not self.path.parent.exists():
-            self.path.parent.mkdir(parents=True, exist_ok=True)
+            try:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise ConfigError(f"cannot create {self.path.parent}: {exc.strerror}") from exc
         try:
             self.conn = sqlite3.connect(
                 path, isolation_level=None, timeout=busy_timeout_s, check_same_thread=False
@@ -130,7 +134,8 @@ class SqliteStore(Store):
                     applied.append(migration.version)
                 self.conn.execute("COMMIT")
             except BaseException:
-                self.conn.execute("ROLLBACK")
+                if self.conn.in_transaction:  # SQLite may already have rolled back (I/O error)
+                    self.conn.execute("ROLLBACK")
                 raise
         except sqlite3.Error as exc:
             raise translate(exc) from exc
@@ -147,7 +152,8 @@ class SqliteStore(Store):
                 yield SqliteTx(self.conn)
                 self.conn.execute("COMMIT")
             except BaseException:
-                self.conn.execute("ROLLBACK")
+                if self.conn.in_transaction:  # SQLite may already have rolled back (I/O error)
+                    self.conn.execute("ROLLBACK")
                 raise
         except sqlite3.Error as exc:
             raise translate(exc) from exc

@@ -167,10 +167,6 @@ class SqliteTx(WriteTx):
             .cast(schema)  # type: ignore[arg-type]
         )
 
-    def insert_readings(self, rows: pl.DataFrame) -> None:
-        if not rows.is_empty():
-            self.conn.executemany(_INSERT_READINGS, _tuples(rows))
-
     def insert_new(self, rows: pl.DataFrame, *, batch_id: int, received_at: int) -> None:
         if rows.is_empty():
             return
