@@ -28,6 +28,18 @@ from meterledger.ingest.reasons import Reason
 __all__ = ["Checked", "Registry", "check", "prepare"]
 
 _MISSING_WORDS = ["nan", "+nan", "-nan", "null", "none", "na", "n/a"]
+
+
+def _spellings(word: str) -> list[str]:
+    """Every upper/lower-case spelling of ``word``: matched exactly, so no value is ever
+    lowercased (that pass over every value cost more than the whole match)."""
+    spellings = [""]
+    for char in word:
+        spellings = [s + c for s in spellings for c in {char.lower(), char.upper()}]
+    return spellings
+
+
+_MISSING_SPELLINGS = sorted({s for word in _MISSING_WORDS for s in _spellings(word)})
 _DECIMAL = r"^([+-]?)([0-9]*)(?:\.([0-9]*))?$"  # ASCII digits only, never \d
 _MAX_DIGITS = 18  # int64 milli-units hold 18 full decimal digits
 
@@ -107,7 +119,7 @@ def prepare(raw: pl.DataFrame) -> pl.DataFrame:
         frac_text.fill_null("").str.strip_chars_end("0").alias("_frac"),
         (int_text.str.len_bytes() + frac_text.fill_null("").str.len_bytes()).alias("_digits"),
     )
-    missing = value.is_null() | value.str.to_lowercase().is_in(_MISSING_WORDS)
+    missing = value.is_null() | value.is_in(_MISSING_SPELLINGS)
     malformed = pl.col("_digits").fill_null(0) == 0
     too_long = pl.col("_int").str.len_chars() + pl.col("k") > _MAX_DIGITS
     too_fine = pl.col("_frac").str.len_chars() > pl.col("k")
@@ -343,10 +355,16 @@ def _bad_frame(frame: pl.DataFrame) -> pl.DataFrame:
 def _batch_duplicates(good: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame, int]:
     """Same key twice in one batch: identical → one kept; different → all quarantined."""
     key = ["channel_id", "end"]
-    marked = good.with_columns(
-        pl.struct("milli", "quality_flags", "seconds").n_unique().over(key).alias("_variants"),
-        pl.struct(key).is_first_distinct().alias("_first"),
-    )
+    if not good.select(pl.struct(key).is_duplicated().any()).item():
+        # the common case, checked cheaply: every key appears once
+        marked = good.with_columns(
+            pl.lit(1, dtype=pl.UInt32).alias("_variants"), pl.lit(True).alias("_first")
+        )
+    else:
+        marked = good.with_columns(
+            pl.struct("milli", "quality_flags", "seconds").n_unique().over(key).alias("_variants"),
+            pl.struct(key).is_first_distinct().alias("_first"),
+        )
     clash = marked.filter(pl.col("_variants") > 1)
     kept = marked.filter((pl.col("_variants") == 1) & pl.col("_first"))
     repeats = marked.height - clash.height - kept.height
