@@ -35,7 +35,7 @@ PROPERTY = settings(
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
 )
 
-# Unicode White_Space, which is what the CSV reader strips to find a blank line.
+# A line of only spaces and tabs (after a trailing CR) is blank; the parsers skip it.
 
 
 @contextmanager
