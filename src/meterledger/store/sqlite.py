@@ -111,34 +111,25 @@ class SqliteStore(Store):
 
     def migrate(self, target: int | None = None) -> list[int]:
         applied: list[int] = []
-        try:
-            self.conn.execute("BEGIN IMMEDIATE")
-            try:
-                self._ensure_migration_table()
-                current = int(
-                    self.conn.execute(
-                        "SELECT coalesce(max(version), 0) FROM schema_migrations"
-                    ).fetchone()[0]
+        with self._transaction():
+            self._ensure_migration_table()
+            current = int(
+                self.conn.execute(
+                    "SELECT coalesce(max(version), 0) FROM schema_migrations"
+                ).fetchone()[0]
+            )
+            for migration in load_migrations("sqlite"):
+                if migration.version <= current:
+                    continue
+                if target is not None and migration.version > target:
+                    break
+                for statement in _split_sql(migration.sql):
+                    self.conn.execute(statement)
+                self.conn.execute(
+                    "INSERT INTO schema_migrations VALUES (?, ?, ?)",
+                    (migration.version, migration.name, _now()),
                 )
-                for migration in load_migrations("sqlite"):
-                    if migration.version <= current:
-                        continue
-                    if target is not None and migration.version > target:
-                        break
-                    for statement in _split_sql(migration.sql):
-                        self.conn.execute(statement)
-                    self.conn.execute(
-                        "INSERT INTO schema_migrations VALUES (?, ?, ?)",
-                        (migration.version, migration.name, _now()),
-                    )
-                    applied.append(migration.version)
-                self.conn.execute("COMMIT")
-            except BaseException:
-                if self.conn.in_transaction:  # SQLite may already have rolled back (I/O error)
-                    self.conn.execute("ROLLBACK")
-                raise
-        except sqlite3.Error as exc:
-            raise translate(exc) from exc
+                applied.append(migration.version)
         return applied
 
     def close(self) -> None:
@@ -146,10 +137,16 @@ class SqliteStore(Store):
 
     @contextmanager
     def write(self) -> Iterator[WriteTx]:
+        with self._transaction():
+            yield SqliteTx(self.conn)
+
+    @contextmanager
+    def _transaction(self) -> Iterator[None]:
+        """One ``BEGIN IMMEDIATE`` transaction: committed whole or rolled back whole."""
         try:
             self._begin()
             try:
-                yield SqliteTx(self.conn)
+                yield
                 self.conn.execute("COMMIT")
             except BaseException:
                 if self.conn.in_transaction:  # SQLite may already have rolled back (I/O error)
