@@ -22,6 +22,8 @@ from meterledger.store.sqlite import SqliteStore
 Ingest = Callable[..., IngestResult]
 WriteCsv = Callable[..., Path]
 FORGED_END = 1_717_977_600  # 2024-06-10T00:00Z: a key no delivery holds
+runner = CliRunner()
+
 DROP_TRIGGERS = (
     "DROP TRIGGER audit_log_no_update",
     "DROP TRIGGER audit_log_no_delete",
@@ -450,3 +452,36 @@ def test_unreadable_quarantine_fields_are_reported_not_raised(
     store.conn.execute("UPDATE quarantine SET fields = '{not json'")
     report = verify(store)
     assert not report.ok and "was altered" in report.problems[0].problem
+
+
+def test_a_cut_tail_is_caught_by_the_head_kept_elsewhere(
+    store: SqliteStore,
+    meter: str,
+    write_csv: Callable[..., Path],
+    ingest: Callable[..., Any],
+    db_url: str,
+) -> None:
+    ingest(write_csv([support.row("2024-06-01T00:15:00+00:00", "abc")]))  # quarantine only
+    head = runner.invoke(app, ["audit", "head", "--db", db_url])
+    assert head.exit_code == 0
+    recorded = head.stdout.strip()
+    seq = int(recorded.split(":")[0])
+    assert (
+        runner.invoke(app, ["audit", "verify", "--expect-head", recorded, "--db", db_url]).exit_code
+        == 0
+    )
+    for statement in DROP_TRIGGERS:
+        store.conn.execute(statement)
+    store.conn.execute("DELETE FROM quarantine")  # the cut removes what the entry recorded
+    store.conn.execute("DELETE FROM batches")
+    store.conn.execute("DELETE FROM audit_log WHERE seq = ?", (seq,))
+    assert verify(store).ok  # invisible from inside the database
+    result = runner.invoke(app, ["audit", "verify", "--expect-head", recorded, "--db", db_url])
+    assert result.exit_code == 1
+    assert f"entry #{seq}" in result.output
+    assert (
+        runner.invoke(
+            app, ["audit", "verify", "--expect-head", "7:nothex", "--db", db_url]
+        ).exit_code
+        == 2
+    )

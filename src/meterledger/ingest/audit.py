@@ -127,22 +127,39 @@ class VerifyReport:
         }
 
 
-def verify(store: Store) -> VerifyReport:
+def verify(store: Store, expect_head: tuple[int, str] | None = None) -> VerifyReport:
     """Recompute the chain, every batch digest, and cross-check the tables against the
-    decisions on the chain. Problems are listed first-broken first."""
+    decisions on the chain. Problems are listed first-broken first.
+
+    ``expect_head`` is ``(seq, hash)`` of an entry recorded elsewhere earlier: the chain must
+    still hold it, unchanged. That detects its last entries being cut, which nothing inside
+    the database can show."""
     report = VerifyReport()
     stored = store.stored_by_batch()
     quarantine = store.list_quarantine()
     facts = _Facts()
     prev_hash, expected_seq = GENESIS, 1
+    head_seen = expect_head is None
     for row in store.audit_rows():
         report.entries += 1
+        if expect_head is not None and row.seq == expect_head[0]:
+            head_seen = row.hash == expect_head[1]
         problem = _check_link(row, prev_hash, expected_seq)
         if problem is None:
             facts.collect(row)
         else:
             report.problems.append(Broken(row.seq, row.kind, row.subject, problem))
         prev_hash, expected_seq = row.hash, row.seq + 1
+    if not head_seen and expect_head is not None:
+        report.problems.append(
+            Broken(
+                expect_head[0],
+                "head",
+                f"entry #{expect_head[0]}",
+                f"the recorded head entry #{expect_head[0]} is missing or "
+                "different: the chain was cut or rewritten",
+            )
+        )
     report.batches = len(facts.batches)
     report.rows_checked = stored.height
     report.problems += _check_batches(stored, quarantine, facts)
