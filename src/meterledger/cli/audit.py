@@ -10,7 +10,15 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from meterledger.cli.common import DbOption, JsonOption, emit_json, handle_errors, open_db, out
+from meterledger.cli.common import (
+    DbOption,
+    JsonOption,
+    console,
+    emit_json,
+    handle_errors,
+    open_db,
+    out,
+)
 from meterledger.core.errors import AuditError, InputError
 from meterledger.ingest.audit import verify as verify_chain
 
@@ -40,7 +48,8 @@ def verify(
 ) -> None:
     """Recompute the chain and every batch digest; exit 1 naming the first broken entry."""
     head = parse_head(expect_head) if expect_head is not None else None
-    report = verify_chain(open_db(db), head)
+    with console.status("verifying the audit chain against every stored row…"):
+        report = verify_chain(open_db(db), head)
     if json_out:
         emit_json(report.as_dict())
         if not report.ok:

@@ -11,7 +11,15 @@ import typer
 from rich import box
 from rich.table import Table
 
-from meterledger.cli.common import DbOption, JsonOption, emit_json, handle_errors, open_db, out
+from meterledger.cli.common import (
+    DbOption,
+    JsonOption,
+    console,
+    emit_json,
+    handle_errors,
+    open_db,
+    out,
+)
 from meterledger.core.errors import InputError, NotFoundError
 from meterledger.ingest.reasons import REASONS
 from meterledger.ingest.review import release as release_record
@@ -145,7 +153,8 @@ def replay(
     json_out: JsonOption = False,
 ) -> None:
     """Run records through validation again and store those that now pass."""
-    outcomes = replay_records(open_db(db), ids or None, reason=reason)
+    with console.status("replaying quarantined records…"):
+        outcomes = replay_records(open_db(db), ids or None, reason=reason)
     if json_out:
         emit_json([o.as_dict() for o in outcomes])
         return
