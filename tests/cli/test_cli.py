@@ -271,3 +271,30 @@ def test_export_takes_the_channel_in_either_obis_form(db: str, tmp_path: Path) -
 def test_an_unknown_log_level_is_a_config_error(db: str, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("METERLEDGER_LOG_LEVEL", "verbose")
     assert invoke("init", "--db", db)[0] == 2
+
+
+def test_a_broken_config_file_is_a_clear_error(db: str, tmp_path: Path) -> None:
+    (tmp_path / "meterledger.yaml").write_text("db: [unclosed\n")
+    result = runner.invoke(app, ["init"])
+    assert result.exit_code == 2 and "meterledger.yaml" in result.output
+    (tmp_path / "meterledger.yaml").write_text("no_such_setting: 1\n")
+    assert runner.invoke(app, ["init"]).exit_code == 2
+
+
+def test_create_meters_infers_the_service_from_the_unit(db: str, tmp_path: Path) -> None:
+    src = tmp_path / "in.csv"
+    src.write_text(
+        HEADER
+        + "\n"
+        + row("2024-03-01T00:15:00+00:00", "12.5", meter="W-1", unit="L", channel="8.0.1.0.0.255")
+        + "\n"
+        + row("2024-03-01T00:15:00+00:00", "0.75", meter="G-1", unit="m3", channel="7.0.3.0.0.255")
+        + "\n"
+    )
+    totals = json.loads(invoke("ingest", str(src), "--create-meters", "--db", db, "--json")[1])
+    assert totals["totals"]["accepted"] == 2
+    services = {
+        m["meter_id"]: (m["service"], m["unit"])
+        for m in json.loads(invoke("meters", "list", "--db", db, "--json")[1])
+    }
+    assert services == {"W-1": ("water", "L"), "G-1": ("gas", "m3")}
