@@ -156,12 +156,14 @@ def test_ingest_json_and_export_round_trip(db: str, tmp_path: Path) -> None:
     assert totals["accepted"] == 0 and totals["duplicates"] == 4  # the export re-ingests as-is
 
 
-def test_export_jsonl_to_stdout(db: str, tmp_path: Path) -> None:
-    invoke("meters", "add", "M1", "--db", db)
-    src = tmp_path / "in.csv"
-    src.write_text(HEADER + "\n" + row("2024-03-01T00:15:00+00:00", "2") + "\n")
-    invoke("ingest", str(src), "--db", db)
-    code, out = invoke(
+def export_one_reading(db: str, tmp_path: Path | None, *extra: str) -> tuple[int, str]:
+    """Register M1 and ingest one reading (when ``tmp_path`` is given), then export the day."""
+    if tmp_path is not None:
+        invoke("meters", "add", "M1", "--db", db)
+        src = tmp_path / "in.csv"
+        src.write_text(HEADER + "\n" + row("2024-03-01T00:15:00+00:00", "2") + "\n")
+        invoke("ingest", str(src), "--db", db)
+    return invoke(
         "readings",
         "export",
         "--meter",
@@ -170,11 +172,14 @@ def test_export_jsonl_to_stdout(db: str, tmp_path: Path) -> None:
         "2024-03-01T00:00:00Z",
         "--to",
         "2024-03-02T00:00:00Z",
-        "--format",
-        "jsonl",
+        *extra,
         "--db",
         db,
     )
+
+
+def test_export_jsonl_to_stdout(db: str, tmp_path: Path) -> None:
+    code, out = export_one_reading(db, tmp_path, "--format", "jsonl")
     assert code == 0
     assert json.loads(out) == {
         "meter_id": "M1",
@@ -246,25 +251,9 @@ def test_bad_inputs_are_clear_errors_not_tracebacks(db: str, tmp_path: Path) -> 
 
 
 def test_export_takes_the_channel_in_either_obis_form(db: str, tmp_path: Path) -> None:
-    invoke("meters", "add", "M1", "--db", db)
-    src = tmp_path / "in.csv"
-    src.write_text(HEADER + "\n" + row("2024-03-01T00:15:00+00:00", "2") + "\n")
-    invoke("ingest", str(src), "--db", db)
+    export_one_reading(db, tmp_path)
     for form in ("1.0.1.8.0.255", "1-0:1.8.0*255", "1-0:1.8.0"):
-        code, out = invoke(
-            "readings",
-            "export",
-            "--meter",
-            "M1",
-            "--from",
-            "2024-03-01T00:00:00Z",
-            "--to",
-            "2024-03-02T00:00:00Z",
-            "--channel",
-            form,
-            "--db",
-            db,
-        )
+        code, out = export_one_reading(db, None, "--channel", form)
         assert code == 0 and len(out.splitlines()) == 2, form
 
 

@@ -114,6 +114,7 @@ def apply_readings(
         pl.col("value").alias("cur_value"),
         pl.col("quality").alias("cur_quality"),
         pl.col("interval_seconds").alias("cur_seconds"),
+        pl.col("version").alias("cur_version"),
     )
     rows = good.join(current, on=_KEY, how="left")
     same = (
@@ -140,8 +141,9 @@ def apply_readings(
     )
     rows = rows.with_columns(effect.alias("effect"))
     changing = rows.filter(~pl.col("effect").is_in([Effect.NEW.value, Effect.DUPLICATE.value]))
-    if not changing.is_empty():
-        rows = _against_versions(tx, rows, changing)
+    # stored versions are read once: for the no-flip-flop check and the next version number
+    stored = _EMPTY_VERSIONS if changing.is_empty() else tx.versions_for(changing.select(_KEY))
+    rows = _against_versions(rows, stored)
     counts = rows.group_by("effect").len()
     count = dict(zip(counts["effect"].to_list(), counts["len"].to_list(), strict=True))
 
@@ -158,9 +160,12 @@ def apply_readings(
         )
     )
     if not later.is_empty():
-        versions = tx.max_versions(later.select(_KEY))
-        later = later.join(versions, on=_KEY, how="left").with_columns(
-            *stamp, (pl.col("max_version") + 1).alias("version")
+        newest = stored.group_by(_KEY).agg(pl.col("version").max().alias("stored_version"))
+        later = later.join(newest, on=_KEY, how="left").with_columns(
+            *stamp,
+            (pl.max_horizontal("cur_version", pl.col("stored_version").fill_null(0)) + 1).alias(
+                "version"
+            ),
         )
         for kind, status, reason in (
             (Effect.IGNORED, "ignored", "BEHIND_A_HIGHER_RANK"),
@@ -184,16 +189,17 @@ def apply_readings(
     )
 
 
-def _against_versions(tx: WriteTx, rows: pl.DataFrame, changing: pl.DataFrame) -> pl.DataFrame:
+_EMPTY_VERSIONS = pl.DataFrame(schema=dict.fromkeys(READING_COLUMNS, pl.Int64))
+
+
+def _against_versions(rows: pl.DataFrame, stored: pl.DataFrame) -> pl.DataFrame:
     """A value identical to any stored version of its key has already had its effect."""
-    stored = tx.versions_for(changing.select(_KEY)).select(
-        *_KEY, "value", "quality", "interval_seconds", pl.lit(True).alias("_seen")
-    )
     if stored.is_empty():
         return rows
-    marked = rows.join(
-        stored.unique(), on=[*_KEY, "value", "quality", "interval_seconds"], how="left"
-    )
+    seen = stored.select(
+        *_KEY, "value", "quality", "interval_seconds", pl.lit(True).alias("_seen")
+    ).unique()
+    marked = rows.join(seen, on=[*_KEY, "value", "quality", "interval_seconds"], how="left")
     return marked.with_columns(
         pl.when(pl.col("_seen").fill_null(False))
         .then(pl.lit(Effect.DUPLICATE.value))

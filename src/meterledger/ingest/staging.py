@@ -48,27 +48,17 @@ def load_registry(store: Store) -> Registry:
     channels = store.list_channels()
     return Registry(
         meters=pl.DataFrame(
-            {
-                "meter_id": [m.meter_id for m in meters],
-                "timezone": [m.timezone for m in meters],
-                "capacity": [m.capacity for m in meters],
-                "status": [m.status for m in meters],
-            },
+            [(m.meter_id, m.timezone, m.capacity, m.status) for m in meters],
             schema={
                 "meter_id": pl.String,
                 "timezone": pl.String,
                 "capacity": pl.Int64,
                 "status": pl.String,
             },
+            orient="row",
         ),
         channels=pl.DataFrame(
-            {
-                "meter_id": [c.meter_id for c in channels],
-                "obis": [c.obis for c in channels],
-                "channel_id": [c.channel_id for c in channels],
-                "base_unit": [c.base_unit for c in channels],
-                "allows_negative": [c.allows_negative for c in channels],
-            },
+            [(c.meter_id, c.obis, c.channel_id, c.base_unit, c.allows_negative) for c in channels],
             schema={
                 "meter_id": pl.String,
                 "obis": pl.String,
@@ -76,6 +66,7 @@ def load_registry(store: Store) -> Registry:
                 "base_unit": pl.String,
                 "allows_negative": pl.Boolean,
             },
+            orient="row",
         ),
     )
 
