@@ -9,15 +9,21 @@ __all__ = ["Store", "open_store"]
 
 
 def open_store(url: str, *, migrate: bool = True) -> Store:
-    """Open the store named by ``url`` (``sqlite:///path``; ``postgresql://`` comes next)."""
+    """Open the store named by ``url``: ``sqlite:///PATH`` or ``postgresql://...``."""
     if url.startswith("sqlite:///"):
         from meterledger.store.sqlite import SqliteStore
 
         store: Store = SqliteStore(url)
     elif url.startswith(("postgresql://", "postgres://")):
-        raise ConfigError("the PostgreSQL backend is not available yet; use sqlite:///PATH")
+        try:
+            from meterledger.store.postgres import PostgresStore
+        except ImportError as exc:  # pragma: no cover - psycopg is a dependency
+            raise ConfigError(f"the PostgreSQL backend needs psycopg: {exc}") from exc
+        store = PostgresStore(url)
     else:
-        raise ConfigError(f"unknown store URL {url!r}: expected sqlite:///PATH")
+        raise ConfigError(
+            f"unknown store URL {url!r}: expected sqlite:///PATH or postgresql://HOST/DB"
+        )
     if migrate:
         store.migrate()
     return store

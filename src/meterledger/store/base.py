@@ -1,4 +1,4 @@
-"""The Store interface. Every backend (SQLite now, PostgreSQL next) implements it unchanged.
+"""The Store interface. Every backend (SQLite, PostgreSQL) implements it unchanged.
 
 Reads and writes of bulk readings pass polars frames with these columns (all Int64):
 ``channel_id, interval_end, interval_seconds, value, quality, batch_id, received_at,
@@ -16,17 +16,21 @@ from collections.abc import Iterator, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 
+import numpy as np
 import polars as pl
 
 __all__ = [
+    "Q_COLUMNS",
     "READING_COLUMNS",
     "AuditRow",
     "BatchCounts",
+    "BillingArrays",
     "MeterRecord",
     "QuarantineRecord",
     "Store",
     "WriteTx",
     "key_spans",
+    "quarantine_record",
 ]
 
 READING_COLUMNS = (
@@ -146,6 +150,74 @@ class BatchCounts:
             self.reasons[code] = self.reasons.get(code, 0) + count
 
 
+@dataclass(frozen=True, slots=True)
+class BillingArrays:
+    """One channel of many meters over one period, as arrays ready for rating.
+
+    Meter ``meter_ids[i]`` owns rows ``offsets[i]:offsets[i + 1]`` of ``interval_end``
+    (UTC epoch seconds, ascending), ``value`` (milli-units) and ``quality`` (flags)."""
+
+    meter_ids: tuple[str, ...]
+    offsets: np.ndarray
+    interval_end: np.ndarray
+    value: np.ndarray
+    quality: np.ndarray
+
+    def for_meter(self, meter_id: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """``(interval_end, value, quality)`` of one meter (KeyError if it was not read)."""
+        try:
+            i = self.meter_ids.index(meter_id)
+        except ValueError:
+            raise KeyError(meter_id) from None
+        lo, hi = int(self.offsets[i]), int(self.offsets[i + 1])
+        return self.interval_end[lo:hi], self.value[lo:hi], self.quality[lo:hi]
+
+    @property
+    def rows(self) -> int:
+        return len(self.interval_end)
+
+    @classmethod
+    def group(
+        cls,
+        meters: Sequence[tuple[str, int]],
+        channel_id: np.ndarray,
+        interval_end: np.ndarray,
+        value: np.ndarray,
+        quality: np.ndarray,
+    ) -> BillingArrays:
+        """Arrange rows (any order) by ``meters``, a list of ``(meter_id, channel_id)``
+        in the order wanted, then by ``interval_end``."""
+        ordered = sorted(meters)
+        ids = np.array([c for _, c in ordered], dtype=np.int64)
+        position = np.full(int(ids.max()) + 1 if len(ids) else 1, -1, dtype=np.int64)
+        position[ids] = np.arange(len(ids), dtype=np.int64)
+        rank = position[channel_id] if len(channel_id) else np.empty(0, dtype=np.int64)
+        order = np.lexsort((interval_end, rank))
+        counts = np.bincount(rank, minlength=len(ids)) if len(rank) else np.zeros(len(ids))
+        offsets = np.zeros(len(ids) + 1, dtype=np.int64)
+        np.cumsum(counts, out=offsets[1:])
+        return cls(
+            tuple(m for m, _ in ordered),
+            offsets,
+            np.ascontiguousarray(interval_end[order], dtype=np.int64),
+            np.ascontiguousarray(value[order], dtype=np.int64),
+            np.ascontiguousarray(quality[order], dtype=np.int64),
+        )
+
+
+Q_COLUMNS = (
+    "q_id, record_key, batch_id, source, format, record_no, meter_id, channel, interval_end,"
+    " reasons, detail, raw, fields, status, created_at, updated_at, note"
+)
+
+
+def quarantine_record(row: Sequence[object]) -> QuarantineRecord:
+    """A quarantine row (``Q_COLUMNS`` in order) as a record; reasons are comma-separated."""
+    values = list(row)
+    values[9] = tuple(str(values[9]).split(",")) if values[9] else ()
+    return QuarantineRecord(*values)  # type: ignore[arg-type]
+
+
 def key_spans(keys: pl.DataFrame) -> list[tuple[int, int, int]]:
     """``(channel_id, first interval_end, last interval_end)`` per channel of ``keys``."""
     spans = keys.group_by("channel_id").agg(
@@ -196,9 +268,27 @@ class WriteTx(ABC):
     def delete_version(self, channel_id: int, interval_end: int, version: int) -> None:
         """Remove a pending version that has just been promoted to current."""
 
-    @abstractmethod
     def max_versions(self, keys: pl.DataFrame) -> pl.DataFrame:
         """``channel_id, interval_end, max_version`` over current and stored versions."""
+        schema = {"channel_id": pl.Int64, "interval_end": pl.Int64, "max_version": pl.Int64}
+        if keys.is_empty():
+            return pl.DataFrame(schema=schema)
+        current = self.current_for(keys).select("channel_id", "interval_end", "version")
+        stored = self.versions_for(keys).select("channel_id", "interval_end", "version")
+        both = pl.concat([current, stored])
+        return (
+            keys.select("channel_id", "interval_end")
+            .unique()
+            .join(
+                both.group_by("channel_id", "interval_end").agg(pl.col("version").max()),
+                on=["channel_id", "interval_end"],
+                how="left",
+            )
+            .select(
+                "channel_id", "interval_end", pl.col("version").fill_null(0).alias("max_version")
+            )
+            .cast(schema)  # type: ignore[arg-type]
+        )
 
     @abstractmethod
     def insert_quarantine(
@@ -277,6 +367,17 @@ class Store(ABC):
     ) -> pl.DataFrame:
         """Current readings with ``start < interval_end <= end`` as ``meter_id, channel,``
         then READING_COLUMNS less ``channel_id``; sorted by channel then interval_end."""
+
+    @abstractmethod
+    def billing_read(
+        self,
+        start: int,
+        end: int,
+        channel: str = "1.0.1.8.0.255",
+        meter_ids: Sequence[str] | None = None,
+    ) -> BillingArrays:
+        """Current readings of ``channel`` with ``start < interval_end <= end`` for the
+        meters named (default: every meter with that channel), grouped by meter."""
 
     @abstractmethod
     def all_readings(self) -> pl.DataFrame:

@@ -6,6 +6,7 @@ is in the WAL); pass ``?synchronous=FULL`` in the URL to also survive power loss
 
 from __future__ import annotations
 
+import json
 import sqlite3
 import time
 from collections.abc import Iterator, Sequence
@@ -14,6 +15,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from urllib.parse import parse_qs
 
+import numpy as np
 import polars as pl
 
 from meterledger.core.errors import (
@@ -25,6 +27,7 @@ from meterledger.core.errors import (
 from meterledger.store.base import (
     READING_COLUMNS,
     AuditRow,
+    BillingArrays,
     ChannelRecord,
     MeterRecord,
     QuarantineRecord,
@@ -211,6 +214,31 @@ class SqliteStore(Store):
             params.append(channel)
         sql += " ORDER BY c.obis, r.interval_end"
         return self._query_readings(sql, params)
+
+    def billing_read(
+        self,
+        start: int,
+        end: int,
+        channel: str = "1.0.1.8.0.255",
+        meter_ids: Sequence[str] | None = None,
+    ) -> BillingArrays:
+        meters = self.conn.execute(
+            "SELECT meter_id, channel_id FROM channels WHERE obis = ?", (channel,)
+        ).fetchall()
+        if meter_ids is not None:
+            wanted = set(meter_ids)
+            meters = [m for m in meters if m[0] in wanted]
+        ids = [int(c) for _, c in meters]
+        rows = self.conn.execute(
+            "SELECT r.channel_id, r.interval_end, r.value, r.quality FROM json_each(?) j"
+            " CROSS JOIN readings r ON r.channel_id = j.value AND r.interval_end > ?"
+            " AND r.interval_end <= ?",
+            (json.dumps(ids), start, end),
+        ).fetchall()
+        data = np.array(rows, dtype=np.int64).reshape(-1, 4)
+        return BillingArrays.group(
+            [(str(m), int(c)) for m, c in meters], data[:, 0], data[:, 1], data[:, 2], data[:, 3]
+        )
 
     def all_readings(self) -> pl.DataFrame:
         return self._query_readings(

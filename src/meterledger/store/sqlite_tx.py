@@ -11,6 +11,7 @@ import polars as pl
 
 from meterledger.core.errors import ConflictError
 from meterledger.store.base import (
+    Q_COLUMNS,
     READING_COLUMNS,
     AuditRow,
     BatchCounts,
@@ -19,6 +20,7 @@ from meterledger.store.base import (
     QuarantineRecord,
     WriteTx,
     key_spans,
+    quarantine_record,
 )
 
 __all__ = [
@@ -44,18 +46,6 @@ def _tuples(
     rows: pl.DataFrame, columns: Sequence[str] = READING_COLUMNS
 ) -> Iterator[tuple[int, ...]]:
     return zip(*(rows.get_column(c).to_list() for c in columns), strict=True)
-
-
-Q_COLUMNS = (
-    "q_id, record_key, batch_id, source, format, record_no, meter_id, channel, interval_end,"
-    " reasons, detail, raw, fields, status, created_at, updated_at, note"
-)
-
-
-def quarantine_record(row: tuple[object, ...]) -> QuarantineRecord:
-    values = list(row)
-    values[9] = tuple(str(values[9]).split(",")) if values[9] else ()
-    return QuarantineRecord(*values)  # type: ignore[arg-type]
 
 
 def get_quarantine(conn: sqlite3.Connection, q_id: int) -> QuarantineRecord | None:
@@ -145,27 +135,6 @@ class SqliteTx(WriteTx):
 
     def versions_for(self, keys: pl.DataFrame) -> pl.DataFrame:
         return self._range_query("reading_versions", keys)
-
-    def max_versions(self, keys: pl.DataFrame) -> pl.DataFrame:
-        schema = {"channel_id": pl.Int64, "interval_end": pl.Int64, "max_version": pl.Int64}
-        if keys.is_empty():
-            return pl.DataFrame(schema=schema)
-        current = self.current_for(keys).select("channel_id", "interval_end", "version")
-        stored = self.versions_for(keys).select("channel_id", "interval_end", "version")
-        both = pl.concat([current, stored])
-        return (
-            keys.select("channel_id", "interval_end")
-            .unique()
-            .join(
-                both.group_by("channel_id", "interval_end").agg(pl.col("version").max()),
-                on=["channel_id", "interval_end"],
-                how="left",
-            )
-            .select(
-                "channel_id", "interval_end", pl.col("version").fill_null(0).alias("max_version")
-            )
-            .cast(schema)  # type: ignore[arg-type]
-        )
 
     def insert_new(self, rows: pl.DataFrame, *, batch_id: int, received_at: int) -> None:
         if rows.is_empty():

@@ -1,0 +1,437 @@
+"""PostgreSQL backend: psycopg 3 with a connection pool, monthly partitions, binary COPY.
+
+Selected by a ``postgresql://`` (or ``postgres://``) URL. The schema is the same as SQLite's,
+version for version (``migrations/postgresql``), except that ``readings`` and
+``reading_versions`` are range-partitioned by month on ``interval_end``, or are TimescaleDB
+hypertables when that extension is installed in the database before the first migration.
+
+Writers are serialised by one transaction-scoped advisory lock (:data:`WRITER_LOCK`), taken
+as the first statement of every write transaction and of every migration, at READ
+COMMITTED. One lock, always first, so writers queue and never deadlock; everything a writer
+reads after it has the lock is up to date, so audit appends can neither fork nor reorder.
+Readers take no lock and see committed batches whole.
+
+Reads made by the thread that holds an open write transaction go through that
+transaction's connection, so they see what it has written so far.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from typing import Any
+
+import polars as pl
+import psycopg
+from psycopg import sql
+from psycopg_pool import ConnectionPool, PoolTimeout
+
+from meterledger.core.errors import StoreError
+from meterledger.store.base import (
+    READING_COLUMNS,
+    AuditRow,
+    BillingArrays,
+    ChannelRecord,
+    MeterRecord,
+    QuarantineRecord,
+    Store,
+    WriteTx,
+)
+from meterledger.store.migrations import load_migrations
+from meterledger.store.pgcopy import copy_out_ints
+from meterledger.store.postgres_tx import (
+    Q_COLUMNS,
+    WRITER_LOCK,
+    Partitions,
+    PostgresTx,
+    quarantine_record,
+    translate,
+)
+
+__all__ = ["WRITER_LOCK", "PostgresStore"]
+
+_TABLES = frozenset(
+    {
+        "meters",
+        "channels",
+        "batches",
+        "readings",
+        "reading_versions",
+        "quarantine",
+        "audit_log",
+        "anomalies",
+    }
+)
+_STATUS_CODES = ("current", "superseded", "pending_review", "ignored")
+MONTHS_AHEAD = 3  # partitions kept ready past the current month
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="microseconds")
+
+
+class PostgresStore(Store):
+    def __init__(self, url: str, *, pool_size: int = 4, connect_timeout_s: float = 10.0) -> None:
+        self.url = url
+        conninfo = "postgresql://" + url.split("://", 1)[1]
+        try:
+            # one direct connection first: the pool would hide why a connection fails
+            psycopg.connect(conninfo, connect_timeout=int(connect_timeout_s)).close()
+        except psycopg.Error as exc:
+            raise translate(exc, f"cannot connect to {_safe(url)}") from exc
+        self._pool = ConnectionPool(
+            conninfo,
+            min_size=1,
+            max_size=pool_size,
+            kwargs={"autocommit": True},
+            open=False,
+            name="meterledger",
+        )
+        try:
+            self._pool.open(wait=True, timeout=connect_timeout_s)
+        except PoolTimeout as exc:
+            raise translate(exc, f"cannot connect to {_safe(url)}") from exc
+        self._local = threading.local()
+        self._partitions = Partitions()
+
+    # -- connections --------------------------------------------------------------------
+    @contextmanager
+    def _conn(self) -> Iterator[psycopg.Connection[Any]]:
+        held: psycopg.Connection[Any] | None = getattr(self._local, "conn", None)
+        if held is not None:
+            yield held
+            return
+        try:
+            with self._pool.connection() as conn:
+                yield conn
+        except psycopg.Error as exc:
+            raise translate(exc) from exc
+        except PoolTimeout as exc:
+            raise translate(exc, "no database connection free") from exc
+
+    def _rows(self, query: str, params: Sequence[object] = ()) -> list[tuple[Any, ...]]:
+        with self._conn() as conn:
+            try:
+                return conn.execute(query, params).fetchall()
+            except psycopg.Error as exc:
+                raise translate(exc) from exc
+
+    def _copy_ints(self, query: str, columns: int, params: Sequence[object] = ()) -> list[Any]:
+        with self._conn() as conn:
+            try:
+                return copy_out_ints(conn, query, columns, params)
+            except psycopg.Error as exc:
+                raise translate(exc) from exc
+
+    @contextmanager
+    def write(self) -> Iterator[WriteTx]:
+        if getattr(self._local, "conn", None) is not None:
+            raise StoreError("a write transaction is already open in this thread")
+        with self._transaction() as conn:
+            self._local.conn = conn
+            try:
+                yield PostgresTx(conn, self._partitions)
+            finally:
+                self._local.conn = None
+
+    @contextmanager
+    def _transaction(self) -> Iterator[psycopg.Connection[Any]]:
+        """One transaction holding the writer lock: committed whole or rolled back whole."""
+        try:
+            with self._pool.connection() as conn, conn.transaction():
+                conn.execute("SELECT pg_advisory_xact_lock(%s)", (WRITER_LOCK,))
+                yield conn
+        except psycopg.Error as exc:
+            raise translate(exc) from exc
+        except PoolTimeout as exc:
+            raise translate(exc, "no database connection free") from exc
+
+    # -- schema -------------------------------------------------------------------------
+    def schema_version(self) -> int:
+        rows = self._rows(
+            "SELECT to_regclass('schema_migrations') IS NOT NULL",
+        )
+        if not rows[0][0]:
+            return 0
+        return int(self._rows("SELECT coalesce(max(version), 0) FROM schema_migrations")[0][0])
+
+    def migrate(self, target: int | None = None) -> list[int]:
+        applied: list[int] = []
+        with self._transaction() as conn:
+            conn.execute(
+                "CREATE TABLE IF NOT EXISTS schema_migrations (version integer PRIMARY KEY,"
+                " name text NOT NULL, applied_at text NOT NULL)"
+            )
+            current = int(
+                conn.execute("SELECT coalesce(max(version), 0) FROM schema_migrations").fetchone()[
+                    0
+                ]  # type: ignore[index]
+            )
+            for migration in load_migrations("postgresql"):
+                if migration.version <= current:
+                    continue
+                if target is not None and migration.version > target:
+                    break
+                conn.execute(migration.sql.encode())  # a whole script: simple query protocol
+                conn.execute(
+                    "INSERT INTO schema_migrations VALUES (%s, %s, %s)",
+                    (migration.version, migration.name, _now()),
+                )
+                applied.append(migration.version)
+            if current or applied:
+                # partitions ahead of the data: this month and the next few
+                now = int(time.time())
+                self._partitions.ensure(conn, now - 86_400 * 31, now + 86_400 * 31 * MONTHS_AHEAD)
+        return applied
+
+    def pending_migrations(self) -> list[tuple[int, str]]:
+        done = self.schema_version()
+        return [(m.version, m.name) for m in load_migrations("postgresql") if m.version > done]
+
+    def ensure_partitions(self, first_end: int, last_end: int) -> None:
+        """Create the monthly partitions that hold interval ends in ``[first_end, last_end]``
+        (the ingest path does this itself; this is for tools that COPY directly)."""
+        with self._transaction() as conn:
+            self._partitions.ensure(conn, first_end, last_end)
+
+    def details(self) -> dict[str, Any]:
+        """What ``db status`` shows of this backend: server, layout, partitions, roles."""
+        server = self._rows("SHOW server_version")[0][0]
+        timescale = bool(
+            self._rows("SELECT count(*) FROM pg_extension WHERE extname = 'timescaledb'")[0][0]
+        )
+        layout = "absent"
+        partitions: list[str] = []
+        if self._rows("SELECT to_regclass('readings') IS NOT NULL")[0][0]:
+            partitioned = self._rows(
+                "SELECT count(*) FROM pg_partitioned_table WHERE partrelid = 'readings'::regclass"
+            )[0][0]
+            layout = "partitioned by month" if partitioned else "plain table"
+            if timescale and not partitioned:
+                layout = "timescaledb hypertable"
+            partitions = [
+                r[0]
+                for r in self._rows(
+                    "SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid"
+                    " WHERE i.inhparent = 'readings'::regclass ORDER BY c.relname"
+                )
+            ]
+        reader = bool(
+            self._rows("SELECT count(*) FROM pg_roles WHERE rolname = 'meterledger_reader'")[0][0]
+        )
+        return {
+            "server_version": server,
+            "timescaledb": timescale,
+            "readings_layout": layout,
+            "partitions": partitions,
+            "reader_role": reader,
+        }
+
+    def close(self) -> None:
+        self._pool.close()
+
+    # -- meters -------------------------------------------------------------------------
+    def get_meter(self, meter_id: str) -> MeterRecord | None:
+        rows = self._rows(
+            "SELECT meter_id, service, unit, timezone, account, status, capacity, created_at"
+            " FROM meters WHERE meter_id = %s",
+            (meter_id,),
+        )
+        return MeterRecord(*rows[0]) if rows else None
+
+    def list_meters(self) -> list[MeterRecord]:
+        rows = self._rows(
+            "SELECT meter_id, service, unit, timezone, account, status, capacity, created_at"
+            ' FROM meters ORDER BY meter_id COLLATE "C"'
+        )
+        return [MeterRecord(*row) for row in rows]
+
+    def registry_version(self) -> int:
+        return int(self._rows("SELECT version FROM registry_version WHERE id = 1")[0][0])
+
+    def list_channels(self) -> list[ChannelRecord]:
+        rows = self._rows(
+            "SELECT channel_id, meter_id, obis, base_unit, allows_negative FROM channels"
+            ' ORDER BY meter_id COLLATE "C", obis COLLATE "C"'
+        )
+        return [ChannelRecord(int(r[0]), r[1], r[2], r[3], bool(r[4])) for r in rows]
+
+    # -- readings -----------------------------------------------------------------------
+    def _channel_names(self) -> pl.DataFrame:
+        rows = self._rows("SELECT channel_id, meter_id, obis FROM channels")
+        return pl.DataFrame(
+            rows,
+            schema={"channel_id": pl.Int64, "meter_id": pl.String, "channel": pl.String},
+            orient="row",
+        )
+
+    def _readings_frame(self, query: str, params: Sequence[object]) -> pl.DataFrame:
+        """Rows of READING_COLUMNS from ``query`` (binary COPY), named and sorted."""
+        arrays = self._copy_ints(query, len(READING_COLUMNS), params)
+        frame = pl.DataFrame(dict(zip(READING_COLUMNS, arrays, strict=True)))
+        named = frame.join(self._channel_names(), on="channel_id", how="inner")
+        return named.select(
+            "meter_id", "channel", *[c for c in READING_COLUMNS if c != "channel_id"]
+        ).sort("meter_id", "channel", "interval_end")
+
+    def readings(
+        self, meter_id: str, start: int, end: int, channel: str | None = None
+    ) -> pl.DataFrame:
+        cols = ", ".join(f"r.{c}" for c in READING_COLUMNS)
+        query = (
+            f"SELECT {cols} FROM channels c JOIN readings r ON r.channel_id = c.channel_id"
+            " WHERE c.meter_id = %s AND r.interval_end > %s AND r.interval_end <= %s"
+        )
+        params: list[object] = [meter_id, start, end]
+        if channel is not None:
+            query += " AND c.obis = %s"
+            params.append(channel)
+        return self._readings_frame(query, params).drop_nulls("meter_id")
+
+    def all_readings(self) -> pl.DataFrame:
+        return self._readings_frame(f"SELECT {', '.join(READING_COLUMNS)} FROM readings", [])
+
+    def billing_read(
+        self,
+        start: int,
+        end: int,
+        channel: str = "1.0.1.8.0.255",
+        meter_ids: Sequence[str] | None = None,
+    ) -> BillingArrays:
+        meters = [
+            (str(m), int(c))
+            for m, c in self._rows(
+                "SELECT meter_id, channel_id FROM channels WHERE obis = %s", (channel,)
+            )
+        ]
+        if meter_ids is not None:
+            wanted = set(meter_ids)
+            meters = [m for m in meters if m[0] in wanted]
+        ids = [c for _, c in meters]
+        channel_id, interval_end, value, quality = self._copy_ints(
+            "SELECT r.channel_id, r.interval_end, r.value, r.quality FROM readings r"
+            " WHERE r.channel_id = ANY(%s) AND r.interval_end > %s AND r.interval_end <= %s",
+            4,
+            (ids, start, end),
+        )
+        return BillingArrays.group(meters, channel_id, interval_end, value, quality)
+
+    def stored_by_batch(self) -> pl.DataFrame:
+        code = " ".join(f"WHEN '{s}' THEN {i}" for i, s in enumerate(_STATUS_CODES))
+        arrays = self._copy_ints(
+            "SELECT batch_id, channel_id, interval_end, interval_seconds, value, quality,"
+            " 0::bigint, version FROM readings UNION ALL SELECT batch_id, channel_id,"
+            " interval_end, interval_seconds, value, quality,"
+            f" (CASE status {code} END)::bigint, version FROM reading_versions",
+            8,
+        )
+        names = (
+            "batch_id",
+            "channel_id",
+            "interval_end",
+            "interval_seconds",
+            "value",
+            "quality",
+            "status_code",
+            "version",
+        )
+        frame = pl.DataFrame(dict(zip(names, arrays, strict=True)))
+        statuses = pl.DataFrame(
+            {"status_code": list(range(len(_STATUS_CODES))), "status": list(_STATUS_CODES)},
+            schema={"status_code": pl.Int64, "status": pl.String},
+        )
+        return (
+            frame.join(self._channel_names(), on="channel_id", how="inner")
+            .join(statuses, on="status_code", how="left")
+            .select(
+                "batch_id",
+                "meter_id",
+                "channel",
+                "interval_end",
+                "interval_seconds",
+                "value",
+                "quality",
+                "status",
+                "version",
+            )
+        )
+
+    def versions(self, channel_id: int, interval_end: int) -> pl.DataFrame:
+        rows = self._rows(
+            "SELECT version, value, quality, batch_id, received_at, 'current', NULL::text"
+            " FROM readings WHERE channel_id = %s AND interval_end = %s UNION ALL"
+            " SELECT version, value, quality, batch_id, received_at, status, reason"
+            " FROM reading_versions WHERE channel_id = %s AND interval_end = %s",
+            (channel_id, interval_end, channel_id, interval_end),
+        )
+        return pl.DataFrame(
+            rows,
+            schema={
+                "version": pl.Int64,
+                "value": pl.Int64,
+                "quality": pl.Int64,
+                "batch_id": pl.Int64,
+                "received_at": pl.Int64,
+                "status": pl.String,
+                "reason": pl.String,
+            },
+            orient="row",
+        ).sort("version")
+
+    # -- quarantine, audit ----------------------------------------------------------------
+    def list_quarantine(
+        self, status: str | None = None, reason: str | None = None, limit: int | None = None
+    ) -> list[QuarantineRecord]:
+        query = f"SELECT {Q_COLUMNS} FROM quarantine WHERE true"
+        params: list[object] = []
+        if status is not None:
+            query += " AND status = %s"
+            params.append(status)
+        if reason is not None:
+            query += " AND (',' || reasons || ',') LIKE %s"
+            params.append(f"%,{reason},%")
+        query += " ORDER BY q_id"
+        if limit is not None:
+            query += " LIMIT %s"
+            params.append(limit)
+        return [quarantine_record(row) for row in self._rows(query, params)]
+
+    def get_quarantine(self, q_id: int) -> QuarantineRecord | None:
+        rows = self._rows(f"SELECT {Q_COLUMNS} FROM quarantine WHERE q_id = %s", (q_id,))
+        return quarantine_record(rows[0]) if rows else None
+
+    def batch_audit_refs(self) -> dict[int, int | None]:
+        return {
+            int(b): (None if s is None else int(s))
+            for b, s in self._rows("SELECT batch_id, audit_seq FROM batches")
+        }
+
+    def audit_rows(self) -> Iterator[AuditRow]:
+        rows = self._rows(
+            "SELECT seq, recorded_at, kind, subject, payload, prev_hash, hash FROM audit_log"
+            " ORDER BY seq"
+        )
+        for row in rows:
+            yield AuditRow(int(row[0]), *row[1:])
+
+    def count(self, table: str) -> int:
+        if table not in _TABLES:
+            raise StoreError(f"no such table: {table}")
+        query = sql.SQL("SELECT count(*) FROM {}").format(sql.Identifier(table))
+        with self._conn() as conn:
+            try:
+                return int(conn.execute(query).fetchone()[0])  # type: ignore[index]
+            except psycopg.Error as exc:
+                raise translate(exc) from exc
+
+
+def _safe(url: str) -> str:
+    """The URL without a password, for messages."""
+    scheme, _, rest = url.partition("://")
+    auth, at, host = rest.rpartition("@")
+    if at and ":" in auth:
+        auth = auth.split(":", 1)[0] + ":***"
+    return f"{scheme}://{auth}{at}{host}"

@@ -1,0 +1,414 @@
+"""The PostgreSQL write transaction: everything ingest writes, under the writer lock.
+
+New readings (the hot path) go in by binary COPY straight into the partitioned ``readings``
+table: the keys were looked up under the writer lock a moment before, so nothing else can
+have stored them, and a key that is somehow there anyway aborts the whole batch (a bug,
+never a silent drop). Revisions go by binary COPY into a session-local staging table, then
+``INSERT ... ON CONFLICT DO UPDATE`` in one statement, after the old rows are kept as
+versions.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+import numpy as np
+import polars as pl
+import psycopg
+from psycopg import sql
+from psycopg_pool import PoolTimeout
+
+from meterledger.core.errors import (
+    ConflictError,
+    StoreError,
+    TerminalStoreError,
+    TransientStoreError,
+)
+from meterledger.store.base import (
+    Q_COLUMNS,
+    READING_COLUMNS,
+    AuditRow,
+    BatchCounts,
+    MeterRecord,
+    NewQuarantine,
+    QuarantineRecord,
+    WriteTx,
+    key_spans,
+    quarantine_record,
+)
+from meterledger.store.pgcopy import copy_in_ints, copy_out_ints
+
+__all__ = [
+    "Q_COLUMNS",
+    "WRITER_LOCK",
+    "Partitions",
+    "PostgresTx",
+    "months_for",
+    "quarantine_record",
+    "translate",
+]
+
+# pg_advisory_xact_lock key of the one writer lock: "mlWr" as a 32-bit big-endian integer
+WRITER_LOCK = 0x6D6C5772
+PARTITIONED = ("readings", "reading_versions")
+_TRANSIENT_STATES = {
+    "40001",  # serialization_failure
+    "40P01",  # deadlock_detected
+    "55P03",  # lock_not_available
+    "57P01",  # admin_shutdown
+    "57P03",  # cannot_connect_now
+    "53300",  # too_many_connections
+}
+
+
+def translate(exc: psycopg.Error | PoolTimeout, context: str = "database error") -> StoreError:
+    """Map a psycopg error to transient (connection, lock, serialization) or terminal."""
+    text = str(exc).strip() or type(exc).__name__
+    state = getattr(exc, "sqlstate", None)
+    if isinstance(exc, (psycopg.OperationalError, PoolTimeout)) or state in _TRANSIENT_STATES:
+        return TransientStoreError(f"{context}: {text}")
+    return TerminalStoreError(f"{context}: {text}")
+
+
+def months_for(first_end: int, last_end: int) -> list[tuple[int, int, int, int]]:
+    """``(year, month, lo, hi)`` of every monthly partition holding an interval end in
+    ``[first_end, last_end]``. A partition holds ``month_start < interval_end <=
+    next_month_start`` (bounds ``FROM (month_start + 1) TO (next_month_start + 1)``), so an
+    interval ending at midnight on the 1st belongs to the month it measured."""
+    first = datetime.fromtimestamp(first_end - 1, UTC)
+    last = datetime.fromtimestamp(last_end - 1, UTC)
+    year, month = first.year, first.month
+    out: list[tuple[int, int, int, int]] = []
+    while (year, month) <= (last.year, last.month):
+        nyear, nmonth = (year + 1, 1) if month == 12 else (year, month + 1)
+        lo = int(datetime(year, month, 1, tzinfo=UTC).timestamp())
+        hi = int(datetime(nyear, nmonth, 1, tzinfo=UTC).timestamp())
+        out.append((year, month, lo + 1, hi + 1))
+        year, month = nyear, nmonth
+    return out
+
+
+class Partitions:
+    """Creates the monthly partitions of ``readings`` and ``reading_versions`` on demand,
+    inside the caller's transaction (which holds the writer lock).
+
+    A partition is made as a plain table and then attached: ``ATTACH PARTITION`` takes only
+    a SHARE UPDATE EXCLUSIVE lock on the parent, so readers are never blocked, where
+    ``CREATE TABLE ... PARTITION OF`` would take ACCESS EXCLUSIVE."""
+
+    def __init__(self) -> None:
+        self._partitioned: bool | None = None
+
+    def partitioned(self, conn: psycopg.Connection[Any]) -> bool:
+        if self._partitioned is None:
+            row = conn.execute(
+                "SELECT count(*) FROM pg_partitioned_table"
+                " WHERE partrelid = to_regclass('readings')"
+            ).fetchone()
+            self._partitioned = bool(row and row[0])
+        return self._partitioned
+
+    def ensure(self, conn: psycopg.Connection[Any], first_end: int, last_end: int) -> list[str]:
+        """Make the missing partitions for that span; return the names made."""
+        if not self.partitioned(conn):  # a TimescaleDB hypertable makes its own chunks
+            return []
+        months = months_for(first_end, last_end)
+        wanted = {
+            f"{table}_p{year:04d}{month:02d}": (table, lo, hi)
+            for table in PARTITIONED
+            for year, month, lo, hi in months
+        }
+        found = conn.execute(
+            "SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid"
+            " WHERE c.relname = ANY(%s) AND i.inhparent IN (to_regclass('readings'),"
+            " to_regclass('reading_versions'))",
+            (list(wanted),),
+        ).fetchall()
+        made: list[str] = []
+        for name in sorted(set(wanted) - {r[0] for r in found}):
+            table, lo, hi = wanted[name]
+            conn.execute(
+                sql.SQL(
+                    "CREATE TABLE {} (LIKE {} INCLUDING DEFAULTS INCLUDING CONSTRAINTS)"
+                ).format(sql.Identifier(name), sql.Identifier(table))
+            )
+            conn.execute(
+                sql.SQL("ALTER TABLE {} ATTACH PARTITION {} FOR VALUES FROM ({}) TO ({})").format(
+                    sql.Identifier(table), sql.Identifier(name), sql.Literal(lo), sql.Literal(hi)
+                )
+            )
+            made.append(name)
+        return made
+
+
+def _frame(arrays: Sequence[np.ndarray], columns: Sequence[str] = READING_COLUMNS) -> pl.DataFrame:
+    return pl.DataFrame(
+        {c: pl.Series(c, a, dtype=pl.Int64) for c, a in zip(columns, arrays, strict=True)}
+    )
+
+
+def _int8_columns(rows: pl.DataFrame, columns: Sequence[str]) -> list[np.ndarray]:
+    return [rows.get_column(c).cast(pl.Int64).to_numpy() for c in columns]
+
+
+_READING_LIST = ", ".join(READING_COLUMNS)
+_STAGE = (
+    "CREATE TEMP TABLE IF NOT EXISTS ml_stage (channel_id bigint, interval_end bigint,"
+    " interval_seconds bigint, value bigint, quality bigint, batch_id bigint,"
+    " received_at bigint, version bigint) ON COMMIT DELETE ROWS"
+)
+
+
+class PostgresTx(WriteTx):
+    def __init__(self, conn: psycopg.Connection[Any], partitions: Partitions) -> None:
+        self.conn = conn
+        self.partitions = partitions
+
+    def _ensure(self, rows: pl.DataFrame) -> None:
+        ends = rows.get_column("interval_end")
+        self.partitions.ensure(self.conn, int(ends.min()), int(ends.max()))  # type: ignore[arg-type]
+
+    # -- batches ------------------------------------------------------------------------
+    def new_batch(self, source: str, fmt: str, received_at: str) -> int:
+        row = self.conn.execute(
+            "INSERT INTO batches (source, format, received_at) VALUES (%s, %s, %s)"
+            " RETURNING batch_id",
+            (source, fmt, received_at),
+        ).fetchone()
+        assert row is not None
+        return int(row[0])
+
+    def finish_batch(self, batch_id: int, counts: BatchCounts, audit_seq: int | None) -> None:
+        self.conn.execute(
+            "UPDATE batches SET records = %s, accepted = %s, duplicates = %s, superseded = %s,"
+            " ignored = %s, conflicts = %s, quarantined = %s, audit_seq = %s"
+            " WHERE batch_id = %s",
+            (
+                counts.records,
+                counts.accepted,
+                counts.duplicates,
+                counts.superseded,
+                counts.ignored,
+                counts.conflicts,
+                counts.quarantined,
+                audit_seq,
+                batch_id,
+            ),
+        )
+
+    def registry_version(self) -> int:
+        row = self.conn.execute("SELECT version FROM registry_version WHERE id = 1").fetchone()
+        assert row is not None
+        return int(row[0])
+
+    # -- readings -----------------------------------------------------------------------
+    def _range_query(
+        self, table: str, keys: pl.DataFrame, spans: list[tuple[int, int, int]] | None = None
+    ) -> pl.DataFrame:
+        if keys.is_empty():
+            return _frame([np.empty(0, dtype=np.int64)] * len(READING_COLUMNS))
+        spans = spans if spans is not None else key_spans(keys)
+        channel, lo, hi = ([s[i] for s in spans] for i in range(3))
+        cols = ", ".join(f"t.{c}" for c in READING_COLUMNS)
+        found = _frame(
+            copy_out_ints(
+                self.conn,
+                f"SELECT {cols} FROM unnest(%s::bigint[], %s::bigint[], %s::bigint[])"
+                f" AS s (c, lo, hi) JOIN {table} t ON t.channel_id = s.c"
+                " AND t.interval_end BETWEEN s.lo AND s.hi",
+                len(READING_COLUMNS),
+                (channel, lo, hi),
+            )
+        )
+        if found.is_empty():
+            return found
+        return found.join(
+            keys.select("channel_id", "interval_end"), on=["channel_id", "interval_end"], how="semi"
+        )
+
+    def current_for(
+        self, keys: pl.DataFrame, spans: list[tuple[int, int, int]] | None = None
+    ) -> pl.DataFrame:
+        return self._range_query("readings", keys, spans)
+
+    def versions_for(self, keys: pl.DataFrame) -> pl.DataFrame:
+        return self._range_query("reading_versions", keys)
+
+    def insert_new(self, rows: pl.DataFrame, *, batch_id: int, received_at: int) -> None:
+        if rows.is_empty():
+            return
+        self._ensure(rows)
+        height = rows.height
+        arrays = _int8_columns(
+            rows, ("channel_id", "interval_end", "interval_seconds", "value", "quality")
+        )
+        arrays += [
+            np.full(height, batch_id, dtype=np.int64),
+            np.full(height, received_at, dtype=np.int64),
+            np.ones(height, dtype=np.int64),
+        ]
+        copy_in_ints(self.conn, "readings", READING_COLUMNS, arrays)
+
+    def replace_readings(self, rows: pl.DataFrame, reason: str) -> None:
+        if rows.is_empty():
+            return
+        self._ensure(rows)
+        self.conn.execute(_STAGE)
+        self.conn.execute("TRUNCATE ml_stage")
+        copy_in_ints(self.conn, "ml_stage", READING_COLUMNS, _int8_columns(rows, READING_COLUMNS))
+        self.conn.execute(
+            "INSERT INTO reading_versions (channel_id, interval_end, version, interval_seconds,"
+            " value, quality, batch_id, received_at, status, reason) SELECT r.channel_id,"
+            " r.interval_end, r.version, r.interval_seconds, r.value, r.quality, r.batch_id,"
+            " r.received_at, 'superseded', %s FROM ml_stage s JOIN readings r"
+            " ON r.channel_id = s.channel_id AND r.interval_end = s.interval_end",
+            (reason,),
+        )
+        self.conn.execute(
+            f"INSERT INTO readings ({_READING_LIST}) SELECT {_READING_LIST} FROM ml_stage"
+            " ON CONFLICT (channel_id, interval_end) DO UPDATE SET"
+            " interval_seconds = EXCLUDED.interval_seconds, value = EXCLUDED.value,"
+            " quality = EXCLUDED.quality, batch_id = EXCLUDED.batch_id,"
+            " received_at = EXCLUDED.received_at, version = EXCLUDED.version"
+        )
+
+    def insert_versions(self, rows: pl.DataFrame, status: str, reason: str) -> None:
+        if rows.is_empty():
+            return
+        self._ensure(rows)
+        columns = [*READING_COLUMNS, "status", "reason"]
+        statement = sql.SQL("COPY reading_versions ({}) FROM STDIN").format(
+            sql.SQL(", ").join(map(sql.Identifier, columns))
+        )
+        with self.conn.cursor() as cursor, cursor.copy(statement) as copy:
+            for row in rows.select(READING_COLUMNS).iter_rows():
+                copy.write_row((*row, status, reason))
+
+    def delete_version(self, channel_id: int, interval_end: int, version: int) -> None:
+        self.conn.execute(
+            "DELETE FROM reading_versions WHERE channel_id = %s AND interval_end = %s"
+            " AND version = %s",
+            (channel_id, interval_end, version),
+        )
+
+    # -- quarantine -----------------------------------------------------------------------
+    def insert_quarantine(
+        self, batch_id: int, records: Sequence[NewQuarantine], at: str
+    ) -> list[str]:
+        if not records:
+            return []
+        with self.conn.cursor() as cursor:
+            cursor.executemany(
+                "INSERT INTO quarantine (record_key, batch_id, source, format, record_no,"
+                " meter_id, channel, interval_end, reasons, detail, raw, fields, status,"
+                " created_at, updated_at) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s,"
+                " %s, 'open', %s, %s) ON CONFLICT (record_key) DO NOTHING",
+                [
+                    (
+                        r.record_key,
+                        batch_id,
+                        r.source,
+                        r.format,
+                        r.record_no,
+                        r.meter_id,
+                        r.channel,
+                        r.interval_end,
+                        ",".join(r.reasons),
+                        r.detail,
+                        r.raw,
+                        r.fields,
+                        at,
+                        at,
+                    )
+                    for r in records
+                ],
+            )
+        rows = self.conn.execute(
+            "SELECT record_key FROM quarantine WHERE batch_id = %s ORDER BY q_id", (batch_id,)
+        ).fetchall()
+        return [str(row[0]) for row in rows]
+
+    def set_quarantine(
+        self,
+        q_id: int,
+        *,
+        status: str,
+        at: str,
+        fields: str | None = None,
+        reasons: tuple[str, ...] | None = None,
+        detail: str | None = None,
+        note: str | None = None,
+    ) -> None:
+        self.conn.execute(
+            "UPDATE quarantine SET status = %s, updated_at = %s,"
+            " fields = coalesce(%s, fields), reasons = coalesce(%s, reasons),"
+            " detail = coalesce(%s, detail), note = coalesce(%s, note) WHERE q_id = %s",
+            (
+                status,
+                at,
+                fields,
+                ",".join(reasons) if reasons is not None else None,
+                detail,
+                note,
+                q_id,
+            ),
+        )
+
+    def get_quarantine(self, q_id: int) -> QuarantineRecord | None:
+        row = self.conn.execute(
+            f"SELECT {Q_COLUMNS} FROM quarantine WHERE q_id = %s", (q_id,)
+        ).fetchone()
+        return quarantine_record(row) if row else None
+
+    # -- audit, registry --------------------------------------------------------------------
+    def last_audit(self) -> AuditRow | None:
+        row = self.conn.execute(
+            "SELECT seq, recorded_at, kind, subject, payload, prev_hash, hash FROM audit_log"
+            " ORDER BY seq DESC LIMIT 1"
+        ).fetchone()
+        return AuditRow(int(row[0]), *row[1:]) if row else None
+
+    def insert_audit(self, row: AuditRow) -> None:
+        # a plain INSERT: ON CONFLICT DO NOTHING would skip a clash silently
+        self.conn.execute(
+            "INSERT INTO audit_log (seq, recorded_at, kind, subject, payload, prev_hash, hash)"
+            " VALUES (%s, %s, %s, %s, %s, %s, %s)",
+            (row.seq, row.recorded_at, row.kind, row.subject, row.payload, row.prev_hash, row.hash),
+        )
+
+    def add_meter(self, meter: MeterRecord) -> None:
+        # checked first, under the writer lock: a failed INSERT would abort the transaction
+        found = self.conn.execute(
+            "SELECT 1 FROM meters WHERE meter_id = %s", (meter.meter_id,)
+        ).fetchone()
+        if found:
+            raise ConflictError(f"meter {meter.meter_id} already exists")
+        self.conn.execute(
+            "INSERT INTO meters (meter_id, service, unit, timezone, account, status, capacity,"
+            " created_at) VALUES (%s, %s, %s, %s, %s, %s, %s, %s)",
+            (
+                meter.meter_id,
+                meter.service,
+                meter.unit,
+                meter.timezone,
+                meter.account,
+                meter.status,
+                meter.capacity,
+                meter.created_at,
+            ),
+        )
+
+    def add_channel(self, meter_id: str, obis: str, base_unit: str, allows_negative: bool) -> int:
+        self.conn.execute(
+            "INSERT INTO channels (meter_id, obis, base_unit, allows_negative)"
+            " VALUES (%s, %s, %s, %s) ON CONFLICT (meter_id, obis) DO NOTHING",
+            (meter_id, obis, base_unit, int(allows_negative)),
+        )
+        row = self.conn.execute(
+            "SELECT channel_id FROM channels WHERE meter_id = %s AND obis = %s", (meter_id, obis)
+        ).fetchone()
+        if row is None:
+            raise TerminalStoreError(f"channel {obis} of meter {meter_id} was not stored")
+        return int(row[0])
