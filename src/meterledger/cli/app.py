@@ -5,7 +5,7 @@ from __future__ import annotations
 import typer
 
 from meterledger import __version__
-from meterledger.cli import audit, demo, ingest, meters, quarantine, readings
+from meterledger.cli import audit, db, demo, ingest, meters, quarantine, readings
 from meterledger.cli.common import DbOption, JsonOption, emit_json, handle_errors, open_db, out
 
 app = typer.Typer(
@@ -19,14 +19,15 @@ app.add_typer(meters.app, name="meters")
 app.add_typer(quarantine.app, name="quarantine")
 app.add_typer(audit.app, name="audit")
 app.add_typer(readings.app, name="readings")
+app.add_typer(db.app, name="db")
 app.command("ingest")(ingest.command)
 
 
 @app.command("init")
 @handle_errors
-def init(db: DbOption = None, json_out: JsonOption = False) -> None:
+def init(db_url: DbOption = None, json_out: JsonOption = False) -> None:
     """Create the store (or bring it to the latest schema)."""
-    store = open_db(db)
+    store = open_db(db_url)
     version = store.schema_version()
     if json_out:
         emit_json({"db": store.url, "schema_version": version})

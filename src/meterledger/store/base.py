@@ -332,6 +332,23 @@ class Store(ABC):
     """A meterledger database."""
 
     url: str
+    dialect: str  # the migrations folder: "sqlite" or "postgresql"
+
+    def pending_migrations(self) -> list[tuple[int, str]]:
+        """``(version, name)`` of each migration not yet applied, in order."""
+        from meterledger.store.migrations import load_migrations
+
+        done = self.schema_version()
+        return [(m.version, m.name) for m in load_migrations(self.dialect) if m.version > done]
+
+    def latest_version(self) -> int:
+        from meterledger.store.migrations import load_migrations
+
+        return max((m.version for m in load_migrations(self.dialect)), default=0)
+
+    def details(self) -> dict[str, object]:
+        """Backend facts for ``db status`` (server, layout, ...)."""
+        return {}
 
     @abstractmethod
     def migrate(self, target: int | None = None) -> list[int]:

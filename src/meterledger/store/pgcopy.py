@@ -68,9 +68,7 @@ def copy_out_ints(
 ) -> list[np.ndarray]:
     """Run ``query`` (all bigint columns, none null) as a binary COPY; return its columns."""
     chunks: list[bytes] = []
-    statement = sql.SQL("COPY ({}) TO STDOUT (FORMAT BINARY)").format(
-        sql.SQL(query)
-    )
+    statement = sql.SQL("COPY ({}) TO STDOUT (FORMAT BINARY)").format(sql.SQL(query))
     with conn.cursor() as cursor, cursor.copy(statement, params or None) as copy:
         for data in copy:
             chunks.append(bytes(data))

@@ -5,10 +5,11 @@ version for version (``migrations/postgresql``), except that ``readings`` and
 ``reading_versions`` are range-partitioned by month on ``interval_end``, or are TimescaleDB
 hypertables when that extension is installed in the database before the first migration.
 
-Writers are serialised by one transaction-scoped advisory lock (:data:`WRITER_LOCK`), taken
-as the first statement of every write transaction and of every migration, at READ
-COMMITTED. One lock, always first, so writers queue and never deadlock; everything a writer
-reads after it has the lock is up to date, so audit appends can neither fork nor reorder.
+Writers are serialised by one transaction-scoped advisory lock per schema
+(:data:`WRITER_LOCK`, keyed by the schema's name), taken as the first statement of every
+write transaction and of every migration, at READ COMMITTED. One lock, always first, so
+writers queue and never deadlock; everything a writer reads after it has the lock is up to
+date, so audit appends can neither fork nor reorder.
 Readers take no lock and see committed batches whole.
 
 Reads made by the thread that holds an open write transaction go through that
@@ -43,6 +44,7 @@ from meterledger.store.base import (
 from meterledger.store.migrations import load_migrations
 from meterledger.store.pgcopy import copy_out_ints
 from meterledger.store.postgres_tx import (
+    LOCK_SQL,
     Q_COLUMNS,
     WRITER_LOCK,
     Partitions,
@@ -66,7 +68,7 @@ _TABLES = frozenset(
     }
 )
 _STATUS_CODES = ("current", "superseded", "pending_review", "ignored")
-MONTHS_AHEAD = 3  # partitions kept ready past the current month
+MONTHS_AHEAD = 1  # partitions made at migration past the current month
 
 
 def _now() -> str:
@@ -74,6 +76,8 @@ def _now() -> str:
 
 
 class PostgresStore(Store):
+    dialect = "postgresql"
+
     def __init__(self, url: str, *, pool_size: int = 4, connect_timeout_s: float = 10.0) -> None:
         self.url = url
         conninfo = "postgresql://" + url.split("://", 1)[1]
@@ -142,7 +146,7 @@ class PostgresStore(Store):
         """One transaction holding the writer lock: committed whole or rolled back whole."""
         try:
             with self._pool.connection() as conn, conn.transaction():
-                conn.execute("SELECT pg_advisory_xact_lock(%s)", (WRITER_LOCK,))
+                conn.execute(LOCK_SQL, (WRITER_LOCK,))
                 yield conn
         except psycopg.Error as exc:
             raise translate(exc) from exc
@@ -184,12 +188,8 @@ class PostgresStore(Store):
             if current or applied:
                 # partitions ahead of the data: this month and the next few
                 now = int(time.time())
-                self._partitions.ensure(conn, now - 86_400 * 31, now + 86_400 * 31 * MONTHS_AHEAD)
+                self._partitions.ensure(conn, now, now + 86_400 * 31 * MONTHS_AHEAD)
         return applied
-
-    def pending_migrations(self) -> list[tuple[int, str]]:
-        done = self.schema_version()
-        return [(m.version, m.name) for m in load_migrations("postgresql") if m.version > done]
 
     def ensure_partitions(self, first_end: int, last_end: int) -> None:
         """Create the monthly partitions that hold interval ends in ``[first_end, last_end]``
@@ -197,7 +197,7 @@ class PostgresStore(Store):
         with self._transaction() as conn:
             self._partitions.ensure(conn, first_end, last_end)
 
-    def details(self) -> dict[str, Any]:
+    def details(self) -> dict[str, object]:
         """What ``db status`` shows of this backend: server, layout, partitions, roles."""
         server = self._rows("SHOW server_version")[0][0]
         timescale = bool(

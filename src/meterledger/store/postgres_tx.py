@@ -41,6 +41,7 @@ from meterledger.store.base import (
 from meterledger.store.pgcopy import copy_in_ints, copy_out_ints
 
 __all__ = [
+    "LOCK_SQL",
     "Q_COLUMNS",
     "WRITER_LOCK",
     "Partitions",
@@ -50,8 +51,11 @@ __all__ = [
     "translate",
 ]
 
-# pg_advisory_xact_lock key of the one writer lock: "mlWr" as a 32-bit big-endian integer
+# The writer lock: pg_advisory_xact_lock(WRITER_LOCK, hashtext(current_schema())), so two
+# meterledger schemas in one database do not queue behind each other. WRITER_LOCK is "mlWr"
+# as a big-endian 32-bit integer.
 WRITER_LOCK = 0x6D6C5772
+LOCK_SQL = "SELECT pg_advisory_xact_lock(%s::integer, hashtext(current_schema()))"
 PARTITIONED = ("readings", "reading_versions")
 _TRANSIENT_STATES = {
     "40001",  # serialization_failure

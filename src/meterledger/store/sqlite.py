@@ -75,6 +75,8 @@ def _now() -> str:
 
 
 class SqliteStore(Store):
+    dialect = "sqlite"
+
     def __init__(self, url: str, *, busy_timeout_s: float = 60.0) -> None:
         self.url = url
         path, _, query = url.removeprefix("sqlite:///").partition("?")
@@ -134,6 +136,13 @@ class SqliteStore(Store):
                 )
                 applied.append(migration.version)
         return applied
+
+    def details(self) -> dict[str, object]:
+        return {
+            "sqlite_version": sqlite3.sqlite_version,
+            "path": str(self.path) if self.path is not None else ":memory:",
+            "journal_mode": self.conn.execute("PRAGMA journal_mode").fetchone()[0],
+        }
 
     def close(self) -> None:
         self.conn.close()
