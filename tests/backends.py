@@ -3,13 +3,17 @@
 ``BACKENDS`` names them; the ``backend`` fixture in ``conftest.py`` runs a test on each.
 
 PostgreSQL is the real server named by ``METERLEDGER_TEST_PG`` (an admin URL, default
-``postgresql://127.0.0.1:5432/postgres``). Each test gets a database of its own, created
-empty and dropped afterwards. When the server cannot be reached the PostgreSQL half of the
+``postgresql://127.0.0.1:5432/postgres``). Each test process makes one database; each store a
+test asks for is a fresh schema in it (the URL sets ``search_path``), dropped afterwards.
+A schema costs milliseconds where a database costs a second, and the store keeps everything,
+its writer lock included, per schema. When the server cannot be reached the PostgreSQL half of the
 suite is skipped with a notice, except under ``CI=true``, where that is a failure.
 """
 
 from __future__ import annotations
 
+import atexit
+import functools
 import os
 import re
 import sqlite3
@@ -24,23 +28,19 @@ import pytest
 BACKENDS = ("sqlite", "postgresql")
 ADMIN_URL = os.environ.get("METERLEDGER_TEST_PG", "postgresql://127.0.0.1:5432/postgres")
 _PREFIX = "ml_test_"
-_unreachable: str | None = None
-_checked = False
 
 
+@functools.cache
 def pg_unreachable() -> str | None:
     """Why the PostgreSQL server cannot be used, or None when it can (checked once)."""
-    global _checked, _unreachable
-    if not _checked:
-        _checked = True
-        try:
-            import psycopg
+    try:
+        import psycopg
 
-            with psycopg.connect(ADMIN_URL, connect_timeout=3, autocommit=True) as conn:
-                conn.execute("SELECT 1")
-        except Exception as exc:  # any failure: missing driver, refused, auth
-            _unreachable = f"PostgreSQL at {ADMIN_URL} unreachable: {exc}".strip()
-    return _unreachable
+        with psycopg.connect(ADMIN_URL, connect_timeout=3, autocommit=True) as conn:
+            conn.execute("SELECT 1")
+    except Exception as exc:  # any failure: missing driver, refused, auth
+        return f"PostgreSQL at {ADMIN_URL} unreachable: {exc}".strip()
+    return None
 
 
 def require_pg() -> None:
@@ -53,28 +53,61 @@ def require_pg() -> None:
     pytest.skip(why)
 
 
+_session_db: str | None = None
+
+
 def _url_with_db(name: str) -> str:
     base, _, _ = ADMIN_URL.rpartition("/")
     return f"{base}/{name}"
 
 
-def create_pg_database() -> str:
-    """A new empty database; returns its URL."""
+def _drop_session_db() -> None:
     import psycopg
 
-    name = f"{_PREFIX}{uuid.uuid4().hex[:16]}"
-    with psycopg.connect(ADMIN_URL, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    return _url_with_db(name)
+    if _session_db is not None:
+        with psycopg.connect(ADMIN_URL, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{_session_db}" WITH (FORCE)')
 
 
-def drop_pg_database(url: str) -> None:
+def session_database() -> str:
+    """This test process's database (made on first use, dropped at exit); its URL."""
+    global _session_db  # noqa: PLW0603 - one per test process, made lazily
+    if _session_db is None:
+        import psycopg
+
+        name = f"{_PREFIX}{os.getpid()}_{uuid.uuid4().hex[:8]}"
+        with psycopg.connect(ADMIN_URL, autocommit=True) as conn:
+            conn.execute(f'CREATE DATABASE "{name}"')
+        _session_db = name
+        atexit.register(_drop_session_db)
+    return _url_with_db(_session_db)
+
+
+def create_pg_store_url() -> str:
+    """A fresh, empty schema in the session database; the URL of a store in it."""
     import psycopg
 
-    name = url.rpartition("/")[2].partition("?")[0]
-    assert name.startswith(_PREFIX), name
-    with psycopg.connect(ADMIN_URL, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    schema = f"t_{uuid.uuid4().hex[:16]}"
+    base = session_database()
+    with psycopg.connect(base, autocommit=True) as conn:
+        conn.execute(f'CREATE SCHEMA "{schema}"')
+    return f"{base}?options=-csearch_path%3D{schema}"
+
+
+def drop_pg_store_url(url: str) -> None:
+    """Drop the schema of a URL made by :func:`create_pg_store_url`."""
+    import psycopg
+
+    base, _, query = url.partition("?")
+    schema = query.rpartition("%3D")[2]
+    assert schema.startswith("t_"), url
+    with psycopg.connect(base, autocommit=True) as conn:
+        conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+
+
+# the names tests used when each store was a database of its own
+create_pg_database = create_pg_store_url
+drop_pg_database = drop_pg_store_url
 
 
 class Databases:
@@ -88,13 +121,13 @@ class Databases:
     def new_url(self, name: str = "test") -> str:
         if self.backend == "sqlite":
             return f"sqlite:///{self.folder / name}.db"
-        url = create_pg_database()
+        url = create_pg_store_url()
         self._made.append(url)
         return url
 
     def cleanup(self) -> None:
         for url in self._made:
-            drop_pg_database(url)
+            drop_pg_store_url(url)
         self._made.clear()
 
 

@@ -2,6 +2,8 @@
 
     python ingest_worker.py DB_URL FILE... [--block-bytes N] [--ready PATH --go PATH]
 
+``DB_URL`` is any store URL (``sqlite:///...`` or ``postgresql://...``) whose schema exists.
+
 ``--ready``/``--go`` make a start barrier: the worker opens the store, touches ``ready`` and
 waits for ``go`` to exist, so several workers begin ingesting at the same moment. Prints the
 summed counts as one JSON object on stdout.
@@ -20,8 +22,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/, for supp
 
 import support
 from meterledger.ingest.pipeline import IngestOptions, Ingestor
+from meterledger.store import open_store
 from meterledger.store.base import BatchCounts
-from meterledger.store.sqlite import SqliteStore
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -33,7 +35,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--go", type=Path)
     args = parser.parse_args(argv)
 
-    store = SqliteStore(args.db)
+    store = open_store(args.db, migrate=False)  # any backend; the test made the schema
     if args.ready is not None:
         args.ready.touch()
     if args.go is not None:

@@ -1,32 +1,33 @@
 """The audit chain: append-only in the database, and ``verify`` names the entry that no longer
-matches when readings, quarantine records or entries are changed behind the store's back."""
+matches when readings, quarantine records or entries are changed behind the store's back.
+
+Every test runs on SQLite and PostgreSQL; the tampering goes through ``backends.RawDb``."""
 
 from __future__ import annotations
 
 import json
-import sqlite3
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
+from contextlib import closing
 from pathlib import Path
-from typing import Any
 
 import pytest
 from typer.testing import CliRunner
 
 import support
+from backends import RawDb
 from meterledger.cli.app import app
 from meterledger.ingest import review
 from meterledger.ingest.audit import GENESIS, entry_hash, verify
 from meterledger.ingest.pipeline import IngestResult
-from meterledger.store.sqlite import SqliteStore
+from meterledger.store.base import Store
 
 Ingest = Callable[..., IngestResult]
 WriteCsv = Callable[..., Path]
 FORGED_END = 1_717_977_600  # 2024-06-10T00:00Z: a key no delivery holds
 runner = CliRunner()
 
-DROP_TRIGGERS = (
-    "DROP TRIGGER audit_log_no_update",
-    "DROP TRIGGER audit_log_no_delete",
+READING_COLUMNS = (
+    "channel_id, interval_end, interval_seconds, value, quality, batch_id, received_at, version"
 )
 
 
@@ -35,7 +36,7 @@ def ends(day: int, count: int = 8) -> list[str]:
 
 
 @pytest.fixture
-def ledger(store: SqliteStore, meter: str, write_csv: WriteCsv, ingest: Ingest) -> SqliteStore:
+def ledger(store: Store, meter: str, write_csv: WriteCsv, ingest: Ingest) -> Store:
     """Three batches (1, 2, 3), each with 8 readings; batches 1 and 2 also quarantine one
     record each. Audit entries: 1 meter.added, then one per batch."""
     for day in (1, 2, 3):
@@ -51,66 +52,104 @@ def ledger(store: SqliteStore, meter: str, write_csv: WriteCsv, ingest: Ingest) 
 
 
 @pytest.fixture
-def raw(ledger: SqliteStore) -> Iterator[sqlite3.Connection]:
-    """A connection behind the store's back."""
-    path = ledger.path
-    assert path is not None
-    conn = sqlite3.connect(path, isolation_level=None)
-    yield conn
-    conn.close()
+def raw(ledger: Store, raw_db: RawDb) -> RawDb:
+    """A connection to the ledger's database behind the store's back."""
+    return raw_db
 
 
-def entry_of(conn: sqlite3.Connection, batch_id: int) -> int:
-    (seq,) = conn.execute(
-        "SELECT audit_seq FROM batches WHERE batch_id = ?", (batch_id,)
-    ).fetchone()
+def only_on(backend: str, wanted: str, why: str) -> None:
+    if backend != wanted:
+        pytest.skip(why)
+
+
+def entry_of(raw: RawDb, batch_id: int) -> int:
+    seq = raw.scalar("SELECT audit_seq FROM batches WHERE batch_id = ?", (batch_id,))
     assert seq is not None
     return int(seq)
 
 
-def a_reading(conn: sqlite3.Connection, batch_id: int) -> tuple[int, int]:
-    row = conn.execute(
+def a_reading(raw: RawDb, batch_id: int) -> tuple[int, int]:
+    ((channel, end),) = raw.execute(
         "SELECT channel_id, interval_end FROM readings WHERE batch_id = ? ORDER BY interval_end"
         " LIMIT 1 OFFSET 3",
         (batch_id,),
-    ).fetchone()
-    return int(row[0]), int(row[1])
+    )
+    return int(channel), int(end)
+
+
+def forge_reading(raw: RawDb, channel: int, batch_id: int) -> None:
+    """A reading no delivery held, written straight into the billing view."""
+    raw.execute(
+        f"INSERT INTO readings ({READING_COLUMNS})"
+        " VALUES (?, ?, 900, 4000000, 0, ?, 1735689600, 1)",
+        (channel, FORGED_END, batch_id),
+    )
 
 
 # -- append-only ----------------------------------------------------------------------------
 
 
-def test_audit_table_refuses_update_and_delete(
-    ledger: SqliteStore, raw: sqlite3.Connection
-) -> None:
+def test_audit_table_refuses_update_and_delete(ledger: Store, raw: RawDb) -> None:
     before = list(ledger.audit_rows())
-    with pytest.raises(sqlite3.IntegrityError, match="append-only"):
+    with raw.refused():
         raw.execute("UPDATE audit_log SET payload = '{}' WHERE seq = 2")
-    with pytest.raises(sqlite3.IntegrityError, match="append-only"):
+    with raw.refused():
         raw.execute("DELETE FROM audit_log WHERE seq = 4")
-    with pytest.raises(sqlite3.IntegrityError, match="append-only"):
+    with raw.refused():
         raw.execute("DELETE FROM audit_log")
-    with pytest.raises(sqlite3.IntegrityError, match="append-only"):
-        raw.execute(
-            "INSERT INTO audit_log SELECT * FROM audit_log WHERE seq = 2"
-            " ON CONFLICT (seq) DO UPDATE SET kind = 'forged'"
-        )
-    # nor through the store's own connection
-    with pytest.raises(sqlite3.IntegrityError, match="append-only"):
-        ledger.conn.execute("UPDATE audit_log SET kind = 'x'")
+    # nor inside a transaction on yet another connection
+    with closing(RawDb(ledger.url)) as other:
+        other.execute("BEGIN")
+        with other.refused():
+            other.execute("UPDATE audit_log SET kind = 'x'")
+        other.execute("ROLLBACK")
     assert list(ledger.audit_rows()) == before
     assert verify(ledger).ok
 
 
-def test_audit_table_refuses_replace(ledger: SqliteStore, raw: sqlite3.Connection) -> None:
-    with pytest.raises(sqlite3.IntegrityError, match="append-only"):
+def test_audit_table_refuses_an_upsert(ledger: Store, raw: RawDb) -> None:
+    before = list(ledger.audit_rows())
+    with raw.refused():  # an existing seq: the insert itself is refused
+        raw.execute(
+            "INSERT INTO audit_log SELECT * FROM audit_log WHERE seq = 2"
+            " ON CONFLICT (seq) DO UPDATE SET kind = 'forged'"
+        )
+    # the next seq passes the insert guard; the conflict on hash turns it into an UPDATE
+    with raw.refused():
+        raw.execute(
+            "INSERT INTO audit_log (seq, recorded_at, kind, subject, payload, prev_hash, hash)"
+            " SELECT (SELECT max(seq) + 1 FROM audit_log), recorded_at, kind, subject, payload,"
+            " prev_hash, hash FROM audit_log WHERE seq = 2"
+            " ON CONFLICT (hash) DO UPDATE SET kind = 'forged'"
+        )
+    assert list(ledger.audit_rows()) == before
+    assert verify(ledger).ok
+
+
+def test_audit_table_refuses_replace(backend: str, ledger: Store, raw: RawDb) -> None:
+    only_on(backend, "sqlite", "INSERT OR REPLACE is SQLite syntax (the upsert test covers PG)")
+    before = list(ledger.audit_rows())
+    with raw.refused():
         raw.execute(
             "INSERT OR REPLACE INTO audit_log SELECT seq, recorded_at, 'forged', subject,"
             " payload, prev_hash, hash FROM audit_log WHERE seq = 2"
         )
+    assert list(ledger.audit_rows()) == before
 
 
-def test_chain_links_each_entry_to_the_one_before(ledger: SqliteStore) -> None:
+def test_audit_table_refuses_truncate(backend: str, ledger: Store, raw: RawDb) -> None:
+    only_on(backend, "postgresql", "SQLite has no TRUNCATE (DELETE without WHERE is tested)")
+    before = list(ledger.audit_rows())
+    with raw.refused():
+        raw.execute("TRUNCATE audit_log")
+    with raw.refused():
+        raw.execute("TRUNCATE audit_log, batches, readings, quarantine")
+    assert list(ledger.audit_rows()) == before
+    assert raw.scalar("SELECT count(*) FROM batches") == 3
+    assert verify(ledger).ok
+
+
+def test_chain_links_each_entry_to_the_one_before(ledger: Store) -> None:
     rows = list(ledger.audit_rows())
     assert [r.seq for r in rows] == [1, 2, 3, 4]
     assert [r.kind for r in rows] == ["meter.added"] + ["batch.ingested"] * 3
@@ -126,9 +165,7 @@ def test_chain_links_each_entry_to_the_one_before(ledger: SqliteStore) -> None:
 # -- tampering behind the store's back -----------------------------------------------------
 
 
-def test_changed_reading_value_names_its_batch_entry(
-    ledger: SqliteStore, raw: sqlite3.Connection
-) -> None:
+def test_changed_reading_value_names_its_batch_entry(ledger: Store, raw: RawDb) -> None:
     channel, end = a_reading(raw, 2)
     raw.execute(
         "UPDATE readings SET value = value + 1 WHERE channel_id = ? AND interval_end = ?",
@@ -144,9 +181,7 @@ def test_changed_reading_value_names_its_batch_entry(
     assert len(report.problems) == 1
 
 
-def test_changed_reading_quality_names_its_batch_entry(
-    ledger: SqliteStore, raw: sqlite3.Connection
-) -> None:
+def test_changed_reading_quality_names_its_batch_entry(ledger: Store, raw: RawDb) -> None:
     channel, end = a_reading(raw, 3)
     raw.execute(
         "UPDATE readings SET quality = 2 WHERE channel_id = ? AND interval_end = ?",
@@ -157,9 +192,7 @@ def test_changed_reading_quality_names_its_batch_entry(
     assert first.seq == entry_of(raw, 3)
 
 
-def test_deleted_reading_names_its_batch_entry(
-    ledger: SqliteStore, raw: sqlite3.Connection
-) -> None:
+def test_deleted_reading_names_its_batch_entry(ledger: Store, raw: RawDb) -> None:
     channel, end = a_reading(raw, 1)
     raw.execute("DELETE FROM readings WHERE channel_id = ? AND interval_end = ?", (channel, end))
     report = verify(ledger)
@@ -169,9 +202,7 @@ def test_deleted_reading_names_its_batch_entry(
     assert "7 rows now, 8 audited" in report.first_broken.problem
 
 
-def test_reading_moved_to_another_batch_breaks_both(
-    ledger: SqliteStore, raw: sqlite3.Connection
-) -> None:
+def test_reading_moved_to_another_batch_breaks_both(ledger: Store, raw: RawDb) -> None:
     channel, end = a_reading(raw, 3)
     raw.execute(
         "UPDATE readings SET batch_id = 1 WHERE channel_id = ? AND interval_end = ?",
@@ -181,14 +212,9 @@ def test_reading_moved_to_another_batch_breaks_both(
     assert [p.seq for p in report.problems] == [entry_of(raw, 1), entry_of(raw, 3)]
 
 
-def test_forged_reading_in_a_new_batch_is_not_covered(
-    ledger: SqliteStore, raw: sqlite3.Connection
-) -> None:
+def test_forged_reading_in_a_new_batch_is_not_covered(ledger: Store, raw: RawDb) -> None:
     channel, _ = a_reading(raw, 1)
-    raw.execute(
-        "INSERT INTO readings VALUES (?, ?, 900, 4000000, 0, 77, 1735689600, 1)",
-        (channel, FORGED_END),
-    )
+    forge_reading(raw, channel, 77)
     report = verify(ledger)
     assert not report.ok
     first = report.first_broken
@@ -198,26 +224,18 @@ def test_forged_reading_in_a_new_batch_is_not_covered(
     assert "no audit entry" in first.problem or "is missing" in first.problem
 
 
-def test_forged_reading_in_an_audited_batch_names_it(
-    ledger: SqliteStore, raw: sqlite3.Connection
-) -> None:
+def test_forged_reading_in_an_audited_batch_names_it(ledger: Store, raw: RawDb) -> None:
     channel, _ = a_reading(raw, 2)
-    raw.execute(
-        "INSERT INTO readings VALUES (?, ?, 900, 4000000, 0, 2, 1735689600, 1)",
-        (channel, FORGED_END),
-    )
+    forge_reading(raw, channel, 2)
     first = verify(ledger).first_broken
     assert first is not None
     assert first.seq == entry_of(raw, 2)
 
 
-def test_changed_audit_payload_names_that_entry(
-    ledger: SqliteStore, raw: sqlite3.Connection
-) -> None:
-    for statement in DROP_TRIGGERS:
-        raw.execute(statement)
+def test_changed_audit_payload_names_that_entry(ledger: Store, raw: RawDb) -> None:
+    raw.drop_audit_guards()
     seq = entry_of(raw, 2)
-    (payload,) = raw.execute("SELECT payload FROM audit_log WHERE seq = ?", (seq,)).fetchone()
+    payload = raw.scalar("SELECT payload FROM audit_log WHERE seq = ?", (seq,))
     forged = json.loads(payload)
     forged["source"] = "somewhere else"
     raw.execute(
@@ -232,11 +250,8 @@ def test_changed_audit_payload_names_that_entry(
     assert "hash does not match" in first.problem
 
 
-def test_rehashed_audit_entry_breaks_the_next_link(
-    ledger: SqliteStore, raw: sqlite3.Connection
-) -> None:
-    for statement in DROP_TRIGGERS:
-        raw.execute(statement)
+def test_rehashed_audit_entry_breaks_the_next_link(ledger: Store, raw: RawDb) -> None:
+    raw.drop_audit_guards()
     row = next(r for r in ledger.audit_rows() if r.seq == 2)
     payload = json.loads(row.payload)
     payload["source"] = "somewhere else"
@@ -249,11 +264,8 @@ def test_rehashed_audit_entry_breaks_the_next_link(
     assert "prev_hash" in first.problem
 
 
-def test_deleted_last_entry_leaves_its_batch_uncovered(
-    ledger: SqliteStore, raw: sqlite3.Connection
-) -> None:
-    for statement in DROP_TRIGGERS:
-        raw.execute(statement)
+def test_deleted_last_entry_leaves_its_batch_uncovered(ledger: Store, raw: RawDb) -> None:
+    raw.drop_audit_guards()
     raw.execute("DELETE FROM audit_log WHERE seq = (SELECT max(seq) FROM audit_log)")
     report = verify(ledger)
     assert not report.ok
@@ -263,11 +275,8 @@ def test_deleted_last_entry_leaves_its_batch_uncovered(
     assert "no audit entry" in first.problem or "is missing" in first.problem
 
 
-def test_deleted_middle_entry_breaks_the_sequence(
-    ledger: SqliteStore, raw: sqlite3.Connection
-) -> None:
-    for statement in DROP_TRIGGERS:
-        raw.execute(statement)
+def test_deleted_middle_entry_breaks_the_sequence(ledger: Store, raw: RawDb) -> None:
+    raw.drop_audit_guards()
     raw.execute("DELETE FROM audit_log WHERE seq = 2")
     report = verify(ledger)
     first = report.first_broken
@@ -277,9 +286,7 @@ def test_deleted_middle_entry_breaks_the_sequence(
     assert any(p.seq == 3 and "sequence jumps" in p.problem for p in report.problems)
 
 
-def test_changed_quarantine_raw_names_its_batch_entry(
-    ledger: SqliteStore, raw: sqlite3.Connection
-) -> None:
+def test_changed_quarantine_raw_names_its_batch_entry(ledger: Store, raw: RawDb) -> None:
     raw.execute("UPDATE quarantine SET raw = raw || '0' WHERE batch_id = 2")
     report = verify(ledger)
     assert not report.ok
@@ -289,9 +296,7 @@ def test_changed_quarantine_raw_names_its_batch_entry(
     assert "was altered" in first.problem
 
 
-def test_deleted_quarantine_record_names_its_batch_entry(
-    ledger: SqliteStore, raw: sqlite3.Connection
-) -> None:
+def test_deleted_quarantine_record_names_its_batch_entry(ledger: Store, raw: RawDb) -> None:
     raw.execute("DELETE FROM quarantine WHERE batch_id = 1")
     first = verify(ledger).first_broken
     assert first is not None
@@ -300,35 +305,31 @@ def test_deleted_quarantine_record_names_its_batch_entry(
 
 
 def test_swapping_the_current_value_with_a_stored_version_is_detected(
-    store: SqliteStore, meter: str, write_csv: WriteCsv, ingest: Ingest
+    store: Store, meter: str, write_csv: WriteCsv, ingest: Ingest, raw_db: RawDb
 ) -> None:
     end = "2024-06-01T00:15:00+00:00"
     ingest(write_csv([support.row(end, "1.000")], name="actual.csv"))
     ingest(write_csv([support.row(end, "2.000", quality="estimated")], name="estimate.csv"))
     assert verify(store).ok
-    assert store.path is not None
-    conn = sqlite3.connect(store.path, isolation_level=None)
-    columns = (
-        "channel_id, interval_end, interval_seconds, value, quality, batch_id, received_at, version"
+    (billed,) = raw_db.execute(f"SELECT {READING_COLUMNS} FROM readings")
+    raw_db.execute("BEGIN")
+    raw_db.execute("DELETE FROM readings")
+    raw_db.execute(
+        f"INSERT INTO readings ({READING_COLUMNS}) SELECT {READING_COLUMNS} FROM reading_versions"
     )
-    billed = conn.execute(f"SELECT {columns} FROM readings").fetchone()
-    conn.execute("BEGIN")
-    conn.execute("DELETE FROM readings")
-    conn.execute(f"INSERT INTO readings SELECT {columns} FROM reading_versions")
-    conn.execute("DELETE FROM reading_versions")
-    conn.execute(
-        f"INSERT INTO reading_versions ({columns}, status, reason)"
+    raw_db.execute("DELETE FROM reading_versions")
+    raw_db.execute(
+        f"INSERT INTO reading_versions ({READING_COLUMNS}, status, reason)"
         " VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'superseded', 'SUPERSEDED_BY_REVISION')",
         billed,
     )
-    conn.execute("COMMIT")
-    conn.close()
+    raw_db.execute("COMMIT")
     assert store.all_readings()["value"].to_list() == [2_000_000]  # the bill changed
     assert not verify(store).ok
 
 
 def test_deleted_trailing_revision_entry_is_detected(
-    store: SqliteStore, meter: str, write_csv: WriteCsv, ingest: Ingest
+    store: Store, meter: str, write_csv: WriteCsv, ingest: Ingest, raw_db: RawDb
 ) -> None:
     end = "2024-06-01T00:15:00+00:00"
     ingest(write_csv([support.row(end, "1.000")], name="a.csv"))
@@ -338,18 +339,14 @@ def test_deleted_trailing_revision_entry_is_detected(
     review.replay(store, now=support.NOW)
     assert [r.kind for r in store.audit_rows()][-1] == "revision.accepted"
     assert verify(store).ok
-    assert store.path is not None
-    conn = sqlite3.connect(store.path, isolation_level=None)
-    for statement in DROP_TRIGGERS:
-        conn.execute(statement)
-    conn.execute("DELETE FROM audit_log WHERE seq = (SELECT max(seq) FROM audit_log)")
-    conn.close()
+    raw_db.drop_audit_guards()
+    raw_db.execute("DELETE FROM audit_log WHERE seq = (SELECT max(seq) FROM audit_log)")
     assert store.all_readings()["value"].to_list() == [2_000_000]
     assert not verify(store).ok
 
 
 def test_tampered_quarantine_fields_do_not_reach_the_bill_unnoticed(
-    ledger: SqliteStore, raw: sqlite3.Connection
+    ledger: Store, raw: RawDb
 ) -> None:
     (record,) = ledger.list_quarantine(reason="MALFORMED_VALUE")
     fields = json.loads(record.fields)
@@ -374,7 +371,7 @@ def run_verify(db_url: str, *extra: str) -> tuple[int, str, str]:
     return result.exit_code, result.stdout, " ".join(result.stderr.split())
 
 
-def test_cli_verify_ok(ledger: SqliteStore, db_url: str) -> None:
+def test_cli_verify_ok(ledger: Store, db_url: str) -> None:
     code, out, _ = run_verify(db_url)
     assert code == 0
     assert "OK" in out
@@ -387,9 +384,7 @@ def test_cli_verify_ok(ledger: SqliteStore, db_url: str) -> None:
     assert (report["entries"], report["batches"], report["rows_checked"]) == (4, 3, 24)
 
 
-def test_cli_verify_names_the_broken_entry(
-    ledger: SqliteStore, db_url: str, raw: sqlite3.Connection
-) -> None:
+def test_cli_verify_names_the_broken_entry(ledger: Store, db_url: str, raw: RawDb) -> None:
     channel, end = a_reading(raw, 2)
     raw.execute(
         "UPDATE readings SET value = 0 WHERE channel_id = ? AND interval_end = ?", (channel, end)
@@ -407,14 +402,9 @@ def test_cli_verify_names_the_broken_entry(
     assert report["first_broken"]["subject"] == "batch 2"
 
 
-def test_cli_verify_uncovered_batch_says_no_entry(
-    ledger: SqliteStore, db_url: str, raw: sqlite3.Connection
-) -> None:
+def test_cli_verify_uncovered_batch_says_no_entry(ledger: Store, db_url: str, raw: RawDb) -> None:
     channel, _ = a_reading(raw, 1)
-    raw.execute(
-        "INSERT INTO readings VALUES (?, ?, 900, 4000000, 0, 77, 1735689600, 1)",
-        (channel, FORGED_END),
-    )
+    forge_reading(raw, channel, 77)
     code, _, err = run_verify(db_url)
     assert code == 1
     assert "no entry" in err
@@ -425,7 +415,7 @@ def test_cli_verify_uncovered_batch_says_no_entry(
 
 
 def test_identical_bad_lines_in_one_batch_are_held_once_and_verify(
-    store: SqliteStore, meter: str, write_csv: Callable[..., Path], ingest: Callable[..., Any]
+    store: Store, meter: str, write_csv: WriteCsv, ingest: Ingest
 ) -> None:
     bad = support.row("2024-06-01T00:15:00+00:00", "1", meter="NOPE-1")
     result = ingest(write_csv([bad, bad]))
@@ -435,31 +425,33 @@ def test_identical_bad_lines_in_one_batch_are_held_once_and_verify(
 
 
 def test_changed_quarantine_reasons_are_detected(
-    store: SqliteStore, meter: str, write_csv: Callable[..., Path], ingest: Callable[..., Any]
+    store: Store, meter: str, write_csv: WriteCsv, ingest: Ingest, raw_db: RawDb
 ) -> None:
     ingest(write_csv([support.row("2024-06-01T00:15:00+00:00", "abc")]))
     assert verify(store).ok
-    store.conn.execute("UPDATE quarantine SET reasons = 'UNKNOWN_METER'")
+    raw_db.execute("UPDATE quarantine SET reasons = 'UNKNOWN_METER'")
     first = verify(store).first_broken
     assert first is not None and first.subject == "batch 1"
     assert "quarantine" in first.problem
 
 
 def test_unreadable_quarantine_fields_are_reported_not_raised(
-    store: SqliteStore, meter: str, write_csv: Callable[..., Path], ingest: Callable[..., Any]
+    store: Store, meter: str, write_csv: WriteCsv, ingest: Ingest, raw_db: RawDb
 ) -> None:
     ingest(write_csv([support.row("2024-06-01T00:15:00+00:00", "abc")]))
-    store.conn.execute("UPDATE quarantine SET fields = '{not json'")
+    assert verify(store).ok
+    raw_db.execute("UPDATE quarantine SET fields = '{not json'")
     report = verify(store)
     assert not report.ok and "was altered" in report.problems[0].problem
 
 
 def test_a_cut_tail_is_caught_by_the_head_kept_elsewhere(
-    store: SqliteStore,
+    store: Store,
     meter: str,
-    write_csv: Callable[..., Path],
-    ingest: Callable[..., Any],
+    write_csv: WriteCsv,
+    ingest: Ingest,
     db_url: str,
+    raw_db: RawDb,
 ) -> None:
     ingest(write_csv([support.row("2024-06-01T00:15:00+00:00", "abc")]))  # quarantine only
     head = runner.invoke(app, ["audit", "head", "--db", db_url])
@@ -470,11 +462,10 @@ def test_a_cut_tail_is_caught_by_the_head_kept_elsewhere(
         runner.invoke(app, ["audit", "verify", "--expect-head", recorded, "--db", db_url]).exit_code
         == 0
     )
-    for statement in DROP_TRIGGERS:
-        store.conn.execute(statement)
-    store.conn.execute("DELETE FROM quarantine")  # the cut removes what the entry recorded
-    store.conn.execute("DELETE FROM batches")
-    store.conn.execute("DELETE FROM audit_log WHERE seq = ?", (seq,))
+    raw_db.drop_audit_guards()
+    raw_db.execute("DELETE FROM quarantine")  # the cut removes what the entry recorded
+    raw_db.execute("DELETE FROM batches")
+    raw_db.execute("DELETE FROM audit_log WHERE seq = ?", (seq,))
     assert verify(store).ok  # invisible from inside the database
     result = runner.invoke(app, ["audit", "verify", "--expect-head", recorded, "--db", db_url])
     assert result.exit_code == 1

@@ -3,7 +3,9 @@ processes at the same time has no second effect, and every effect has exactly on
 
 The data is made here: 20 meters x 3 days x 96 quarter-hours of canonical CSV, a few identical
 repeats and one bad record for each of a dozen reasons. ``block_bytes`` is small, so a file is
-many batches (and, in the two-process tests, many interleaved write transactions).
+many batches (and, in the multi-process tests, many interleaved write transactions).
+
+Every test runs on SQLite and PostgreSQL: the stores come from the ``databases`` fixture.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator, Sequence
+from contextlib import closing
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -26,10 +29,11 @@ import pytest
 from polars.testing import assert_frame_equal
 
 import support
+from backends import Databases, RawDb
 from meterledger.ingest import audit
 from meterledger.ingest.pipeline import IngestOptions, Ingestor
-from meterledger.store.base import BatchCounts
-from meterledger.store.sqlite import SqliteStore
+from meterledger.store import open_store
+from meterledger.store.base import BatchCounts, Store
 
 BLOCK = 16_384
 OBIS = "1.0.1.8.0.255"
@@ -143,11 +147,11 @@ def expected_view() -> pl.DataFrame:
 EXPECTED = expected_view()
 
 
-def view(store: SqliteStore) -> pl.DataFrame:
+def view(store: Store) -> pl.DataFrame:
     return store.all_readings().select(VIEW).sort(KEY)
 
 
-def held(store: SqliteStore) -> list[tuple[str, tuple[str, ...]]]:
+def held(store: Store) -> list[tuple[str, tuple[str, ...]]]:
     return sorted((r.raw, r.reasons) for r in store.list_quarantine(status=None))
 
 
@@ -156,7 +160,7 @@ def write_lines(path: Path, lines: Sequence[str]) -> Path:
     return path
 
 
-def ingest(store: SqliteStore, *paths: Path) -> tuple[BatchCounts, int]:
+def ingest(store: Store, *paths: Path) -> tuple[BatchCounts, int]:
     """Ingest files in order; the summed counts and audit entries."""
     counts, entries = BatchCounts(), 0
     ingestor = Ingestor(store, now=support.NOW)
@@ -167,11 +171,11 @@ def ingest(store: SqliteStore, *paths: Path) -> tuple[BatchCounts, int]:
     return counts, entries
 
 
-def batch_payloads(store: SqliteStore) -> list[dict[str, int]]:
+def batch_payloads(store: Store) -> list[dict[str, int]]:
     return [json.loads(r.payload) for r in store.audit_rows() if r.kind == audit.BATCH_KIND]
 
 
-def assert_one_entry_per_effect(store: SqliteStore) -> None:
+def assert_one_entry_per_effect(store: Store) -> None:
     """The chain verifies, every batch entry records a change, the accepted counts add up to
     the readings, and no batch is covered twice."""
     report = audit.verify(store)
@@ -185,18 +189,18 @@ def assert_one_entry_per_effect(store: SqliteStore) -> None:
     covered = [p["batch_id"] for p in payloads]
     assert len(covered) == len(set(covered))
     assert set(store.all_readings()["batch_id"].unique().to_list()) <= set(covered)
-    audited = store.conn.execute("SELECT count(*) FROM batches WHERE audit_seq IS NOT NULL")
-    assert audited.fetchone()[0] == len(payloads)
+    with closing(RawDb(store.url)) as raw:
+        audited = raw.scalar("SELECT count(*) FROM batches WHERE audit_seq IS NOT NULL")
+    assert audited == len(payloads)
 
 
 @pytest.fixture
-def fresh(tmp_path: Path) -> Iterator[Callable[[str], SqliteStore]]:
-    """Make a new store with the 20 meters registered."""
-    opened: list[SqliteStore] = []
+def fresh(databases: Databases) -> Iterator[Callable[[str], Store]]:
+    """Make a new store on the test's backend with the 20 meters registered."""
+    opened: list[Store] = []
 
-    def make(name: str) -> SqliteStore:
-        store = SqliteStore(f"sqlite:///{tmp_path / name}.db")
-        store.migrate()
+    def make(name: str) -> Store:
+        store = open_store(databases.new_url(name))
         for meter in METERS:
             support.add_meter(store, meter)
         opened.append(store)
@@ -213,7 +217,7 @@ def ordered(tmp_path: Path) -> Path:
 
 
 def test_dataset_spans_many_batches_and_every_bad_reason(
-    fresh: Callable[[str], SqliteStore], ordered: Path
+    fresh: Callable[[str], Store], ordered: Path
 ) -> None:
     store = fresh("a")
     result = Ingestor(store, now=support.NOW).ingest_path(ordered, IngestOptions(block_bytes=BLOCK))
@@ -226,9 +230,7 @@ def test_dataset_spans_many_batches_and_every_bad_reason(
     assert_one_entry_per_effect(store)
 
 
-def test_same_file_twice_has_no_second_effect(
-    fresh: Callable[[str], SqliteStore], ordered: Path
-) -> None:
+def test_same_file_twice_has_no_second_effect(fresh: Callable[[str], Store], ordered: Path) -> None:
     store = fresh("a")
     first, _ = ingest(store, ordered)
     assert first.accepted == DATA.unique
@@ -251,7 +253,7 @@ def test_same_file_twice_has_no_second_effect(
 
 
 def test_shuffled_and_split_deliveries_give_the_same_view(
-    fresh: Callable[[str], SqliteStore], ordered: Path, tmp_path: Path
+    fresh: Callable[[str], Store], ordered: Path, tmp_path: Path
 ) -> None:
     shuffled = write_lines(tmp_path / "shuffled.csv", DATA.shuffled(7))
     mixed = DATA.shuffled(11)
@@ -297,7 +299,7 @@ def test_shuffled_and_split_deliveries_give_the_same_view(
 
 
 def test_estimates_and_actuals_in_either_order_give_the_same_view(
-    fresh: Callable[[str], SqliteStore], ordered: Path, tmp_path: Path
+    fresh: Callable[[str], Store], ordered: Path, tmp_path: Path
 ) -> None:
     estimates = write_lines(
         tmp_path / "estimates.csv",
@@ -328,7 +330,7 @@ def test_estimates_and_actuals_in_either_order_give_the_same_view(
         assert_frame_equal(view(store), EXPECTED)
 
 
-# -- two processes at once --------------------------------------------------------------
+# -- several processes at once ----------------------------------------------------------
 
 
 def run_workers(
@@ -365,7 +367,7 @@ def run_workers(
 
 @pytest.mark.parametrize("split", ["same file", "overlapping halves", "opposite orders"])
 def test_two_processes_at_once(
-    fresh: Callable[[str], SqliteStore], ordered: Path, tmp_path: Path, split: str
+    fresh: Callable[[str], Store], ordered: Path, tmp_path: Path, split: str
 ) -> None:
     """Two workers on one database, released together. Which one stores a batch is up to
     the lock; the result must not depend on it."""
@@ -398,6 +400,52 @@ def test_two_processes_at_once(
     assert_one_entry_per_effect(store)
 
 
+def overlapping_files(tmp_path: Path, writers: int) -> tuple[list[Path], list[str]]:
+    """One file per writer: every line of DATA but one share of it, so each line is in all
+    files but one and any two files share most of their lines. Each file starts on another
+    share, odd ones backwards, and holds one bad record of its own. Returns the files and
+    those bad records."""
+    n = len(DATA.lines)
+    shares = [DATA.lines[k * n // writers : (k + 1) * n // writers] for k in range(writers)]
+    files, own_bad = [], []
+    for k in range(writers):
+        lines = [line for j in range(1, writers) for line in shares[(k + j) % writers]]
+        if k % 2:
+            lines.reverse()
+        bad = support.row(end_at(k).isoformat(), "1.000", meter=f"ZZ{k:02d}")  # unknown meter
+        lines.insert(len(lines) // 2, bad)
+        files.append(write_lines(tmp_path / f"writer{k}.csv", lines))
+        own_bad.append(bad)
+    return files, own_bad
+
+
+def test_four_processes_on_overlapping_files(fresh: Callable[[str], Store], tmp_path: Path) -> None:
+    """Four workers released together, each on three quarters of the data in its own order:
+    every reading lands once, whoever stores it, and the chain covers each effect once."""
+    writers = 4
+    files, own_bad = overlapping_files(tmp_path, writers)
+    store = fresh("shared")
+    results = run_workers(store.url, [[path] for path in files], tmp_path)
+
+    copies = writers - 1  # each line of DATA is in all files but one
+    assert sum(r["records"] for r in results) == copies * len(DATA.lines) + len(own_bad)
+    assert sum(r["accepted"] for r in results) == DATA.unique == store.count("readings")
+    assert sum(r["duplicates"] for r in results) == copies * DATA.good - DATA.unique
+    assert sum(r["superseded"] + r["ignored"] + r["conflicts"] for r in results) == 0
+    assert sum(r["quarantined"] for r in results) == DATA.bad + len(own_bad)
+    assert sum(r["quarantine_duplicates"] for r in results) == (copies - 1) * DATA.bad
+    assert sum(r["audit_entries"] for r in results) == len(batch_payloads(store))
+
+    single = fresh("single")
+    ingest(single, *files)
+    assert_frame_equal(view(store), view(single))
+    assert_frame_equal(view(store), EXPECTED)
+    assert held(store) == held(single)
+    assert {raw for raw, _ in held(store)} >= set(own_bad)
+    assert audit.verify(store).ok
+    assert_one_entry_per_effect(store)
+
+
 CLI = Path(sys.executable).with_name("meterledger")
 
 
@@ -424,7 +472,7 @@ def run_cli_together(commands: Sequence[Sequence[str]], cwd: Path) -> list[dict[
 
 
 def test_two_cli_ingests_at_once(
-    fresh: Callable[[str], SqliteStore], ordered: Path, tmp_path: Path
+    fresh: Callable[[str], Store], ordered: Path, tmp_path: Path
 ) -> None:
     store = fresh("cli")
     command = ["ingest", str(ordered), "--db", store.url]
@@ -439,11 +487,12 @@ def test_two_cli_ingests_at_once(
     assert report["ok"] is True
 
 
-def test_two_cli_ingests_creating_the_same_meters_at_once(tmp_path: Path) -> None:
+def test_two_cli_ingests_creating_the_same_meters_at_once(
+    databases: Databases, tmp_path: Path
+) -> None:
     """Both processes find the meters unknown and ``--create-meters``: each meter is made
     once, and each file's readings are stored once, whichever process gets there first."""
-    store = SqliteStore(f"sqlite:///{tmp_path / 'meters.db'}")
-    store.migrate()
+    store = open_store(databases.new_url("meters"))
     lines = good_lines()
     files = [str(write_lines(tmp_path / f"part{k}.csv", lines[k::12])) for k in range(12)]
     base = ["ingest", "--create-meters", "--db", store.url]
@@ -460,7 +509,7 @@ def test_two_cli_ingests_creating_the_same_meters_at_once(tmp_path: Path) -> Non
 
 
 def test_same_readings_by_another_path_have_no_effect(
-    fresh: Callable[[str], SqliteStore], ordered: Path, tmp_path: Path
+    fresh: Callable[[str], Store], ordered: Path, tmp_path: Path
 ) -> None:
     """JSON lines (numbers as JSON numbers), gzip and CRLF deliveries of the same readings."""
     store = fresh("paths")

@@ -15,6 +15,7 @@ A snapshot that turns out stale (meters changed) costs only speed: the writer co
 
 from __future__ import annotations
 
+import sys
 from collections import deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -41,6 +42,9 @@ __all__ = [
     "load_registry",
     "read_blocks",
 ]
+
+
+SWITCH_INTERVAL_S = 0.0005
 
 
 def load_registry(store: Store) -> Registry:
@@ -155,6 +159,7 @@ class ThreadStager:
         self._now = now
         self._ahead = ahead
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="ingest-stage")
+        self._switch = sys.getswitchinterval()
 
     def _submit(self) -> Future[Staged] | None:
         item = next(self._blocks, None)  # reading stays on the consumer's thread, in order
@@ -181,6 +186,12 @@ class ThreadStager:
         self._snapshot = snapshot
 
     def __enter__(self) -> ThreadStager:
+        # The writer thread makes many short calls into the database driver, each giving up
+        # the GIL; at the default 5 ms switch interval it then waits behind the staging
+        # threads' Python work after every one. 0.5 ms keeps it moving (measured: PostgreSQL
+        # ingest 250k -> 380k rows/s). Restored on exit.
+        self._switch = sys.getswitchinterval()
+        sys.setswitchinterval(min(self._switch, SWITCH_INTERVAL_S))
         return self
 
     def __exit__(
@@ -190,6 +201,7 @@ class ThreadStager:
         tb: TracebackType | None,
     ) -> None:
         self._pool.shutdown(wait=True, cancel_futures=True)
+        sys.setswitchinterval(self._switch)
 
 
 def _stage_thunk(parse: Thunk, size: int, snapshot: Snapshot, now: datetime) -> Staged:

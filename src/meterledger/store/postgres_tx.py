@@ -214,14 +214,18 @@ class PostgresTx(WriteTx):
         if keys.is_empty():
             return _frame([np.empty(0, dtype=np.int64)] * len(READING_COLUMNS))
         spans = spans if spans is not None else key_spans(keys)
+        # One range scan of the primary key per (channel, first, last) span: the LATERAL
+        # subquery with OFFSET 0 is never flattened, so the planner cannot turn it into a
+        # hash join over whole partitions (which it would, before statistics exist).
         channel, lo, hi = ([s[i] for s in spans] for i in range(3))
         cols = ", ".join(f"t.{c}" for c in READING_COLUMNS)
         found = _frame(
             copy_out_ints(
                 self.conn,
                 f"SELECT {cols} FROM unnest(%s::bigint[], %s::bigint[], %s::bigint[])"
-                f" AS s (c, lo, hi) JOIN {table} t ON t.channel_id = s.c"
-                " AND t.interval_end BETWEEN s.lo AND s.hi",
+                f" AS s (c, lo, hi) CROSS JOIN LATERAL (SELECT * FROM {table} r"
+                " WHERE r.channel_id = s.c AND r.interval_end BETWEEN s.lo AND s.hi"
+                " OFFSET 0) t",
                 len(READING_COLUMNS),
                 (channel, lo, hi),
             )
