@@ -14,10 +14,23 @@ from typing import Any
 import numpy as np
 import psycopg
 from psycopg import sql
+from psycopg.adapt import Loader
+from psycopg.pq import Format
 
 from meterledger.core.errors import TerminalStoreError
 
-__all__ = ["SIGNATURE", "copy_in_ints", "copy_out_ints", "decode_int8_rows", "encode_int8_rows"]
+__all__ = [
+    "INT8_ARRAY_OID",
+    "SIGNATURE",
+    "Int8ArrayLoader",
+    "copy_in_ints",
+    "copy_out_ints",
+    "decode_int8_rows",
+    "encode_int8_rows",
+    "select_int8_arrays",
+]
+
+INT8_ARRAY_OID = 1016  # bigint[]
 
 SIGNATURE = b"PGCOPY\n\xff\r\n\x00"
 _HEADER = SIGNATURE + b"\x00\x00\x00\x00" + b"\x00\x00\x00\x00"  # flags, no extension
@@ -87,3 +100,36 @@ def copy_in_ints(
     )
     with conn.cursor() as cursor, cursor.copy(statement) as copy:
         copy.write(encode_int8_rows(arrays))
+
+
+class Int8ArrayLoader(Loader):
+    """Loads a binary one-dimensional ``bigint[]`` without NULLs straight into an int64
+    ndarray (psycopg's own loader would build one Python int per element)."""
+
+    format = Format.BINARY
+
+    def load(self, data: Any) -> np.ndarray:
+        view = memoryview(data)
+        dims = int.from_bytes(view[0:4], "big")
+        if dims == 0:
+            return np.empty(0, dtype=np.int64)
+        if dims != 1 or int.from_bytes(view[4:8], "big") != 0:
+            raise TerminalStoreError("expected a one-dimensional bigint[] without NULLs")
+        count = int.from_bytes(view[12:16], "big")
+        items = np.frombuffer(view[20:], dtype=np.dtype([("l", ">i4"), ("v", ">i8")]), count=count)
+        return items["v"].astype(np.int64)
+
+
+def select_int8_arrays(
+    conn: psycopg.Connection[Any], query: str, columns: int, params: Sequence[object] = ()
+) -> list[np.ndarray]:
+    """Run ``query``, which returns one row of ``columns`` ``bigint[]`` (NULL when there
+    were no rows), and return them as int64 arrays. For bounded results: one array must stay
+    under PostgreSQL's 1 GB field limit."""
+    with conn.cursor(binary=True) as cursor:
+        cursor.adapters.register_loader(INT8_ARRAY_OID, Int8ArrayLoader)
+        row = cursor.execute(query, params).fetchone()
+    empty = np.empty(0, dtype=np.int64)
+    if row is None:
+        return [empty] * columns
+    return [empty if value is None else value for value in row]

@@ -25,6 +25,7 @@ from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
 
+import numpy as np
 import polars as pl
 import psycopg
 from psycopg import sql
@@ -42,7 +43,7 @@ from meterledger.store.base import (
     WriteTx,
 )
 from meterledger.store.migrations import load_migrations
-from meterledger.store.pgcopy import copy_out_ints
+from meterledger.store.pgcopy import INT8_ARRAY_OID, Int8ArrayLoader, copy_out_ints
 from meterledger.store.postgres_tx import (
     LOCK_SQL,
     Q_COLUMNS,
@@ -310,14 +311,32 @@ class PostgresStore(Store):
         if meter_ids is not None:
             wanted = set(meter_ids)
             meters = [m for m in meters if m[0] in wanted]
-        ids = [c for _, c in meters]
-        channel_id, interval_end, value, quality = self._copy_ints(
-            "SELECT r.channel_id, r.interval_end, r.value, r.quality FROM readings r"
-            " WHERE r.channel_id = ANY(%s) AND r.interval_end > %s AND r.interval_end <= %s",
-            4,
-            (ids, start, end),
+        meters.sort()
+        # One range scan of the primary key per channel, already in interval order, each
+        # channel's rows aggregated into three bigint[] loaded straight into ndarrays.
+        query = (
+            "SELECT s.c, a.e, a.v, a.q FROM unnest(%s::bigint[]) AS s (c) CROSS JOIN LATERAL"
+            " (SELECT array_agg(r.interval_end) AS e, array_agg(r.value) AS v,"
+            " array_agg(r.quality) AS q FROM (SELECT interval_end, value, quality"
+            " FROM readings WHERE channel_id = s.c AND interval_end > %s"
+            " AND interval_end <= %s ORDER BY interval_end OFFSET 0) r) a"
         )
-        return BillingArrays.group(meters, channel_id, interval_end, value, quality)
+        with self._conn() as conn, conn.cursor(binary=True) as cursor:
+            cursor.adapters.register_loader(INT8_ARRAY_OID, Int8ArrayLoader)
+            try:
+                rows = cursor.execute(query, ([c for _, c in meters], start, end)).fetchall()
+            except psycopg.Error as exc:
+                raise translate(exc) from exc
+        empty = np.empty(0, dtype=np.int64)
+        found = {int(c): (e, v, q) for c, e, v, q in rows if e is not None}
+        parts = [found.get(c, (empty, empty, empty)) for _, c in meters]
+        offsets = np.zeros(len(meters) + 1, dtype=np.int64)
+        np.cumsum([len(p[0]) for p in parts], out=offsets[1:])
+        return BillingArrays(
+            tuple(m for m, _ in meters),
+            offsets,
+            *(np.concatenate([p[i] for p in parts]) if parts else empty for i in range(3)),
+        )
 
     def stored_by_batch(self) -> pl.DataFrame:
         code = " ".join(f"WHEN '{s}' THEN {i}" for i, s in enumerate(_STATUS_CODES))

@@ -38,7 +38,7 @@ from meterledger.store.base import (
     key_spans,
     quarantine_record,
 )
-from meterledger.store.pgcopy import copy_in_ints, copy_out_ints
+from meterledger.store.pgcopy import copy_in_ints, select_int8_arrays
 
 __all__ = [
     "LOCK_SQL",
@@ -218,9 +218,11 @@ class PostgresTx(WriteTx):
         # subquery with OFFSET 0 is never flattened, so the planner cannot turn it into a
         # hash join over whole partitions (which it would, before statistics exist).
         channel, lo, hi = ([s[i] for s in spans] for i in range(3))
-        cols = ", ".join(f"t.{c}" for c in READING_COLUMNS)
+        # The rows come back as one bigint[] per column (one result row, loaded into
+        # ndarrays), not one COPY message per row.
+        cols = ", ".join(f"array_agg(t.{c})" for c in READING_COLUMNS)
         found = _frame(
-            copy_out_ints(
+            select_int8_arrays(
                 self.conn,
                 f"SELECT {cols} FROM unnest(%s::bigint[], %s::bigint[], %s::bigint[])"
                 f" AS s (c, lo, hi) CROSS JOIN LATERAL (SELECT * FROM {table} r"
