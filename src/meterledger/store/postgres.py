@@ -69,6 +69,10 @@ _TABLES = frozenset(
     }
 )
 _STATUS_CODES = ("current", "superseded", "pending_review", "ignored")
+# A period is ``start < interval_end <= end``; queries say ``interval_end >= start + 1``
+# because partition pruning does not know that bigint is discrete: with ``> start`` the
+# month before, whose upper bound is ``start + 1`` exclusive, would be scanned as well.
+_PERIOD = "start < interval_end <= end"
 MONTHS_AHEAD = 1  # partitions made at migration past the current month
 
 
@@ -284,9 +288,9 @@ class PostgresStore(Store):
         cols = ", ".join(f"r.{c}" for c in READING_COLUMNS)
         query = (
             f"SELECT {cols} FROM channels c JOIN readings r ON r.channel_id = c.channel_id"
-            " WHERE c.meter_id = %s AND r.interval_end > %s AND r.interval_end <= %s"
+            " WHERE c.meter_id = %s AND r.interval_end >= %s AND r.interval_end <= %s"
         )
-        params: list[object] = [meter_id, start, end]
+        params: list[object] = [meter_id, start + 1, end]  # see _PERIOD
         if channel is not None:
             query += " AND c.obis = %s"
             params.append(channel)
@@ -318,13 +322,16 @@ class PostgresStore(Store):
             "SELECT s.c, a.e, a.v, a.q FROM unnest(%s::bigint[]) AS s (c) CROSS JOIN LATERAL"
             " (SELECT array_agg(r.interval_end) AS e, array_agg(r.value) AS v,"
             " array_agg(r.quality) AS q FROM (SELECT interval_end, value, quality"
-            " FROM readings WHERE channel_id = s.c AND interval_end > %s"
+            " FROM readings WHERE channel_id = s.c AND interval_end >= %s"
             " AND interval_end <= %s ORDER BY interval_end OFFSET 0) r) a"
         )
         with self._conn() as conn, conn.cursor(binary=True) as cursor:
             cursor.adapters.register_loader(INT8_ARRAY_OID, Int8ArrayLoader)
             try:
-                rows = cursor.execute(query, ([c for _, c in meters], start, end)).fetchall()
+                rows = cursor.execute(
+                    query,
+                    ([c for _, c in meters], start + 1, end),  # see _PERIOD
+                ).fetchall()
             except psycopg.Error as exc:
                 raise translate(exc) from exc
         empty = np.empty(0, dtype=np.int64)
