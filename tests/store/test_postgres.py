@@ -146,7 +146,7 @@ def test_the_billing_query_reads_one_partition_by_the_primary_key(
     arrays = pg.billing_read(epoch("2024-02-01T00:00:00+00:00"), epoch("2024-03-01T00:00:00+00:00"))
     ends, values, _ = arrays.for_meter("M1")
     assert ends.tolist() == [epoch("2024-02-10T00:00:00+00:00")]
-    assert values.tolist() == [100]
+    assert values.tolist() == [100_000]  # 0.1 kWh in mWh
 
 
 def test_a_new_months_partition_does_not_wait_for_readers(
