@@ -187,3 +187,9 @@ class RawDb:
 
     def close(self) -> None:
         self._conn.close()
+
+    def __enter__(self) -> RawDb:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

@@ -1,4 +1,6 @@
-"""The CLI: every command has help and docs, --json output, the ingest/export round trip."""
+"""The CLI: every command has help and docs, --json output, the ingest/export round trip.
+
+Commands that open a store run on each backend (the ``db`` fixture); the rest run once."""
 
 from __future__ import annotations
 
@@ -11,6 +13,7 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
+from backends import Databases
 from meterledger.cli.app import app
 from support import HEADER, row
 
@@ -64,11 +67,18 @@ def test_expected_commands_exist() -> None:
 
 
 @pytest.fixture
-def db(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
+def workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """An empty current directory and none of the caller's METERLEDGER_ settings."""
     monkeypatch.chdir(tmp_path)  # no meterledger.yaml from the repo leaks in
     for name in ("METERLEDGER_DB", "METERLEDGER_CONFIG", "METERLEDGER_DEFAULT_TZ"):
         monkeypatch.delenv(name, raising=False)  # nor the caller's environment
-    return f"sqlite:///{tmp_path / 'cli.db'}"
+    return tmp_path
+
+
+@pytest.fixture
+def db(workdir: Path, databases: Databases) -> str:
+    """A new store URL on the test's backend, for a CLI run from ``workdir``."""
+    return databases.new_url("cli")
 
 
 def test_init_and_env_var(db: str, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -80,9 +90,9 @@ def test_init_and_env_var(db: str, monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_config_file_is_read_and_env_beats_it(
-    db: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    db: str, databases: Databases, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    other = f"sqlite:///{tmp_path / 'from-yaml.db'}"
+    other = databases.new_url("from-yaml")
     (tmp_path / "meterledger.yaml").write_text(f"db: {other}\n")
     assert json.loads(invoke("init", "--json")[1])["db"] == other
     monkeypatch.setenv("METERLEDGER_DB", db)
@@ -257,12 +267,17 @@ def test_export_takes_the_channel_in_either_obis_form(db: str, tmp_path: Path) -
         assert code == 0 and len(out.splitlines()) == 2, form
 
 
-def test_an_unknown_log_level_is_a_config_error(db: str, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_an_unknown_log_level_is_a_config_error(
+    workdir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Refused before any store is opened, so one backend is enough."""
     monkeypatch.setenv("METERLEDGER_LOG_LEVEL", "verbose")
-    assert invoke("init", "--db", db)[0] == 2
+    db = workdir / "cli.db"
+    assert invoke("init", "--db", f"sqlite:///{db}")[0] == 2
+    assert not db.exists()
 
 
-def test_a_broken_config_file_is_a_clear_error(db: str, tmp_path: Path) -> None:
+def test_a_broken_config_file_is_a_clear_error(workdir: Path, tmp_path: Path) -> None:
     (tmp_path / "meterledger.yaml").write_text("db: [unclosed\n")
     result = runner.invoke(app, ["init"])
     assert result.exit_code == 2 and "meterledger.yaml" in result.output

@@ -1,4 +1,6 @@
-"""Green Button files through the whole pipeline and the CLI: real exports and DST quirks."""
+"""Green Button files through the whole pipeline and the CLI: real exports and DST quirks.
+
+Each test runs on both backends (``db_url``)."""
 
 from __future__ import annotations
 
@@ -24,14 +26,13 @@ def run(*args: str) -> dict:  # type: ignore[type-arg]
 
 
 @support.needs_reference(REFERENCE)
-def test_coastal_year_is_ingested_exactly_once(tmp_path: Path) -> None:
+def test_coastal_year_is_ingested_exactly_once(tmp_path: Path, db_url: str) -> None:
     assert REFERENCE is not None
-    db = f"sqlite:///{tmp_path / 'gb.db'}"
     source = REFERENCE / "Coastal_Multi_Family_Jan_1_2011_to_Jan_1_2012_RetailCustomer_5.xml.gz"
-    run("meters", "add", "COASTAL-5", "--tz", "America/Los_Angeles", "--db", db)
-    first = run("ingest", str(source), "--meter-id", "COASTAL-5", "--db", db)["totals"]
+    run("meters", "add", "COASTAL-5", "--tz", "America/Los_Angeles", "--db", db_url)
+    first = run("ingest", str(source), "--meter-id", "COASTAL-5", "--db", db_url)["totals"]
     assert (first["accepted"], first["quarantined"]) == (8760, 0)
-    again = run("ingest", str(source), "--meter-id", "COASTAL-5", "--db", db)["totals"]
+    again = run("ingest", str(source), "--meter-id", "COASTAL-5", "--db", db_url)["totals"]
     assert (again["accepted"], again["duplicates"]) == (0, 8760)
     out = tmp_path / "coastal.csv"
     result = runner.invoke(
@@ -48,7 +49,7 @@ def test_coastal_year_is_ingested_exactly_once(tmp_path: Path) -> None:
             "--out",
             str(out),
             "--db",
-            db,
+            db_url,
         ],
     )
     assert result.exit_code == 0
@@ -57,16 +58,15 @@ def test_coastal_year_is_ingested_exactly_once(tmp_path: Path) -> None:
     with (REFERENCE / "gba_sample_coastal_multifamily_2011_hourly.csv").open() as handle:
         published = sum(Decimal(r["kwh_delivered"]) for r in csv.DictReader(handle))
     assert stored == published  # exported in kWh, exact to the last digit
-    assert run("audit", "verify", "--db", db)["ok"] is True
+    assert run("audit", "verify", "--db", db_url)["ok"] is True
 
 
 def test_dst_fallback_sample_keeps_both_folded_hours_and_invents_no_missing_ones(
-    tmp_path: Path,
+    db_url: str,
 ) -> None:
-    db = f"sqlite:///{tmp_path / 'dst.db'}"
-    run("meters", "add", "HOME-1", "--tz", "America/New_York", "--db", db)
+    run("meters", "add", "HOME-1", "--tz", "America/New_York", "--db", db_url)
     totals = run(
-        "ingest", str(DATA / "dst_fallback_sample.xml"), "--meter-id", "HOME-1", "--db", db
+        "ingest", str(DATA / "dst_fallback_sample.xml"), "--meter-id", "HOME-1", "--db", db_url
     )["totals"]
     assert totals["quarantined"] == 0
     result = runner.invoke(
@@ -85,7 +85,7 @@ def test_dst_fallback_sample_keeps_both_folded_hours_and_invents_no_missing_ones
             "--format",
             "jsonl",
             "--db",
-            db,
+            db_url,
         ],
     )
     ends = [json.loads(line)["interval_end"] for line in result.stdout.splitlines()]
@@ -93,7 +93,7 @@ def test_dst_fallback_sample_keeps_both_folded_hours_and_invents_no_missing_ones
     assert len(ends) == len(set(ends)) == 23  # 25 local hours, two missing, none invented
 
 
-def test_repeated_start_in_a_buggy_export_is_held_not_guessed(tmp_path: Path) -> None:
+def test_repeated_start_in_a_buggy_export_is_held_not_guessed(tmp_path: Path, db_url: str) -> None:
     sample = (DATA / "dst_fallback_sample.xml").read_text()
     # a buggy exporter writes the second 01:00 local hour with the first one's start
     buggy = sample.replace(
@@ -102,9 +102,8 @@ def test_repeated_start_in_a_buggy_export_is_held_not_guessed(tmp_path: Path) ->
     assert buggy != sample
     path = tmp_path / "buggy.xml"
     path.write_text(buggy)
-    db = f"sqlite:///{tmp_path / 'bug.db'}"
-    run("meters", "add", "HOME-1", "--tz", "America/New_York", "--db", db)
-    totals = run("ingest", str(path), "--meter-id", "HOME-1", "--db", db)["totals"]
+    run("meters", "add", "HOME-1", "--tz", "America/New_York", "--db", db_url)
+    totals = run("ingest", str(path), "--meter-id", "HOME-1", "--db", db_url)["totals"]
     assert totals["reasons"] == {"DUPLICATE_KEY_CONFLICT": 2}
-    held = run("quarantine", "list", "--db", db)
+    held = run("quarantine", "list", "--db", db_url)
     assert {r["interval_end"] for r in held} == {"2023-11-05T06:00:00+00:00"}

@@ -18,7 +18,8 @@ from meterledger.core.reading import Quality
 from meterledger.ingest import review
 from meterledger.ingest.audit import verify
 from meterledger.ingest.pipeline import IngestResult
-from meterledger.store.sqlite import SqliteStore
+from meterledger.store import open_store
+from meterledger.store.base import Store
 
 END = "2024-06-01T00:15:00+00:00"
 END_EPOCH = 1_717_200_900
@@ -28,16 +29,16 @@ Ingest = Callable[..., IngestResult]
 WriteCsv = Callable[..., Path]
 
 
-def kinds(store: SqliteStore) -> list[str]:
+def kinds(store: Store) -> list[str]:
     return [row.kind for row in store.audit_rows()]
 
 
-def assert_verified(store: SqliteStore) -> None:
+def assert_verified(store: Store) -> None:
     report = verify(store)
     assert report.ok, report.as_dict()
 
 
-def billed(store: SqliteStore, meter_id: str = "M1") -> dict[int, tuple[int, int]]:
+def billed(store: Store, meter_id: str = "M1") -> dict[int, tuple[int, int]]:
     rows = store.all_readings().filter(pl.col("meter_id") == meter_id)
     return {
         end: (value, quality)
@@ -45,7 +46,7 @@ def billed(store: SqliteStore, meter_id: str = "M1") -> dict[int, tuple[int, int
     }
 
 
-def channel_id(store: SqliteStore, meter_id: str = "M1") -> int:
+def channel_id(store: Store, meter_id: str = "M1") -> int:
     return next(
         c.channel_id for c in store.list_channels() if c.meter_id == meter_id and c.obis == OBIS
     )
@@ -55,7 +56,7 @@ def channel_id(store: SqliteStore, meter_id: str = "M1") -> int:
 
 
 def test_released_fix_is_stored_on_replay(
-    store: SqliteStore, meter: str, deliver: Callable[..., IngestResult]
+    store: Store, meter: str, deliver: Callable[..., IngestResult]
 ) -> None:
     bad = support.row(END, "abc")
     result = deliver(bad, support.row("2024-06-01T00:30:00+00:00", "1.000"))
@@ -100,7 +101,7 @@ def test_released_fix_is_stored_on_replay(
 
 
 def test_unfixed_release_replays_as_still_failing(
-    store: SqliteStore, meter: str, deliver: Callable[..., IngestResult]
+    store: Store, meter: str, deliver: Callable[..., IngestResult]
 ) -> None:
     deliver(support.row(END, "abc"))
     (record,) = store.list_quarantine()
@@ -117,7 +118,7 @@ def test_unfixed_release_replays_as_still_failing(
 
 
 def test_revision_conflict_is_held_until_released(
-    store: SqliteStore, meter: str, deliver: Callable[..., IngestResult]
+    store: Store, meter: str, deliver: Callable[..., IngestResult]
 ) -> None:
     deliver(support.row(END, "1.750"))
     deliver(support.row(END, "2.000"))
@@ -154,7 +155,7 @@ def test_revision_conflict_is_held_until_released(
 
 
 def test_release_refuses_a_record_that_is_not_open(
-    store: SqliteStore, meter: str, deliver: Callable[..., IngestResult]
+    store: Store, meter: str, deliver: Callable[..., IngestResult]
 ) -> None:
     deliver(support.row(END, "abc"))
     (record,) = store.list_quarantine()
@@ -172,7 +173,7 @@ def test_release_refuses_a_record_that_is_not_open(
 
 
 def test_release_refuses_an_unknown_field(
-    store: SqliteStore, meter: str, deliver: Callable[..., IngestResult]
+    store: Store, meter: str, deliver: Callable[..., IngestResult]
 ) -> None:
     deliver(support.row(END, "abc"))
     (record,) = store.list_quarantine()
@@ -184,7 +185,7 @@ def test_release_refuses_an_unknown_field(
 
 
 def test_unknown_meter_replayed_after_the_meter_is_added(
-    store: SqliteStore, deliver: Callable[..., IngestResult]
+    store: Store, deliver: Callable[..., IngestResult]
 ) -> None:
     deliver(support.row(END, "1.000", meter="M7"), support.row(END, "abc", meter="M7"))
     assert [r.reasons for r in store.list_quarantine()] == [
@@ -201,7 +202,7 @@ def test_unknown_meter_replayed_after_the_meter_is_added(
 
 
 def test_replay_that_turns_into_a_conflict_can_be_released_and_applied(
-    store: SqliteStore, deliver: Callable[..., IngestResult]
+    store: Store, deliver: Callable[..., IngestResult]
 ) -> None:
     deliver(support.row(END, "1.000", meter="M7"))  # UNKNOWN_METER
     support.add_meter(store, "M7")
@@ -223,7 +224,7 @@ def test_replay_that_turns_into_a_conflict_can_be_released_and_applied(
 
 
 def test_conflict_on_redelivery_of_a_quarantined_record_is_held_for_review(
-    store: SqliteStore, write_csv: WriteCsv, ingest: Ingest
+    store: Store, write_csv: WriteCsv, ingest: Ingest
 ) -> None:
     first = write_csv([support.row(END, "1.000", meter="M7")], name="first.csv")
     ingest(first)  # UNKNOWN_METER
@@ -242,7 +243,7 @@ def test_conflict_on_redelivery_of_a_quarantined_record_is_held_for_review(
 
 
 def test_concurrent_replay_of_a_fixed_record_is_audited_once(
-    store: SqliteStore,
+    store: Store,
     meter: str,
     deliver: Callable[..., IngestResult],
     monkeypatch: pytest.MonkeyPatch,
@@ -250,7 +251,7 @@ def test_concurrent_replay_of_a_fixed_record_is_audited_once(
     deliver(support.row(END, "abc"))
     (record,) = store.list_quarantine()
     review.release(store, record.q_id, changes={"value": "0.5"}, now=support.NOW)
-    other = SqliteStore(store.url)
+    other = open_store(store.url)
     stale = other.list_quarantine(status="released")
     review.replay(store, now=support.NOW)
     entries = store.count("audit_log")
@@ -265,7 +266,7 @@ def test_concurrent_replay_of_a_fixed_record_is_audited_once(
 
 
 def test_concurrent_replay_of_a_released_conflict_reports_it_done(
-    store: SqliteStore,
+    store: Store,
     meter: str,
     deliver: Callable[..., IngestResult],
     monkeypatch: pytest.MonkeyPatch,
@@ -274,7 +275,7 @@ def test_concurrent_replay_of_a_released_conflict_reports_it_done(
     deliver(support.row(END, "2.000"))
     (record,) = store.list_quarantine()
     review.release(store, record.q_id, now=support.NOW)
-    other = SqliteStore(store.url)
+    other = open_store(store.url)
     stale = other.list_quarantine(status="released")
     review.replay(store, now=support.NOW)
 
@@ -304,7 +305,7 @@ def cli_json(*args: str) -> object:
 
 
 def test_cli_list_show_release_replay(
-    store: SqliteStore, db_url: str, meter: str, deliver: Callable[..., IngestResult]
+    store: Store, db_url: str, meter: str, deliver: Callable[..., IngestResult]
 ) -> None:
     bad_value = support.row(END, "abc")
     unknown = support.row(END, "1.250", meter="M9")
@@ -379,7 +380,7 @@ def test_cli_list_show_release_replay(
 
 
 def test_cli_conflict_release_and_replay(
-    store: SqliteStore, db_url: str, meter: str, deliver: Callable[..., IngestResult]
+    store: Store, db_url: str, meter: str, deliver: Callable[..., IngestResult]
 ) -> None:
     deliver(support.row(END, "1.750"))
     deliver(support.row(END, "2.000"))
@@ -411,7 +412,7 @@ def test_cli_conflict_release_and_replay(
 
 
 def test_a_conflict_that_can_no_longer_apply_goes_back_to_review_and_others_replay(
-    store: SqliteStore, meter: str, deliver: Callable[..., IngestResult]
+    store: Store, meter: str, deliver: Callable[..., IngestResult]
 ) -> None:
     deliver(support.row(END, "1.750"))
     deliver(support.row(END, "2.000"))  # conflict
@@ -432,7 +433,7 @@ def test_a_conflict_that_can_no_longer_apply_goes_back_to_review_and_others_repl
 
 
 def test_a_released_record_that_still_fails_is_reopened_on_the_chain(
-    store: SqliteStore, meter: str, deliver: Callable[..., IngestResult]
+    store: Store, meter: str, deliver: Callable[..., IngestResult]
 ) -> None:
     deliver(support.row(END, "abc"))
     (record,) = store.list_quarantine()

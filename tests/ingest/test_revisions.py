@@ -16,7 +16,7 @@ import support
 from meterledger.core.reading import Quality
 from meterledger.ingest.audit import verify
 from meterledger.ingest.pipeline import IngestResult
-from meterledger.store.sqlite import SqliteStore
+from meterledger.store.base import Store
 
 END = "2024-06-01T00:15:00+00:00"
 END_EPOCH = 1_717_200_900
@@ -26,31 +26,31 @@ Ingest = Callable[..., IngestResult]
 WriteCsv = Callable[..., Path]
 
 
-def channel_id(store: SqliteStore, meter_id: str = "M1", obis: str = OBIS) -> int:
+def channel_id(store: Store, meter_id: str = "M1", obis: str = OBIS) -> int:
     return next(
         c.channel_id for c in store.list_channels() if c.meter_id == meter_id and c.obis == obis
     )
 
 
-def current(store: SqliteStore, end: int = END_EPOCH) -> tuple[int, int]:
+def current(store: Store, end: int = END_EPOCH) -> tuple[int, int]:
     """(value, quality) billed for M1's import channel at ``end``."""
     rows = store.all_readings().filter(pl.col("interval_end") == end)
     assert rows.height == 1
     return rows["value"][0], rows["quality"][0]
 
 
-def versions(store: SqliteStore, end: int = END_EPOCH) -> list[tuple[int, int, int, str]]:
+def versions(store: Store, end: int = END_EPOCH) -> list[tuple[int, int, int, str]]:
     """(version, value, quality, status) of every stored version of the key."""
     frame = store.versions(channel_id(store), end)
     return list(frame.select("version", "value", "quality", "status").iter_rows())
 
 
-def assert_verified(store: SqliteStore) -> None:
+def assert_verified(store: Store) -> None:
     report = verify(store)
     assert report.ok, report.as_dict()
 
 
-def last_batch_payload(store: SqliteStore) -> dict[str, object]:
+def last_batch_payload(store: Store) -> dict[str, object]:
     rows = [r for r in store.audit_rows() if r.kind == "batch.ingested"]
     return json.loads(rows[-1].payload)  # type: ignore[no-any-return]
 
@@ -60,7 +60,7 @@ EDITED = int(Quality.EDITED)
 
 
 def test_estimate_then_actual_supersedes(
-    store: SqliteStore, meter: str, deliver: Callable[..., IngestResult]
+    store: Store, meter: str, deliver: Callable[..., IngestResult]
 ) -> None:
     first = deliver(support.row(END, "1.500", quality="estimated"))
     assert first.counts.accepted == 1
@@ -78,7 +78,7 @@ def test_estimate_then_actual_supersedes(
 
 
 def test_actual_then_estimate_is_ignored(
-    store: SqliteStore, meter: str, deliver: Callable[..., IngestResult]
+    store: Store, meter: str, deliver: Callable[..., IngestResult]
 ) -> None:
     deliver(support.row(END, "1.750"))
     result = deliver(support.row(END, "1.500", quality="estimated:linear"))
@@ -95,7 +95,7 @@ def test_actual_then_estimate_is_ignored(
 
 
 def test_two_actuals_conflict_then_redelivery_has_no_effect(
-    store: SqliteStore, meter: str, deliver: Callable[..., IngestResult]
+    store: Store, meter: str, deliver: Callable[..., IngestResult]
 ) -> None:
     deliver(support.row(END, "1.750"))
     conflicting = support.row(END, "2.000")
@@ -130,7 +130,7 @@ def test_two_actuals_conflict_then_redelivery_has_no_effect(
 
 
 def test_a_third_actual_is_a_second_pending_version(
-    store: SqliteStore, meter: str, deliver: Callable[..., IngestResult]
+    store: Store, meter: str, deliver: Callable[..., IngestResult]
 ) -> None:
     deliver(support.row(END, "1.750"))
     deliver(support.row(END, "2.000"))
@@ -142,7 +142,7 @@ def test_a_third_actual_is_a_second_pending_version(
 
 
 def test_old_estimate_redelivered_after_actual_is_a_duplicate(
-    store: SqliteStore, meter: str, deliver: Callable[..., IngestResult]
+    store: Store, meter: str, deliver: Callable[..., IngestResult]
 ) -> None:
     estimate = support.row(END, "1.500", quality="estimated")
     deliver(estimate)
@@ -161,7 +161,7 @@ def test_old_estimate_redelivered_after_actual_is_a_duplicate(
 
 
 def test_superseded_estimate_does_not_flip_flop_back(
-    store: SqliteStore, meter: str, deliver: Callable[..., IngestResult]
+    store: Store, meter: str, deliver: Callable[..., IngestResult]
 ) -> None:
     first = support.row(END, "1.500", quality="estimated")
     deliver(first)
@@ -178,7 +178,7 @@ def test_superseded_estimate_does_not_flip_flop_back(
 
 
 def test_edited_beats_actual_and_an_actual_after_an_edit_is_ignored(
-    store: SqliteStore, meter: str, deliver: Callable[..., IngestResult]
+    store: Store, meter: str, deliver: Callable[..., IngestResult]
 ) -> None:
     deliver(support.row(END, "1.750"))
     edit = deliver(support.row(END, "1.800", quality="edited"))
@@ -197,7 +197,7 @@ def test_edited_beats_actual_and_an_actual_after_an_edit_is_ignored(
 
 
 def test_same_value_with_other_flags_supersedes(
-    store: SqliteStore, meter: str, deliver: Callable[..., IngestResult]
+    store: Store, meter: str, deliver: Callable[..., IngestResult]
 ) -> None:
     deliver(support.row(END, "1.750"))
     flagged = deliver(support.row(END, "1.750", quality="power-outage"))
@@ -207,7 +207,7 @@ def test_same_value_with_other_flags_supersedes(
 
 
 def test_mixed_batch_counts_every_effect(
-    store: SqliteStore, meter: str, deliver: Callable[..., IngestResult]
+    store: Store, meter: str, deliver: Callable[..., IngestResult]
 ) -> None:
     """One batch holding a new key, a duplicate, a supersede, an ignored estimate and a
     conflict: each row gets its own effect and the batch digest still verifies."""
@@ -243,7 +243,7 @@ def test_mixed_batch_counts_every_effect(
 
 
 def test_two_values_for_one_key_in_one_batch_are_both_quarantined(
-    store: SqliteStore, meter: str, deliver: Callable[..., IngestResult]
+    store: Store, meter: str, deliver: Callable[..., IngestResult]
 ) -> None:
     result = deliver(
         support.row(END, "1.500", quality="estimated"),

@@ -18,7 +18,7 @@ from meterledger.ingest.pipeline import IngestResult, load_registry
 from meterledger.ingest.reasons import REASONS, Reason
 from meterledger.ingest.records import raw_frame
 from meterledger.ingest.validate import check, prepare
-from meterledger.store.sqlite import SqliteStore
+from meterledger.store.base import Store
 from support import NOW, add_meter, row
 
 Ingest = Callable[..., IngestResult]
@@ -29,7 +29,7 @@ LONG_ID = "X" + "y" * 63  # 64 characters, the longest valid id
 
 
 @pytest.fixture
-def meters(store: SqliteStore) -> SqliteStore:
+def meters(store: Store) -> Store:
     """M1 (UTC, 25 kW), K1 (Asia/Kolkata), R1 retired, I1 inactive, W1 water, a 64-char id."""
     add_meter(store)
     add_meter(store, "K1", tz="Asia/Kolkata")
@@ -209,7 +209,7 @@ def test_cases_cover_every_reason() -> None:
 
 @pytest.mark.parametrize(("reason", "bad", "good"), CASES, ids=CASE_IDS)
 def test_bad_record_is_quarantined_with_exactly_its_reason(
-    meters: SqliteStore, write_csv: WriteCsv, ingest: Ingest, reason: Reason, bad: str, good: str
+    meters: Store, write_csv: WriteCsv, ingest: Ingest, reason: Reason, bad: str, good: str
 ) -> None:
     result = ingest(write_csv([bad]))
     held = meters.list_quarantine()
@@ -230,7 +230,7 @@ def test_bad_record_is_quarantined_with_exactly_its_reason(
 
 @pytest.mark.parametrize(("reason", "bad", "good"), CASES, ids=CASE_IDS)
 def test_similar_good_record_is_accepted(
-    meters: SqliteStore, write_csv: WriteCsv, ingest: Ingest, reason: Reason, bad: str, good: str
+    meters: Store, write_csv: WriteCsv, ingest: Ingest, reason: Reason, bad: str, good: str
 ) -> None:
     result = ingest(write_csv([good]))
     assert meters.list_quarantine() == []
@@ -241,7 +241,7 @@ def test_similar_good_record_is_accepted(
 
 @pytest.mark.parametrize(("reason", "bad", "good"), CASES, ids=CASE_IDS)
 def test_bad_and_good_together(
-    meters: SqliteStore, write_csv: WriteCsv, ingest: Ingest, reason: Reason, bad: str, good: str
+    meters: Store, write_csv: WriteCsv, ingest: Ingest, reason: Reason, bad: str, good: str
 ) -> None:
     """In one file the rule still picks out only the bad line."""
     result = ingest(write_csv([good, bad]))
@@ -272,7 +272,7 @@ def test_bad_and_good_together(
 )
 def test_stored_value_is_exact(
     meter: str,
-    store: SqliteStore,
+    store: Store,
     write_csv: WriteCsv,
     ingest: Ingest,
     value: str,
@@ -287,7 +287,7 @@ def test_stored_value_is_exact(
 
 
 def test_stored_net_value_is_negative(
-    meter: str, store: SqliteStore, write_csv: WriteCsv, ingest: Ingest
+    meter: str, store: Store, write_csv: WriteCsv, ingest: Ingest
 ) -> None:
     result = ingest(write_csv([net(END, "-1.25")]))
     assert result.counts.accepted == 1
@@ -296,7 +296,7 @@ def test_stored_net_value_is_negative(
 
 
 def test_reduced_obis_and_offsets_are_normalised(
-    meter: str, store: SqliteStore, write_csv: WriteCsv, ingest: Ingest
+    meter: str, store: Store, write_csv: WriteCsv, ingest: Ingest
 ) -> None:
     ingest(write_csv([row("2024-01-01T05:45:00+05:30", "1", channel="1-0:1.8.0*255")]))
     stored = store.all_readings()
@@ -306,14 +306,14 @@ def test_reduced_obis_and_offsets_are_normalised(
 
 
 def test_quality_flags_are_stored(
-    meter: str, store: SqliteStore, write_csv: WriteCsv, ingest: Ingest
+    meter: str, store: Store, write_csv: WriteCsv, ingest: Ingest
 ) -> None:
     ingest(write_csv([row(END, "1", quality="estimated:linear|power-outage")]))
     assert store.all_readings()["quality"].to_list() == [1 | 32 | 4]
 
 
 def test_several_reasons_at_once(
-    meter: str, store: SqliteStore, write_csv: WriteCsv, ingest: Ingest
+    meter: str, store: Store, write_csv: WriteCsv, ingest: Ingest
 ) -> None:
     line = row("2025-06-01T00:20:00Z", "-0.0000001", quality="great")
     ingest(write_csv([line]))
@@ -331,7 +331,7 @@ def test_several_reasons_at_once(
 
 
 def test_same_key_twice_with_different_values_quarantines_both(
-    meter: str, store: SqliteStore, write_csv: WriteCsv, ingest: Ingest
+    meter: str, store: Store, write_csv: WriteCsv, ingest: Ingest
 ) -> None:
     first, second = row(END, "1.5"), row(END, "1.6")
     other = row("2024-01-01T00:30:00Z", "2")
@@ -348,7 +348,7 @@ def test_same_key_twice_with_different_values_quarantines_both(
 
 
 def test_same_key_twice_with_different_quality_is_a_conflict(
-    meter: str, store: SqliteStore, write_csv: WriteCsv, ingest: Ingest
+    meter: str, store: Store, write_csv: WriteCsv, ingest: Ingest
 ) -> None:
     ingest(write_csv([row(END, "1.5"), row(END, "1.5", quality="estimated")]))
     assert [q.reasons for q in store.list_quarantine()] == [
@@ -359,7 +359,7 @@ def test_same_key_twice_with_different_quality_is_a_conflict(
 
 
 def test_same_key_twice_with_different_length_is_a_conflict(
-    meter: str, store: SqliteStore, write_csv: WriteCsv, ingest: Ingest
+    meter: str, store: Store, write_csv: WriteCsv, ingest: Ingest
 ) -> None:
     end = "2024-01-01T01:00:00Z"
     ingest(write_csv([row(end, "1.5"), row(end, "1.5", seconds="3600")]))
@@ -368,7 +368,7 @@ def test_same_key_twice_with_different_length_is_a_conflict(
 
 
 def test_same_key_in_two_spellings_is_the_same_key(
-    meter: str, store: SqliteStore, write_csv: WriteCsv, ingest: Ingest
+    meter: str, store: Store, write_csv: WriteCsv, ingest: Ingest
 ) -> None:
     a = row(END, "1.5")
     b = row("2024-01-01T05:45:00+05:30", "1.6", channel="1-0:1.8.0")
@@ -378,7 +378,7 @@ def test_same_key_in_two_spellings_is_the_same_key(
 
 
 def test_identical_twice_is_stored_once_and_counted_as_duplicate(
-    meter: str, store: SqliteStore, write_csv: WriteCsv, ingest: Ingest
+    meter: str, store: Store, write_csv: WriteCsv, ingest: Ingest
 ) -> None:
     line = row(END, "1.5")
     same_value = row("2024-01-01T05:45:00+05:30", "1.500", quality="")
@@ -391,7 +391,7 @@ def test_identical_twice_is_stored_once_and_counted_as_duplicate(
 
 
 def test_bad_duplicates_do_not_clash_with_good_rows(
-    meter: str, store: SqliteStore, write_csv: WriteCsv, ingest: Ingest
+    meter: str, store: Store, write_csv: WriteCsv, ingest: Ingest
 ) -> None:
     """A quarantined row for a key is not a second value of it."""
     good, bad = row(END, "1.5"), row(END, "1.5", quality="great")
@@ -426,7 +426,7 @@ def local_day_rows(day: str, zone: str, seconds: int = 900) -> list[str]:
     ],
 )
 def test_dst_days_in_new_york(
-    store: SqliteStore, write_csv: WriteCsv, ingest: Ingest, day: str, seconds: int, count: int
+    store: Store, write_csv: WriteCsv, ingest: Ingest, day: str, seconds: int, count: int
 ) -> None:
     add_meter(store, "NY1", tz="America/New_York")
     rows = local_day_rows(day, "America/New_York", seconds)
@@ -441,7 +441,7 @@ def test_dst_days_in_new_york(
 
 
 def test_fall_back_repeated_local_hour_is_two_keys(
-    store: SqliteStore, write_csv: WriteCsv, ingest: Ingest
+    store: Store, write_csv: WriteCsv, ingest: Ingest
 ) -> None:
     add_meter(store, "NY1", tz="America/New_York")
     rows = [
@@ -454,7 +454,7 @@ def test_fall_back_repeated_local_hour_is_two_keys(
 
 
 def test_daily_interval_ends_at_local_midnight(
-    store: SqliteStore, write_csv: WriteCsv, ingest: Ingest
+    store: Store, write_csv: WriteCsv, ingest: Ingest
 ) -> None:
     add_meter(store, "NY1", tz="America/New_York", capacity=1_000_000_000)
     good = [
@@ -472,7 +472,7 @@ def test_daily_interval_ends_at_local_midnight(
 # -- JSON lines through the same rules ---------------------------------------------------------
 
 
-def test_jsonl_values(meter: str, store: SqliteStore, ingest: Ingest, tmp_path: Path) -> None:
+def test_jsonl_values(meter: str, store: Store, ingest: Ingest, tmp_path: Path) -> None:
     base = '{"meter_id": "M1", "channel": "1.0.1.8.0.255", "interval_seconds": 900, "unit": "kWh", '
     lines = [
         base + '"interval_end": "2024-01-01T00:15:00Z", "value": 0.1}',
@@ -498,7 +498,7 @@ def test_jsonl_values(meter: str, store: SqliteStore, ingest: Ingest, tmp_path: 
 # -- prepare() and check() directly ------------------------------------------------------------
 
 
-def test_check_directly_with_a_registry(meter: str, store: SqliteStore) -> None:
+def test_check_directly_with_a_registry(meter: str, store: Store) -> None:
     raw = raw_frame(
         [
             {
@@ -532,7 +532,7 @@ def test_check_directly_with_a_registry(meter: str, store: SqliteStore) -> None:
     assert checked.repeats == 0
 
 
-def test_check_now_is_the_future_boundary(meter: str, store: SqliteStore) -> None:
+def test_check_now_is_the_future_boundary(meter: str, store: Store) -> None:
     raw = raw_frame(
         [
             {
@@ -554,7 +554,7 @@ def test_check_now_is_the_future_boundary(meter: str, store: SqliteStore) -> Non
     assert late.bad["reasons"].to_list() == [[Reason.FUTURE_INTERVAL.value]]
 
 
-def test_registry_columns(meter: str, store: SqliteStore) -> None:
+def test_registry_columns(meter: str, store: Store) -> None:
     registry = load_registry(store)
     assert registry.meters.rows() == [("M1", "UTC", 25_000_000, "active")]
     channels = registry.channels.filter(pl.col("obis") == "1.0.16.8.0.255")
@@ -568,7 +568,7 @@ def test_registry_columns(meter: str, store: SqliteStore) -> None:
 
 @pytest.mark.parametrize("value", ["\u0661", "\uff11.5", "1\u0665"])
 def test_non_ascii_digits_are_a_malformed_value(
-    meter: str, store: SqliteStore, write_csv: WriteCsv, ingest: Ingest, value: str
+    meter: str, store: Store, write_csv: WriteCsv, ingest: Ingest, value: str
 ) -> None:
     good, bad = row("2024-01-01T00:30:00Z", "1"), row(END, value)
     ingest(write_csv([good, bad]))
@@ -580,7 +580,7 @@ def test_non_ascii_digits_are_a_malformed_value(
 
 @pytest.mark.parametrize("end", ["0001-01-01T00:15:00+01:00", "9999-12-31T23:45:00-14:00"])
 def test_out_of_range_timestamp_is_quarantined(
-    meter: str, store: SqliteStore, write_csv: WriteCsv, ingest: Ingest, end: str
+    meter: str, store: Store, write_csv: WriteCsv, ingest: Ingest, end: str
 ) -> None:
     bad = row(end, "1")
     ingest(write_csv([row("2024-01-01T00:30:00Z", "1"), bad]))
@@ -597,7 +597,7 @@ def test_out_of_range_timestamp_is_quarantined(
     ],
 )
 def test_extreme_timestamp_on_a_zoned_meter_does_not_crash(
-    store: SqliteStore, write_csv: WriteCsv, ingest: Ingest, zone: str, end: str
+    store: Store, write_csv: WriteCsv, ingest: Ingest, zone: str, end: str
 ) -> None:
     add_meter(store, "Z1", tz=zone)
     try:

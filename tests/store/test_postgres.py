@@ -322,3 +322,61 @@ def _meter(meter_id: str) -> MeterRecord:
     return MeterRecord(
         meter_id, "electric", "kWh", "UTC", None, "active", 25_000_000, "2024-01-01T00:00:00+00:00"
     )
+
+
+# -- backup and restore ---------------------------------------------------------------------
+
+
+def test_a_pg_dump_restore_keeps_the_chain_verifiable(
+    pg: PostgresStore, raw: RawDb, pg_deliver: Deliver, tmp_path: Path
+) -> None:
+    """docs/storage.md's procedure: pg_dump -Fc, pg_restore into a new database, verify,
+    and the head recorded before the backup is still there."""
+    import shutil
+    import subprocess
+
+    import psycopg
+
+    from backends import ADMIN_URL
+
+    for tool in ("pg_dump", "pg_restore"):
+        if shutil.which(tool) is None:
+            pytest.skip(f"{tool} is not installed")
+    support.add_meter(pg)
+    pg_deliver(
+        support.row("2024-01-31T23:45:00+00:00", "0.1"),
+        support.row("2024-02-01T00:15:00+00:00", "0.2", quality="estimated"),
+        support.row("2024-02-01T00:30:00+00:00", "oops"),
+    )
+    pg_deliver(support.row("2024-02-01T00:15:00+00:00", "0.25"))  # an actual replaces it
+    head = list(pg.audit_rows())[-1]
+    base, _, options = pg.url.partition("?")
+    schema = options.rpartition("%3D")[2]
+    dump = tmp_path / "ml.dump"
+    subprocess.run(["pg_dump", "-Fc", "-n", schema, "-f", str(dump), base], check=True, timeout=120)
+    target = f"ml_test_restore_{schema}"
+    with psycopg.connect(ADMIN_URL, autocommit=True) as admin:
+        admin.execute(f'CREATE DATABASE "{target}"')
+    try:
+        restored_base = base.rpartition("/")[0] + "/" + target
+        subprocess.run(
+            ["pg_restore", "--exit-on-error", "-d", restored_base, str(dump)],
+            check=True,
+            timeout=120,
+        )
+        restored = open_store(f"{restored_base}?{options}")
+        try:
+            assert restored.migrate() == []
+            report = verify(restored, expect_head=(head.seq, head.hash))
+            assert report.ok, report.as_dict()
+            assert report.rows_checked == 3  # two current readings, the estimate replaced
+            assert restored.all_readings().equals(pg.all_readings())
+            assert restored.count("quarantine") == 1
+            # the protection came back with the schema
+            with RawDb(restored.url) as check, check.refused("audit_log is append-only"):
+                check.execute("DELETE FROM audit_log")
+        finally:
+            restored.close()
+    finally:
+        with psycopg.connect(ADMIN_URL, autocommit=True) as admin:
+            admin.execute(f'DROP DATABASE IF EXISTS "{target}" WITH (FORCE)')
