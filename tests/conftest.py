@@ -25,6 +25,13 @@ def pytest_report_header() -> str:
     return f"backends: sqlite only -- PostgreSQL tests will SKIP: {why}"
 
 
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    why = pg_unreachable()
+    if why is not None:
+        terminalreporter.write_sep("!", "PostgreSQL tests were SKIPPED", yellow=True)
+        terminalreporter.write_line(f"{why}. Start the server or set METERLEDGER_TEST_PG.")
+
+
 @pytest.fixture(params=BACKENDS)
 def backend(request: pytest.FixtureRequest) -> str:
     name = str(request.param)
