@@ -50,7 +50,7 @@ from meterledger.store.postgres_tx import (
     WRITER_LOCK,
     Partitions,
     PostgresTx,
-    quarantine_record,
+    pg_quarantine_record,
     translate,
 )
 
@@ -423,11 +423,11 @@ class PostgresStore(Store):
         if limit is not None:
             query += " LIMIT %s"
             params.append(limit)
-        return [quarantine_record(row) for row in self._rows(query, params)]
+        return [pg_quarantine_record(row) for row in self._rows(query, params)]
 
     def get_quarantine(self, q_id: int) -> QuarantineRecord | None:
         rows = self._rows(f"SELECT {Q_COLUMNS} FROM quarantine WHERE q_id = %s", (q_id,))
-        return quarantine_record(rows[0]) if rows else None
+        return pg_quarantine_record(rows[0]) if rows else None
 
     def batch_audit_refs(self) -> dict[int, int | None]:
         return {

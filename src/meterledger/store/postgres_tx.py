@@ -47,7 +47,9 @@ __all__ = [
     "Partitions",
     "PostgresTx",
     "months_for",
-    "quarantine_record",
+    "pg_quarantine_record",
+    "raw_in",
+    "text_in",
     "translate",
 ]
 
@@ -74,6 +76,25 @@ def translate(exc: psycopg.Error | PoolTimeout, context: str = "database error")
     if isinstance(exc, (psycopg.OperationalError, PoolTimeout)) or state in _TRANSIENT_STATES:
         return TransientStoreError(f"{context}: {text}")
     return TerminalStoreError(f"{context}: {text}")
+
+
+def text_in(value: str | None) -> str | None:
+    """A descriptive text column's value: PostgreSQL text cannot hold NUL, so a NUL from bad
+    input shows as U+FFFD there. The evidence itself (``raw``) is stored exactly, as bytes."""
+    return None if value is None else value.replace("\x00", "\ufffd")
+
+
+def raw_in(raw: str) -> bytes:
+    return raw.encode("utf-8", "surrogatepass")
+
+
+def pg_quarantine_record(row: Sequence[object]) -> QuarantineRecord:
+    """A quarantine row read from PostgreSQL (``raw`` comes back as bytes)."""
+    values = list(row)
+    raw = values[11]
+    if isinstance(raw, (bytes, bytearray, memoryview)):
+        values[11] = bytes(raw).decode("utf-8", "surrogatepass")
+    return quarantine_record(values)
 
 
 def months_for(first_end: int, last_end: int) -> list[tuple[int, int, int, int]]:
@@ -115,10 +136,30 @@ class Partitions:
         return self._partitioned
 
     def ensure(self, conn: psycopg.Connection[Any], first_end: int, last_end: int) -> list[str]:
-        """Make the missing partitions for that span; return the names made."""
+        """Make the missing partitions for every month of that span; return the names."""
+        return self.ensure_months(conn, months_for(first_end, last_end))
+
+    def ensure_for(self, conn: psycopg.Connection[Any], ends: np.ndarray) -> list[str]:
+        """Make the missing partitions for the months these interval ends fall in (only
+        those months: a batch holding 1900 and 2024 needs two, not 1,500)."""
+        if not len(ends):
+            return []
+        low, high = (np.array([ends.min(), ends.max()]) - 1).astype("datetime64[s]")
+        if low.astype("datetime64[M]") == high.astype("datetime64[M]"):  # the common case
+            months = np.array([low.astype("datetime64[M]")])
+        else:
+            months = np.unique((ends - 1).astype("datetime64[s]").astype("datetime64[M]"))
+        found: list[tuple[int, int, int, int]] = []
+        for month in months.tolist():
+            first = int(datetime(month.year, month.month, 1, tzinfo=UTC).timestamp())
+            found += months_for(first + 1, first + 1)
+        return self.ensure_months(conn, found)
+
+    def ensure_months(
+        self, conn: psycopg.Connection[Any], months: list[tuple[int, int, int, int]]
+    ) -> list[str]:
         if not self.partitioned(conn):  # a TimescaleDB hypertable makes its own chunks
             return []
-        months = months_for(first_end, last_end)
         wanted = {
             f"{table}_p{year:04d}{month:02d}": (table, lo, hi)
             for table in PARTITIONED
@@ -171,8 +212,7 @@ class PostgresTx(WriteTx):
         self.partitions = partitions
 
     def _ensure(self, rows: pl.DataFrame) -> None:
-        ends = rows.get_column("interval_end")
-        self.partitions.ensure(self.conn, int(ends.min()), int(ends.max()))  # type: ignore[arg-type]
+        self.partitions.ensure_for(self.conn, rows.get_column("interval_end").to_numpy())
 
     # -- batches ------------------------------------------------------------------------
     def new_batch(self, source: str, fmt: str, received_at: str) -> int:
@@ -319,16 +359,16 @@ class PostgresTx(WriteTx):
                     (
                         r.record_key,
                         batch_id,
-                        r.source,
+                        text_in(r.source),
                         r.format,
                         r.record_no,
-                        r.meter_id,
-                        r.channel,
-                        r.interval_end,
+                        text_in(r.meter_id),
+                        text_in(r.channel),
+                        text_in(r.interval_end),
                         ",".join(r.reasons),
-                        r.detail,
-                        r.raw,
-                        r.fields,
+                        text_in(r.detail),
+                        raw_in(r.raw),
+                        text_in(r.fields),
                         at,
                         at,
                     )
@@ -358,10 +398,10 @@ class PostgresTx(WriteTx):
             (
                 status,
                 at,
-                fields,
+                text_in(fields),
                 ",".join(reasons) if reasons is not None else None,
-                detail,
-                note,
+                text_in(detail),
+                text_in(note),
                 q_id,
             ),
         )
@@ -370,7 +410,7 @@ class PostgresTx(WriteTx):
         row = self.conn.execute(
             f"SELECT {Q_COLUMNS} FROM quarantine WHERE q_id = %s", (q_id,)
         ).fetchone()
-        return quarantine_record(row) if row else None
+        return pg_quarantine_record(row) if row else None
 
     # -- audit, registry --------------------------------------------------------------------
     def last_audit(self) -> AuditRow | None:

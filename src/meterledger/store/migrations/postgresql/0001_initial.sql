@@ -115,7 +115,7 @@ CREATE TABLE quarantine (
     interval_end  text,
     reasons       text NOT NULL,          -- comma-separated reason codes
     detail        text NOT NULL,
-    raw           text NOT NULL,
+    raw           bytea NOT NULL,         -- the record as it arrived, UTF-8 (text cannot hold NUL)
     fields        text NOT NULL,          -- JSON object of the record's fields as text
     status        text NOT NULL DEFAULT 'open'
                   CHECK (status IN ('open', 'released', 'replayed')),
