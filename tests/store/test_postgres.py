@@ -380,3 +380,21 @@ def test_a_pg_dump_restore_keeps_the_chain_verifiable(
     finally:
         with psycopg.connect(ADMIN_URL, autocommit=True) as admin:
             admin.execute(f'DROP DATABASE IF EXISTS "{target}" WITH (FORCE)')
+
+
+def test_a_batch_spanning_centuries_gets_its_partitions_in_small_transactions(
+    pg: PostgresStore, raw: RawDb, pg_deliver: Deliver
+) -> None:
+    """One reading in each of 150 months from 1901 on: more months than one partition
+    transaction makes (48), all in one ingest batch, every reading stored."""
+    support.add_meter(pg)
+    lines = [
+        support.row(f"{1901 + n // 12}-{n % 12 + 1:02d}-15T00:00:00+00:00", "0.1")
+        for n in range(150)
+    ]
+    result = pg_deliver(*lines)
+    assert result.batches == 1
+    assert result.counts.accepted == 150
+    made = raw.scalar("SELECT count(*) FROM pg_inherits WHERE inhparent = 'readings'::regclass")
+    assert made == 150 + 2  # and this month's and next month's, made at migration
+    assert verify(pg).ok

@@ -222,6 +222,8 @@ class Ingestor:
         at = self._now()
         checked = staged.checked
         ahead: Prepared | None = staged.ahead
+        if checked.good.height:
+            self.store.prepare_months(checked.good.get_column("interval_end").to_numpy())
         with self.store.write() as tx:
             if options.create_meters:
                 created = self._create_meters(tx, staged.prepared, options, at)

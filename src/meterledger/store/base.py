@@ -350,6 +350,12 @@ class Store(ABC):
         """Backend facts for ``db status`` (server, layout, ...)."""
         return {}
 
+    def prepare_months(self, interval_ends: np.ndarray) -> None:
+        """Get storage ready, in transactions of its own, for readings with these interval
+        ends (PostgreSQL: their months' partitions). Called before a write so that the
+        write transaction itself has little or nothing to create; a no-op by default."""
+        del interval_ends
+
     @abstractmethod
     def migrate(self, target: int | None = None) -> list[int]:
         """Apply pending migrations up to ``target`` (default: all); return those applied."""

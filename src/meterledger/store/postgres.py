@@ -50,6 +50,7 @@ from meterledger.store.postgres_tx import (
     WRITER_LOCK,
     Partitions,
     PostgresTx,
+    months_of,
     pg_quarantine_record,
     translate,
 )
@@ -73,7 +74,8 @@ _STATUS_CODES = ("current", "superseded", "pending_review", "ignored")
 # because partition pruning does not know that bigint is discrete: with ``> start`` the
 # month before, whose upper bound is ``start + 1`` exclusive, would be scanned as well.
 _PERIOD = "start < interval_end <= end"
-MONTHS_AHEAD = 1  # partitions made at migration past the current month
+MONTHS_AHEAD = 1
+PARTITION_MONTHS_PER_TX = 48  # partitions made at migration past the current month
 
 
 def _now() -> str:
@@ -201,6 +203,18 @@ class PostgresStore(Store):
         (the ingest path does this itself; this is for tools that COPY directly)."""
         with self._transaction() as conn:
             self._partitions.ensure(conn, first_end, last_end)
+
+    def prepare_months(self, interval_ends: np.ndarray) -> None:
+        # Checked first without the lock: nearly always every month is there already.
+        with self._conn() as conn:
+            if not self._partitions.missing(conn, interval_ends):
+                return
+        # A garbled feed can span centuries: make the partitions a few dozen months per
+        # transaction, so no transaction runs out of lock slots (max_locks_per_transaction).
+        months = months_of(interval_ends)
+        for at in range(0, len(months), PARTITION_MONTHS_PER_TX):
+            with self._transaction() as conn:
+                self._partitions.ensure_months(conn, months[at : at + PARTITION_MONTHS_PER_TX])
 
     def details(self) -> dict[str, object]:
         """What ``db status`` shows of this backend: server, layout, partitions, roles."""

@@ -47,6 +47,7 @@ __all__ = [
     "Partitions",
     "PostgresTx",
     "months_for",
+    "months_of",
     "pg_quarantine_record",
     "raw_in",
     "text_in",
@@ -115,6 +116,22 @@ def months_for(first_end: int, last_end: int) -> list[tuple[int, int, int, int]]
     return out
 
 
+def months_of(ends: np.ndarray) -> list[tuple[int, int, int, int]]:
+    """:func:`months_for` of just the months that these interval ends fall in."""
+    if not len(ends):
+        return []
+    low, high = (np.array([ends.min(), ends.max()]) - 1).astype("datetime64[s]")
+    if low.astype("datetime64[M]") == high.astype("datetime64[M]"):  # the common case
+        months = np.array([low.astype("datetime64[M]")])
+    else:
+        months = np.unique((ends - 1).astype("datetime64[s]").astype("datetime64[M]"))
+    found: list[tuple[int, int, int, int]] = []
+    for month in months.tolist():
+        first = int(datetime(month.year, month.month, 1, tzinfo=UTC).timestamp())
+        found += months_for(first + 1, first + 1)
+    return found
+
+
 class Partitions:
     """Creates the monthly partitions of ``readings`` and ``reading_versions`` on demand,
     inside the caller's transaction (which holds the writer lock).
@@ -142,18 +159,19 @@ class Partitions:
     def ensure_for(self, conn: psycopg.Connection[Any], ends: np.ndarray) -> list[str]:
         """Make the missing partitions for the months these interval ends fall in (only
         those months: a batch holding 1900 and 2024 needs two, not 1,500)."""
-        if not len(ends):
-            return []
-        low, high = (np.array([ends.min(), ends.max()]) - 1).astype("datetime64[s]")
-        if low.astype("datetime64[M]") == high.astype("datetime64[M]"):  # the common case
-            months = np.array([low.astype("datetime64[M]")])
-        else:
-            months = np.unique((ends - 1).astype("datetime64[s]").astype("datetime64[M]"))
-        found: list[tuple[int, int, int, int]] = []
-        for month in months.tolist():
-            first = int(datetime(month.year, month.month, 1, tzinfo=UTC).timestamp())
-            found += months_for(first + 1, first + 1)
-        return self.ensure_months(conn, found)
+        return self.ensure_months(conn, months_of(ends))
+
+    def missing(self, conn: psycopg.Connection[Any], ends: np.ndarray) -> int:
+        """How many months of these interval ends have no partition yet."""
+        if not self.partitioned(conn):
+            return 0
+        months = months_of(ends)
+        found = conn.execute(
+            "SELECT count(*) FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid"
+            " WHERE c.relname = ANY(%s) AND i.inhparent = to_regclass('readings')",
+            ([f"readings_p{y:04d}{m:02d}" for y, m, _, _ in months],),
+        ).fetchone()
+        return len(months) - int(found[0] if found else 0)
 
     def ensure_months(
         self, conn: psycopg.Connection[Any], months: list[tuple[int, int, int, int]]
