@@ -3,6 +3,7 @@ lock, the read-only role, error translation, and reads inside a write transactio
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -13,11 +14,16 @@ import pytest
 
 import support
 from backends import RawDb, create_pg_store_url, drop_pg_store_url, require_pg
-from meterledger.core.errors import ConfigError, TransientStoreError
+from meterledger.core.errors import (
+    ConfigError,
+    StoreError,
+    TerminalStoreError,
+    TransientStoreError,
+)
 from meterledger.ingest.audit import verify
 from meterledger.ingest.pipeline import IngestResult, register_meter
 from meterledger.store import open_store
-from meterledger.store.base import MeterRecord
+from meterledger.store.base import AuditRow, MeterRecord
 from meterledger.store.postgres import PostgresStore
 from meterledger.store.postgres_tx import months_for
 
@@ -91,7 +97,8 @@ def test_migration_makes_this_and_next_months_partitions(pg: PostgresStore) -> N
     names = details["partitions"]
     assert isinstance(names, list)
     assert f"readings_p{now.year:04d}{now.month:02d}" in names
-    assert len(names) == 2
+    assert "readings_before_1990" in names
+    assert len(names) == 3
 
 
 def test_ingest_creates_the_months_it_needs_and_routes_the_boundary(
@@ -385,16 +392,140 @@ def test_a_pg_dump_restore_keeps_the_chain_verifiable(
 def test_a_batch_spanning_centuries_gets_its_partitions_in_small_transactions(
     pg: PostgresStore, raw: RawDb, pg_deliver: Deliver
 ) -> None:
-    """One reading in each of 150 months from 1901 on: more months than one partition
-    transaction makes (48), all in one ingest batch, every reading stored."""
+    """One reading in each of 150 months from 1991 on (more months than one partition
+    transaction makes, 48) and two from long before, in one batch: every reading stored, the
+    old ones in the one partition for everything up to 1990."""
     support.add_meter(pg)
     lines = [
-        support.row(f"{1901 + n // 12}-{n % 12 + 1:02d}-15T00:00:00+00:00", "0.1")
+        support.row(f"{1991 + n // 12}-{n % 12 + 1:02d}-15T00:00:00+00:00", "0.1")
         for n in range(150)
+    ]
+    lines += [
+        support.row("0001-01-01T00:15:00+00:00", "0.2"),
+        support.row("1900-01-01T00:15:00+00:00", "0.3"),
     ]
     result = pg_deliver(*lines)
     assert result.batches == 1
-    assert result.counts.accepted == 150
+    assert result.counts.accepted == 152
     made = raw.scalar("SELECT count(*) FROM pg_inherits WHERE inhparent = 'readings'::regclass")
-    assert made == 150 + 2  # and this month's and next month's, made at migration
+    assert made == 150 + 3  # and the floor, this month's and next month's
+    old = raw.scalar(
+        "SELECT count(*) FROM readings WHERE tableoid = 'readings_before_1990'::regclass"
+    )
+    assert old == 2
     assert verify(pg).ok
+
+
+def test_a_detached_month_is_a_clear_error_not_a_crash(
+    pg: PostgresStore, raw: RawDb, pg_deliver: Deliver
+) -> None:
+    """Retention detached 2019-01 and has not dropped it yet: a late reading for that month
+    is refused with what to do, and nothing of the batch is stored."""
+    support.add_meter(pg)
+    pg_deliver(support.row("2019-01-10T00:00:00+00:00", "0.1"))
+    for table in ("readings", "reading_versions"):
+        raw.execute(f"ALTER TABLE {table} DETACH PARTITION {table}_p201901")
+    with pytest.raises(TerminalStoreError, match=r"detached \(reading_versions_p201901"):
+        pg_deliver(
+            support.row("2019-01-10T00:15:00+00:00", "0.2"),
+            support.row("2024-01-10T00:15:00+00:00", "0.2"),
+        )
+    assert pg.count("batches") == 1
+    lo, hi = epoch("2019-01-01T00:00:00+00:00") + 1, epoch("2019-02-01T00:00:00+00:00") + 1
+    for table in ("readings", "reading_versions"):  # DDL takes no parameters
+        raw.execute(
+            f"ALTER TABLE {table} ATTACH PARTITION {table}_p201901 FOR VALUES FROM ({lo}) TO ({hi})"
+        )
+    retry = pg_deliver(
+        support.row("2019-01-10T00:15:00+00:00", "0.2"),
+        support.row("2024-01-10T00:15:00+00:00", "0.2"),
+    )
+    assert retry.counts.accepted == 2
+    assert verify(pg).ok
+
+
+# -- the read-only role at work -------------------------------------------------------------
+
+
+@pytest.fixture
+def reader_url(pg: PostgresStore) -> Iterator[str]:
+    """A login in ``meterledger_reader`` and the store URL that uses it."""
+    import uuid
+
+    import psycopg
+
+    from backends import ADMIN_URL
+
+    name = f"ml_test_reader_{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(ADMIN_URL, autocommit=True) as admin:
+        admin.execute(f'CREATE ROLE "{name}" LOGIN IN ROLE meterledger_reader')
+    yield pg.url.replace("postgresql://", f"postgresql://{name}@", 1)
+    with psycopg.connect(ADMIN_URL, autocommit=True) as admin:
+        admin.execute(f'DROP ROLE IF EXISTS "{name}"')
+
+
+def test_a_reader_login_runs_the_read_commands_while_a_writer_holds_the_lock(
+    pg: PostgresStore, pg_deliver: Deliver, reader_url: str
+) -> None:
+    from typer.testing import CliRunner
+
+    from meterledger.cli.app import app
+
+    support.add_meter(pg)
+    pg_deliver(support.row("2024-01-10T00:00:00+00:00", "0.1"))
+    runner = CliRunner()
+    outcomes: dict[str, int] = {}
+    with pg.write() as tx:  # a writer holds the lock the whole time
+        register_meter(tx, _meter("M2"))
+        for command in (["audit", "verify"], ["meters", "list"], ["quarantine", "list"]):
+            done = threading.Event()
+
+            def run(args: list[str] = command, finished: threading.Event = done) -> None:
+                result = runner.invoke(app, [*args, "--db", reader_url, "--json"])
+                outcomes[" ".join(args)] = result.exit_code
+                finished.set()
+
+            threading.Thread(target=run, daemon=True).start()
+            assert done.wait(timeout=30), f"{command} waited for the writer"
+    assert outcomes == {"audit verify": 0, "meters list": 0, "quarantine list": 0}
+    reader = open_store(reader_url)
+    try:
+        with pytest.raises(TerminalStoreError, match="permission denied"), reader.write() as tx:
+            register_meter(tx, _meter("M3"))
+    finally:
+        reader.close()
+
+
+# -- failures inside a write -----------------------------------------------------------------
+
+
+def test_a_statement_error_swallowed_inside_a_write_is_not_a_silent_commit(
+    pg: PostgresStore,
+) -> None:
+    with pytest.raises(TerminalStoreError, match="nothing stored"), pg.write() as tx:
+        register_meter(tx, _meter("M1"))
+        with contextlib.suppress(StoreError):  # a careless caller goes on
+            tx.insert_audit(_forged_entry())
+    assert pg.list_meters() == []
+
+
+def test_errors_inside_a_write_are_ours(pg: PostgresStore) -> None:
+    with pytest.raises(StoreError, match="append-only"), pg.write() as tx:
+        tx.insert_audit(_forged_entry())
+
+
+def test_a_closed_store_says_so(pg_url: str) -> None:
+    store = open_store(pg_url)
+    store.close()
+    with pytest.raises(TerminalStoreError, match="closed"):
+        store.list_meters()
+
+
+def test_a_search_path_naming_no_schema_is_a_config_error(pg_url: str) -> None:
+    missing = pg_url.rpartition("%3D")[0] + "%3Dno_such_schema"
+    with pytest.raises(ConfigError, match="no schema of search_path exists"):
+        open_store(missing)
+
+
+def _forged_entry() -> AuditRow:
+    return AuditRow(99, "t", "forged", "x", "{}", "0" * 64, "f" * 64)

@@ -7,6 +7,7 @@ import typer
 from meterledger import __version__
 from meterledger.cli import audit, db, demo, ingest, meters, quarantine, readings
 from meterledger.cli.common import DbOption, JsonOption, emit_json, handle_errors, open_db, out
+from meterledger.store.urls import redact_url
 
 app = typer.Typer(
     name="meterledger",
@@ -30,9 +31,9 @@ def init(db_url: DbOption = None, json_out: JsonOption = False) -> None:
     store = open_db(db_url)
     version = store.schema_version()
     if json_out:
-        emit_json({"db": store.url, "schema_version": version})
+        emit_json({"db": redact_url(store.url), "schema_version": version})
     else:
-        out.print(f"store {store.url} ready at schema version {version}")
+        out.print(f"store {redact_url(store.url)} ready at schema version {version}")
 
 
 @app.command("version")

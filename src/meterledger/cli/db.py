@@ -10,13 +10,14 @@ from meterledger.cli.common import DbOption, JsonOption, console, emit_json, han
 from meterledger.cli.common import settings as load
 from meterledger.core.errors import InputError
 from meterledger.store import Store, open_store
+from meterledger.store.urls import redact_url
 
 app = typer.Typer(help="The store's schema: status and upgrades.", no_args_is_help=True)
 
 
 def _status(store: Store) -> dict[str, Any]:
     return {
-        "db": store.url,
+        "db": redact_url(store.url),
         "backend": store.dialect,
         "schema_version": store.schema_version(),
         "latest_version": store.latest_version(),
@@ -61,8 +62,8 @@ def upgrade(
     db: DbOption = None,
     json_out: JsonOption = False,
 ) -> None:
-    """Apply the pending migrations in order, each in one transaction under the writer lock
-    (safe to run while ingest runs, and to run twice)."""
+    """Apply the pending migrations in order, all in one transaction (on PostgreSQL under the
+    writer lock: safe while ingest runs, and when run twice)."""
     store = open_store(load(db).db, migrate=False)
     try:
         before = store.schema_version()
@@ -77,10 +78,17 @@ def upgrade(
         store.close()
     if json_out:
         emit_json(
-            {"db": store.url, "from_version": before, "to_version": after, "applied": applied}
+            {
+                "db": redact_url(store.url),
+                "from_version": before,
+                "to_version": after,
+                "applied": applied,
+            }
         )
         return
     if applied:
-        out.print(f"upgraded {store.url} from version {before} to {after} (applied {applied})")
+        out.print(
+            f"upgraded {redact_url(store.url)} from version {before} to {after} (applied {applied})"
+        )
     else:
-        out.print(f"{store.url} is already at version {after}: nothing to do")
+        out.print(f"{redact_url(store.url)} is already at version {after}: nothing to do")

@@ -24,6 +24,7 @@ from meterledger.ingest.pipeline import IngestOptions, Ingestor, register_meter
 from meterledger.simulate.fleet import Delivery, make_fleet, write_delivery
 from meterledger.store import Store, open_store
 from meterledger.store.base import BatchCounts, MeterRecord
+from meterledger.store.urls import redact_url
 
 TZ = "America/New_York"
 
@@ -104,7 +105,7 @@ def run_demo(
         "audit": report.as_dict(),
         "expected": delivery.expected(),
         "seconds": round(time.perf_counter() - started, 2),
-        "db": store.url,
+        "db": redact_url(store.url),
     }
     summary["matches_injected_faults"] = _matches(summary, delivery)
     store.close()

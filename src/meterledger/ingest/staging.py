@@ -4,10 +4,10 @@ For each block: parse it, :func:`~meterledger.ingest.validate.prepare` it, check
 snapshot of the meter registry, and prepare the insert for the common all-new case. The
 writer then only has to store it.
 
-:class:`ThreadStager` runs this one block ahead on a worker thread while the writer stores
-the previous block; polars and SQLite release the GIL for most of their work. (A staging
-*process* was measured and rejected: pickling each block's frames across the process
-boundary cost far more than the GIL contention it removed.)
+:class:`ThreadStager` runs this up to three blocks ahead on two worker threads while the
+writer stores the block before them; polars and the database drivers release the GIL for
+most of their work. (A staging *process* was measured and rejected: pickling each block's
+frames across the process boundary cost far more than the GIL contention it removed.)
 
 A snapshot that turns out stale (meters changed) costs only speed: the writer compares
 ``registry_version`` inside its transaction and checks the block again.
@@ -16,6 +16,7 @@ A snapshot that turns out stale (meters changed) costs only speed: the writer co
 from __future__ import annotations
 
 import sys
+import threading
 from collections import deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -45,6 +46,25 @@ __all__ = [
 
 
 SWITCH_INTERVAL_S = 0.0005
+_switching = threading.Lock()
+_stagers = 0
+_saved_interval = 0.0
+
+
+def _fast_switching(on: bool) -> None:
+    """The short switch interval while any stager runs in this process; the caller's own
+    interval back when the last one ends."""
+    global _stagers, _saved_interval  # noqa: PLW0603 - process-wide, like the interval
+    with _switching:
+        if on:
+            if _stagers == 0:
+                _saved_interval = sys.getswitchinterval()
+                sys.setswitchinterval(min(_saved_interval, SWITCH_INTERVAL_S))
+            _stagers += 1
+        else:
+            _stagers -= 1
+            if _stagers == 0:
+                sys.setswitchinterval(_saved_interval)
 
 
 def load_registry(store: Store) -> Registry:
@@ -159,7 +179,6 @@ class ThreadStager:
         self._now = now
         self._ahead = ahead
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="ingest-stage")
-        self._switch = sys.getswitchinterval()
 
     def _submit(self) -> Future[Staged] | None:
         item = next(self._blocks, None)  # reading stays on the consumer's thread, in order
@@ -190,8 +209,7 @@ class ThreadStager:
         # the GIL; at the default 5 ms switch interval it then waits behind the staging
         # threads' Python work after every one. 0.5 ms keeps it moving (measured: PostgreSQL
         # ingest 250k -> 380k rows/s). Restored on exit.
-        self._switch = sys.getswitchinterval()
-        sys.setswitchinterval(min(self._switch, SWITCH_INTERVAL_S))
+        _fast_switching(True)
         return self
 
     def __exit__(
@@ -201,7 +219,7 @@ class ThreadStager:
         tb: TracebackType | None,
     ) -> None:
         self._pool.shutdown(wait=True, cancel_futures=True)
-        sys.setswitchinterval(self._switch)
+        _fast_switching(False)
 
 
 def _stage_thunk(parse: Thunk, size: int, snapshot: Snapshot, now: datetime) -> Staged:

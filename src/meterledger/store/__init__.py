@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from meterledger.core.errors import ConfigError
 from meterledger.store.base import Store
+from meterledger.store.urls import redact_url
 
-__all__ = ["Store", "open_store"]
+__all__ = ["Store", "open_store", "redact_url"]
 
 
 def open_store(url: str, *, migrate: bool = True) -> Store:

@@ -29,9 +29,10 @@ import numpy as np
 import polars as pl
 import psycopg
 from psycopg import sql
-from psycopg_pool import ConnectionPool, PoolTimeout
+from psycopg.pq import TransactionStatus
+from psycopg_pool import ConnectionPool, PoolClosed, PoolTimeout
 
-from meterledger.core.errors import StoreError
+from meterledger.core.errors import ConfigError, StoreError, TerminalStoreError
 from meterledger.store.base import (
     READING_COLUMNS,
     AuditRow,
@@ -50,10 +51,12 @@ from meterledger.store.postgres_tx import (
     WRITER_LOCK,
     Partitions,
     PostgresTx,
+    months_for,
     months_of,
     pg_quarantine_record,
     translate,
 )
+from meterledger.store.urls import redact_url
 
 __all__ = ["WRITER_LOCK", "PostgresStore"]
 
@@ -92,7 +95,7 @@ class PostgresStore(Store):
             # one direct connection first: the pool would hide why a connection fails
             psycopg.connect(conninfo, connect_timeout=int(connect_timeout_s)).close()
         except psycopg.Error as exc:
-            raise translate(exc, f"cannot connect to {_safe(url)}") from exc
+            raise translate(exc, f"cannot connect to {redact_url(url)}") from exc
         self._pool = ConnectionPool(
             conninfo,
             min_size=1,
@@ -100,13 +103,23 @@ class PostgresStore(Store):
             kwargs={"autocommit": True},
             open=False,
             name="meterledger",
+            # a connection the server dropped (restart, failover) is replaced on checkout,
+            # not handed out to fail one call
+            check=ConnectionPool.check_connection,
         )
         try:
             self._pool.open(wait=True, timeout=connect_timeout_s)
         except PoolTimeout as exc:
-            raise translate(exc, f"cannot connect to {_safe(url)}") from exc
+            self._pool.close()
+            raise translate(exc, f"cannot connect to {redact_url(url)}") from exc
         self._local = threading.local()
         self._partitions = Partitions()
+        if self._rows("SELECT current_schema()")[0][0] is None:
+            self._pool.close()
+            raise ConfigError(
+                f"{redact_url(url)}: no schema of search_path exists; create it first"
+                " (CREATE SCHEMA ...) or fix the URL's options"
+            )
 
     # -- connections --------------------------------------------------------------------
     @contextmanager
@@ -122,6 +135,8 @@ class PostgresStore(Store):
             raise translate(exc) from exc
         except PoolTimeout as exc:
             raise translate(exc, "no database connection free") from exc
+        except PoolClosed as exc:
+            raise translate(exc) from exc
 
     def _rows(self, query: str, params: Sequence[object] = ()) -> list[tuple[Any, ...]]:
         with self._conn() as conn:
@@ -155,10 +170,16 @@ class PostgresStore(Store):
             with self._pool.connection() as conn, conn.transaction():
                 conn.execute(LOCK_SQL, (WRITER_LOCK,))
                 yield conn
+                if conn.info.transaction_status == TransactionStatus.INERROR:
+                    # a statement failed and the caller went on: COMMIT would quietly
+                    # roll back, and the caller would think the batch stored
+                    raise TerminalStoreError("a statement of this write failed; nothing stored")
         except psycopg.Error as exc:
             raise translate(exc) from exc
         except PoolTimeout as exc:
             raise translate(exc, "no database connection free") from exc
+        except PoolClosed as exc:
+            raise translate(exc) from exc
 
     # -- schema -------------------------------------------------------------------------
     def schema_version(self) -> int:
@@ -170,6 +191,12 @@ class PostgresStore(Store):
         return int(self._rows("SELECT coalesce(max(version), 0) FROM schema_migrations")[0][0])
 
     def migrate(self, target: int | None = None) -> list[int]:
+        # Nothing pending (every open of an up-to-date store): no lock, no write, so the
+        # read-only role can open the store and readers never queue behind a writer.
+        latest = self.latest_version() if target is None else target
+        if self.schema_version() >= latest:
+            self._partitions_ahead()
+            return []
         applied: list[int] = []
         with self._transaction() as conn:
             conn.execute(
@@ -193,25 +220,49 @@ class PostgresStore(Store):
                 )
                 applied.append(migration.version)
             if current or applied:
-                # partitions ahead of the data: this month and the next few
                 now = int(time.time())
                 self._partitions.ensure(conn, now, now + 86_400 * 31 * MONTHS_AHEAD)
         return applied
 
+    def _partitions_ahead(self) -> None:
+        """This month's and the next month's partitions, made when missing. Best effort:
+        a reader's open skips it when the role may not create tables."""
+        now = int(time.time())
+        months = np.array([now, now + 86_400 * 31 * MONTHS_AHEAD], dtype=np.int64)
+        with self._conn() as conn:
+            if not self._partitions.missing(conn, months):
+                return
+        try:
+            self.prepare_months(months)
+        except TerminalStoreError as exc:
+            if "permission denied" not in str(exc):
+                raise
+
     def ensure_partitions(self, first_end: int, last_end: int) -> None:
         """Create the monthly partitions that hold interval ends in ``[first_end, last_end]``
         (the ingest path does this itself; this is for tools that COPY directly)."""
-        with self._transaction() as conn:
-            self._partitions.ensure(conn, first_end, last_end)
+        self._make_months(months_for(first_end, last_end))
 
     def prepare_months(self, interval_ends: np.ndarray) -> None:
         # Checked first without the lock: nearly always every month is there already.
         with self._conn() as conn:
-            if not self._partitions.missing(conn, interval_ends):
-                return
-        # A garbled feed can span centuries: make the partitions a few dozen months per
-        # transaction, so no transaction runs out of lock slots (max_locks_per_transaction).
-        months = months_of(interval_ends)
+            try:
+                if not self._partitions.missing(conn, interval_ends):
+                    return
+            except psycopg.Error as exc:
+                raise translate(exc) from exc
+        self._make_months(months_of(interval_ends))
+
+    def _make_months(self, months: list[tuple[int, int, int, int]]) -> None:
+        held: psycopg.Connection[Any] | None = getattr(self._local, "conn", None)
+        if held is not None:  # inside this thread's write: its transaction, its lock
+            try:
+                self._partitions.ensure_months(held, months)
+            except psycopg.Error as exc:
+                raise translate(exc) from exc
+            return
+        # A few dozen months per transaction: no transaction runs out of lock slots
+        # (max_locks_per_transaction), whatever span of months a batch holds.
         for at in range(0, len(months), PARTITION_MONTHS_PER_TX):
             with self._transaction() as conn:
                 self._partitions.ensure_months(conn, months[at : at + PARTITION_MONTHS_PER_TX])
@@ -239,7 +290,10 @@ class PostgresStore(Store):
                 )
             ]
         reader = bool(
-            self._rows("SELECT count(*) FROM pg_roles WHERE rolname = 'meterledger_reader'")[0][0]
+            self._rows(
+                "SELECT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'meterledger_reader')"
+                " AND has_schema_privilege('meterledger_reader', current_schema(), 'USAGE')"
+            )[0][0]
         )
         return {
             "server_version": server,
@@ -466,12 +520,3 @@ class PostgresStore(Store):
                 return int(conn.execute(query).fetchone()[0])  # type: ignore[index]
             except psycopg.Error as exc:
                 raise translate(exc) from exc
-
-
-def _safe(url: str) -> str:
-    """The URL without a password, for messages."""
-    scheme, _, rest = url.partition("://")
-    auth, at, host = rest.rpartition("@")
-    if at and ":" in auth:
-        auth = auth.split(":", 1)[0] + ":***"
-    return f"{scheme}://{auth}{at}{host}"

@@ -10,15 +10,15 @@ versions.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from datetime import UTC, datetime
-from typing import Any
+import functools
+from collections.abc import Callable, Sequence
+from typing import Any, ParamSpec, TypeVar
 
 import numpy as np
 import polars as pl
 import psycopg
 from psycopg import sql
-from psycopg_pool import PoolTimeout
+from psycopg_pool import PoolClosed, PoolTimeout
 
 from meterledger.core.errors import (
     ConflictError,
@@ -41,6 +41,7 @@ from meterledger.store.base import (
 from meterledger.store.pgcopy import copy_in_ints, select_int8_arrays
 
 __all__ = [
+    "FLOOR_END",
     "LOCK_SQL",
     "Q_COLUMNS",
     "WRITER_LOCK",
@@ -52,6 +53,7 @@ __all__ = [
     "raw_in",
     "text_in",
     "translate",
+    "translated",
 ]
 
 # The writer lock: pg_advisory_xact_lock(WRITER_LOCK, hashtext(current_schema())), so two
@@ -60,6 +62,7 @@ __all__ = [
 WRITER_LOCK = 0x6D6C5772
 LOCK_SQL = "SELECT pg_advisory_xact_lock(%s::integer, hashtext(current_schema()))"
 PARTITIONED = ("readings", "reading_versions")
+_TERMINAL_CLASSES = {"53", "54"}  # insufficient resources, program limit exceeded
 _TRANSIENT_STATES = {
     "40001",  # serialization_failure
     "40P01",  # deadlock_detected
@@ -70,13 +73,40 @@ _TRANSIENT_STATES = {
 }
 
 
-def translate(exc: psycopg.Error | PoolTimeout, context: str = "database error") -> StoreError:
-    """Map a psycopg error to transient (connection, lock, serialization) or terminal."""
+def translate(
+    exc: psycopg.Error | PoolTimeout | PoolClosed, context: str = "database error"
+) -> StoreError:
+    """Map a psycopg error to transient (connection lost, lock or serialization conflict,
+    server starting or shutting down) or terminal (everything a retry cannot cure: bad
+    data, constraint, permission, disk full, out of memory, program limit, cancelled)."""
     text = str(exc).strip() or type(exc).__name__
-    state = getattr(exc, "sqlstate", None)
-    if isinstance(exc, (psycopg.OperationalError, PoolTimeout)) or state in _TRANSIENT_STATES:
+    if isinstance(exc, PoolClosed):
+        return TerminalStoreError(f"{context}: the store is closed")
+    state = getattr(exc, "sqlstate", None) or ""
+    if state in _TRANSIENT_STATES:
+        return TransientStoreError(f"{context}: {text}")
+    if state[:2] in _TERMINAL_CLASSES or state == "57014":  # resources, limits, cancelled
+        return TerminalStoreError(f"{context}: {text}")
+    if isinstance(exc, (psycopg.OperationalError, PoolTimeout)):
         return TransientStoreError(f"{context}: {text}")
     return TerminalStoreError(f"{context}: {text}")
+
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+def translated(method: Callable[P, R]) -> Callable[P, R]:
+    """Raise our errors, not psycopg's, from inside a write transaction too."""
+
+    @functools.wraps(method)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return method(*args, **kwargs)
+        except psycopg.Error as exc:
+            raise translate(exc) from exc
+
+    return wrapper
 
 
 def text_in(value: str | None) -> str | None:
@@ -98,38 +128,44 @@ def pg_quarantine_record(row: Sequence[object]) -> QuarantineRecord:
     return quarantine_record(values)
 
 
+# Readings ending on or before 1990-01-01T00:00Z share one partition: a historical import
+# or a garbled feed spanning centuries makes one table, not thousands of monthly ones.
+FLOOR_END = 631_152_000
+
+
+def _month_bounds(months: np.ndarray) -> list[tuple[int, int, int, int]]:
+    """``(year, month, lo, hi)`` for datetime64[M] values."""
+    index = months.astype(np.int64)  # months since 1970-01
+    starts = months.astype("datetime64[s]").astype(np.int64)
+    nexts = (months + 1).astype("datetime64[s]").astype(np.int64)
+    return [
+        (int(1970 + i // 12), int(i % 12 + 1), int(a) + 1, int(b) + 1)
+        for i, a, b in zip(index.tolist(), starts.tolist(), nexts.tolist(), strict=True)
+    ]
+
+
 def months_for(first_end: int, last_end: int) -> list[tuple[int, int, int, int]]:
     """``(year, month, lo, hi)`` of every monthly partition holding an interval end in
     ``[first_end, last_end]``. A partition holds ``month_start < interval_end <=
     next_month_start`` (bounds ``FROM (month_start + 1) TO (next_month_start + 1)``), so an
-    interval ending at midnight on the 1st belongs to the month it measured."""
-    first = datetime.fromtimestamp(first_end - 1, UTC)
-    last = datetime.fromtimestamp(last_end - 1, UTC)
-    year, month = first.year, first.month
-    out: list[tuple[int, int, int, int]] = []
-    while (year, month) <= (last.year, last.month):
-        nyear, nmonth = (year + 1, 1) if month == 12 else (year, month + 1)
-        lo = int(datetime(year, month, 1, tzinfo=UTC).timestamp())
-        hi = int(datetime(nyear, nmonth, 1, tzinfo=UTC).timestamp())
-        out.append((year, month, lo + 1, hi + 1))
-        year, month = nyear, nmonth
-    return out
+    interval ending at midnight on the 1st belongs to the month it measured. Months that
+    end on or before :data:`FLOOR_END` are left out: they are in the floor partition."""
+    first = np.datetime64(max(first_end, FLOOR_END + 1) - 1, "s").astype("datetime64[M]")
+    last = np.datetime64(last_end - 1, "s").astype("datetime64[M]")
+    if last < first:
+        return []
+    return _month_bounds(np.arange(first, last + 1))
 
 
 def months_of(ends: np.ndarray) -> list[tuple[int, int, int, int]]:
     """:func:`months_for` of just the months that these interval ends fall in."""
+    ends = ends[ends > FLOOR_END]
     if not len(ends):
         return []
     low, high = (np.array([ends.min(), ends.max()]) - 1).astype("datetime64[s]")
     if low.astype("datetime64[M]") == high.astype("datetime64[M]"):  # the common case
-        months = np.array([low.astype("datetime64[M]")])
-    else:
-        months = np.unique((ends - 1).astype("datetime64[s]").astype("datetime64[M]"))
-    found: list[tuple[int, int, int, int]] = []
-    for month in months.tolist():
-        first = int(datetime(month.year, month.month, 1, tzinfo=UTC).timestamp())
-        found += months_for(first + 1, first + 1)
-    return found
+        return _month_bounds(np.array([low.astype("datetime64[M]")]))
+    return _month_bounds(np.unique((ends - 1).astype("datetime64[s]").astype("datetime64[M]")))
 
 
 class Partitions:
@@ -189,8 +225,22 @@ class Partitions:
             " to_regclass('reading_versions'))",
             (list(wanted),),
         ).fetchall()
+        missing = sorted(set(wanted) - {r[0] for r in found})
+        if missing:
+            stray = conn.execute(
+                "SELECT relname FROM pg_class WHERE relname = ANY(%s) AND relkind = 'r'"
+                " AND relnamespace = current_schema()::regnamespace",
+                (missing,),
+            ).fetchall()
+            if stray:
+                names = ", ".join(sorted(r[0] for r in stray))
+                raise TerminalStoreError(
+                    f"readings arrived for a month whose partition is detached ({names}):"
+                    " re-attach it (ALTER TABLE ... ATTACH PARTITION) or finish the retention"
+                    " (DROP TABLE) before ingesting that month again"
+                )
         made: list[str] = []
-        for name in sorted(set(wanted) - {r[0] for r in found}):
+        for name in missing:
             table, lo, hi = wanted[name]
             conn.execute(
                 sql.SQL(
@@ -213,7 +263,13 @@ def _frame(arrays: Sequence[np.ndarray], columns: Sequence[str] = READING_COLUMN
 
 
 def _int8_columns(rows: pl.DataFrame, columns: Sequence[str]) -> list[np.ndarray]:
-    return [rows.get_column(c).cast(pl.Int64).to_numpy() for c in columns]
+    out: list[np.ndarray] = []
+    for name in columns:
+        column = rows.get_column(name)
+        if column.null_count():  # to_numpy() would make it float NaN, then INT64_MIN
+            raise TerminalStoreError(f"{column.null_count()} NULL {name} values in a write")
+        out.append(column.cast(pl.Int64).to_numpy())
+    return out
 
 
 _READING_LIST = ", ".join(READING_COLUMNS)
@@ -233,6 +289,7 @@ class PostgresTx(WriteTx):
         self.partitions.ensure_for(self.conn, rows.get_column("interval_end").to_numpy())
 
     # -- batches ------------------------------------------------------------------------
+    @translated
     def new_batch(self, source: str, fmt: str, received_at: str) -> int:
         row = self.conn.execute(
             "INSERT INTO batches (source, format, received_at) VALUES (%s, %s, %s)"
@@ -242,6 +299,7 @@ class PostgresTx(WriteTx):
         assert row is not None
         return int(row[0])
 
+    @translated
     def finish_batch(self, batch_id: int, counts: BatchCounts, audit_seq: int | None) -> None:
         self.conn.execute(
             "UPDATE batches SET records = %s, accepted = %s, duplicates = %s, superseded = %s,"
@@ -260,6 +318,7 @@ class PostgresTx(WriteTx):
             ),
         )
 
+    @translated
     def registry_version(self) -> int:
         row = self.conn.execute("SELECT version FROM registry_version WHERE id = 1").fetchone()
         assert row is not None
@@ -296,14 +355,17 @@ class PostgresTx(WriteTx):
             keys.select("channel_id", "interval_end"), on=["channel_id", "interval_end"], how="semi"
         )
 
+    @translated
     def current_for(
         self, keys: pl.DataFrame, spans: list[tuple[int, int, int]] | None = None
     ) -> pl.DataFrame:
         return self._range_query("readings", keys, spans)
 
+    @translated
     def versions_for(self, keys: pl.DataFrame) -> pl.DataFrame:
         return self._range_query("reading_versions", keys)
 
+    @translated
     def insert_new(self, rows: pl.DataFrame, *, batch_id: int, received_at: int) -> None:
         if rows.is_empty():
             return
@@ -319,6 +381,7 @@ class PostgresTx(WriteTx):
         ]
         copy_in_ints(self.conn, "readings", READING_COLUMNS, arrays)
 
+    @translated
     def replace_readings(self, rows: pl.DataFrame, reason: str) -> None:
         if rows.is_empty():
             return
@@ -342,6 +405,7 @@ class PostgresTx(WriteTx):
             " received_at = EXCLUDED.received_at, version = EXCLUDED.version"
         )
 
+    @translated
     def insert_versions(self, rows: pl.DataFrame, status: str, reason: str) -> None:
         if rows.is_empty():
             return
@@ -354,6 +418,7 @@ class PostgresTx(WriteTx):
             for row in rows.select(READING_COLUMNS).iter_rows():
                 copy.write_row((*row, status, reason))
 
+    @translated
     def delete_version(self, channel_id: int, interval_end: int, version: int) -> None:
         self.conn.execute(
             "DELETE FROM reading_versions WHERE channel_id = %s AND interval_end = %s"
@@ -362,6 +427,7 @@ class PostgresTx(WriteTx):
         )
 
     # -- quarantine -----------------------------------------------------------------------
+    @translated
     def insert_quarantine(
         self, batch_id: int, records: Sequence[NewQuarantine], at: str
     ) -> list[str]:
@@ -398,6 +464,7 @@ class PostgresTx(WriteTx):
         ).fetchall()
         return [str(row[0]) for row in rows]
 
+    @translated
     def set_quarantine(
         self,
         q_id: int,
@@ -424,6 +491,7 @@ class PostgresTx(WriteTx):
             ),
         )
 
+    @translated
     def get_quarantine(self, q_id: int) -> QuarantineRecord | None:
         row = self.conn.execute(
             f"SELECT {Q_COLUMNS} FROM quarantine WHERE q_id = %s", (q_id,)
@@ -431,6 +499,7 @@ class PostgresTx(WriteTx):
         return pg_quarantine_record(row) if row else None
 
     # -- audit, registry --------------------------------------------------------------------
+    @translated
     def last_audit(self) -> AuditRow | None:
         row = self.conn.execute(
             "SELECT seq, recorded_at, kind, subject, payload, prev_hash, hash FROM audit_log"
@@ -438,6 +507,7 @@ class PostgresTx(WriteTx):
         ).fetchone()
         return AuditRow(int(row[0]), *row[1:]) if row else None
 
+    @translated
     def insert_audit(self, row: AuditRow) -> None:
         # a plain INSERT: ON CONFLICT DO NOTHING would skip a clash silently
         self.conn.execute(
@@ -446,6 +516,7 @@ class PostgresTx(WriteTx):
             (row.seq, row.recorded_at, row.kind, row.subject, row.payload, row.prev_hash, row.hash),
         )
 
+    @translated
     def add_meter(self, meter: MeterRecord) -> None:
         # checked first, under the writer lock: a failed INSERT would abort the transaction
         found = self.conn.execute(
@@ -468,6 +539,7 @@ class PostgresTx(WriteTx):
             ),
         )
 
+    @translated
     def add_channel(self, meter_id: str, obis: str, base_unit: str, allows_negative: bool) -> int:
         self.conn.execute(
             "INSERT INTO channels (meter_id, obis, base_unit, allows_negative)"

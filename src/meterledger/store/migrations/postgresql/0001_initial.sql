@@ -98,6 +98,12 @@ BEGIN
             reason           text,
             PRIMARY KEY (channel_id, interval_end, version)
         ) PARTITION BY RANGE (interval_end);
+        -- one partition for everything ending on or before 1990-01-01T00:00Z; the store
+        -- makes one partition per month after that, as data arrives
+        CREATE TABLE readings_before_1990 PARTITION OF readings
+            FOR VALUES FROM (MINVALUE) TO (631152001);
+        CREATE TABLE reading_versions_before_1990 PARTITION OF reading_versions
+            FOR VALUES FROM (MINVALUE) TO (631152001);
     END IF;
 END
 $$;
