@@ -22,6 +22,8 @@ import polars as pl
 __all__ = [
     "Q_COLUMNS",
     "READING_COLUMNS",
+    "STORE_TABLES",
+    "VERSION_SCHEMA",
     "AuditRow",
     "BatchCounts",
     "BillingArrays",
@@ -30,6 +32,7 @@ __all__ = [
     "Store",
     "WriteTx",
     "key_spans",
+    "quarantine_query",
     "quarantine_record",
 ]
 
@@ -209,6 +212,51 @@ Q_COLUMNS = (
     "q_id, record_key, batch_id, source, format, record_no, meter_id, channel, interval_end,"
     " reasons, detail, raw, fields, status, created_at, updated_at, note"
 )
+
+
+# the tables ``Store.count`` may name
+STORE_TABLES = frozenset(
+    {
+        "meters",
+        "channels",
+        "batches",
+        "readings",
+        "reading_versions",
+        "quarantine",
+        "audit_log",
+        "anomalies",
+    }
+)
+
+# the frame ``Store.versions`` returns
+VERSION_SCHEMA: dict[str, type[pl.DataType]] = {
+    "version": pl.Int64,
+    "value": pl.Int64,
+    "quality": pl.Int64,
+    "batch_id": pl.Int64,
+    "received_at": pl.Int64,
+    "status": pl.String,
+    "reason": pl.String,
+}
+
+
+def quarantine_query(
+    status: str | None, reason: str | None, limit: int | None, placeholder: str
+) -> tuple[str, list[object]]:
+    """The ``list_quarantine`` query in a backend's ``placeholder`` style, and its params."""
+    query = f"SELECT {Q_COLUMNS} FROM quarantine WHERE 1 = 1"
+    params: list[object] = []
+    if status is not None:
+        query += f" AND status = {placeholder}"
+        params.append(status)
+    if reason is not None:
+        query += f" AND (',' || reasons || ',') LIKE {placeholder}"
+        params.append(f"%,{reason},%")
+    query += " ORDER BY q_id"
+    if limit is not None:
+        query += f" LIMIT {placeholder}"
+        params.append(limit)
+    return query, params
 
 
 def quarantine_record(row: Sequence[object]) -> QuarantineRecord:

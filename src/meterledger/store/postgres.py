@@ -35,6 +35,8 @@ from psycopg_pool import ConnectionPool, PoolClosed, PoolTimeout
 from meterledger.core.errors import ConfigError, StoreError, TerminalStoreError
 from meterledger.store.base import (
     READING_COLUMNS,
+    STORE_TABLES,
+    VERSION_SCHEMA,
     AuditRow,
     BillingArrays,
     ChannelRecord,
@@ -42,6 +44,7 @@ from meterledger.store.base import (
     QuarantineRecord,
     Store,
     WriteTx,
+    quarantine_query,
 )
 from meterledger.store.migrations import load_migrations
 from meterledger.store.pgcopy import INT8_ARRAY_OID, Int8ArrayLoader, copy_out_ints
@@ -60,18 +63,6 @@ from meterledger.store.urls import redact_url
 
 __all__ = ["WRITER_LOCK", "PostgresStore"]
 
-_TABLES = frozenset(
-    {
-        "meters",
-        "channels",
-        "batches",
-        "readings",
-        "reading_versions",
-        "quarantine",
-        "audit_log",
-        "anomalies",
-    }
-)
 _STATUS_CODES = ("current", "superseded", "pending_review", "ignored")
 # A period is ``start < interval_end <= end``; queries say ``interval_end >= start + 1``
 # because partition pruning does not know that bigint is discrete: with ``> start`` the
@@ -463,15 +454,7 @@ class PostgresStore(Store):
         )
         return pl.DataFrame(
             rows,
-            schema={
-                "version": pl.Int64,
-                "value": pl.Int64,
-                "quality": pl.Int64,
-                "batch_id": pl.Int64,
-                "received_at": pl.Int64,
-                "status": pl.String,
-                "reason": pl.String,
-            },
+            schema=VERSION_SCHEMA,
             orient="row",
         ).sort("version")
 
@@ -479,18 +462,7 @@ class PostgresStore(Store):
     def list_quarantine(
         self, status: str | None = None, reason: str | None = None, limit: int | None = None
     ) -> list[QuarantineRecord]:
-        query = f"SELECT {Q_COLUMNS} FROM quarantine WHERE true"
-        params: list[object] = []
-        if status is not None:
-            query += " AND status = %s"
-            params.append(status)
-        if reason is not None:
-            query += " AND (',' || reasons || ',') LIKE %s"
-            params.append(f"%,{reason},%")
-        query += " ORDER BY q_id"
-        if limit is not None:
-            query += " LIMIT %s"
-            params.append(limit)
+        query, params = quarantine_query(status, reason, limit, "%s")
         return [pg_quarantine_record(row) for row in self._rows(query, params)]
 
     def get_quarantine(self, q_id: int) -> QuarantineRecord | None:
@@ -512,7 +484,7 @@ class PostgresStore(Store):
             yield AuditRow(int(row[0]), *row[1:])
 
     def count(self, table: str) -> int:
-        if table not in _TABLES:
+        if table not in STORE_TABLES:
             raise StoreError(f"no such table: {table}")
         query = sql.SQL("SELECT count(*) FROM {}").format(sql.Identifier(table))
         with self._conn() as conn:

@@ -26,6 +26,8 @@ from meterledger.core.errors import (
 )
 from meterledger.store.base import (
     READING_COLUMNS,
+    STORE_TABLES,
+    VERSION_SCHEMA,
     AuditRow,
     BillingArrays,
     ChannelRecord,
@@ -33,10 +35,10 @@ from meterledger.store.base import (
     QuarantineRecord,
     Store,
     WriteTx,
+    quarantine_query,
 )
 from meterledger.store.migrations import load_migrations
 from meterledger.store.sqlite_tx import (
-    Q_COLUMNS,
     SqliteTx,
     get_quarantine,
     new_readings_sql,
@@ -46,18 +48,6 @@ from meterledger.store.sqlite_tx import (
 
 __all__ = ["SqliteStore", "new_readings_sql", "translate"]
 
-_TABLES = frozenset(
-    {
-        "meters",
-        "channels",
-        "batches",
-        "readings",
-        "reading_versions",
-        "quarantine",
-        "audit_log",
-        "anomalies",
-    }
-)
 _SYNC = {"OFF", "NORMAL", "FULL", "EXTRA"}
 _SCHEMA = {name: pl.Int64 for name in READING_COLUMNS}
 
@@ -305,15 +295,7 @@ class SqliteStore(Store):
         ).fetchall()
         return pl.DataFrame(
             current + older,
-            schema={
-                "version": pl.Int64,
-                "value": pl.Int64,
-                "quality": pl.Int64,
-                "batch_id": pl.Int64,
-                "received_at": pl.Int64,
-                "status": pl.String,
-                "reason": pl.String,
-            },
+            schema=VERSION_SCHEMA,
             orient="row",
         ).sort("version")
 
@@ -321,19 +303,8 @@ class SqliteStore(Store):
     def list_quarantine(
         self, status: str | None = None, reason: str | None = None, limit: int | None = None
     ) -> list[QuarantineRecord]:
-        sql = f"SELECT {Q_COLUMNS} FROM quarantine WHERE 1=1"
-        params: list[object] = []
-        if status is not None:
-            sql += " AND status = ?"
-            params.append(status)
-        if reason is not None:
-            sql += " AND (',' || reasons || ',') LIKE ?"
-            params.append(f"%,{reason},%")
-        sql += " ORDER BY q_id"
-        if limit is not None:
-            sql += " LIMIT ?"
-            params.append(limit)
-        return [quarantine_record(row) for row in self.conn.execute(sql, params).fetchall()]
+        query, params = quarantine_query(status, reason, limit, "?")
+        return [quarantine_record(row) for row in self.conn.execute(query, params).fetchall()]
 
     def get_quarantine(self, q_id: int) -> QuarantineRecord | None:
         return get_quarantine(self.conn, q_id)
@@ -350,7 +321,7 @@ class SqliteStore(Store):
             yield AuditRow(*row)
 
     def count(self, table: str) -> int:
-        if table not in _TABLES:
+        if table not in STORE_TABLES:
             raise StoreError(f"no such table: {table}")
         return int(self.conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0])
 
