@@ -23,6 +23,7 @@ Ranks: edited 3 > actual 2 > estimated 1 (``core.reading.quality_rank``).
 from __future__ import annotations
 
 import enum
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import polars as pl
@@ -63,10 +64,15 @@ class Prepared:
     rows: pl.DataFrame
     digest: str
     spans: list[tuple[int, int, int]]
+    encoded: object | None = None  # the backend's own insert work (Store.encode_new)
 
     @classmethod
-    def of(cls, good: pl.DataFrame) -> Prepared:
-        return cls(good.sort(_KEY), batch_digest(stored_columns(good)), key_spans(good))
+    def of(
+        cls, good: pl.DataFrame, encode: Callable[[pl.DataFrame], object | None] | None = None
+    ) -> Prepared:
+        rows = good.sort(_KEY)
+        encoded = encode(rows) if encode is not None and rows.height else None
+        return cls(rows, batch_digest(stored_columns(good)), key_spans(good), encoded)
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,7 +105,7 @@ def apply_readings(
 ) -> Applied:
     found = tx.current_for(good.select(_KEY), ahead.spans if ahead is not None else None)
     if ahead is not None and found.is_empty():
-        tx.insert_new(ahead.rows, batch_id=batch_id, received_at=received_at)
+        tx.insert_new(ahead.rows, batch_id=batch_id, received_at=received_at, encoded=ahead.encoded)
         return Applied(
             new=good.height,
             duplicates=0,

@@ -203,7 +203,7 @@ class Ingestor:
         result = IngestResult()
         snapshot = Snapshot.load(self.store)
         blocks = read_blocks(stream, fmt, source, options.meter_id, options.block_bytes)
-        stager: Stager = ThreadStager(blocks, snapshot, self._now)
+        stager: Stager = ThreadStager(blocks, snapshot, self._now, encode=self.store.encode_new)
         with stager:
             for staged in stager:
                 if staged.prepared.height:

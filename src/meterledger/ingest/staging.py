@@ -141,10 +141,15 @@ def read_blocks(
         raise InputError(f"unknown format {fmt!r}")
 
 
-def stage(raw: pl.DataFrame, size: int, snapshot: Snapshot, now: datetime) -> Staged:
+Encode = Callable[[pl.DataFrame], object | None]
+
+
+def stage(
+    raw: pl.DataFrame, size: int, snapshot: Snapshot, now: datetime, encode: Encode | None = None
+) -> Staged:
     prepared = prepare(raw)
     checked = check(prepared, snapshot.registry, now=epoch_of(now.replace(microsecond=0)))
-    return Staged(prepared, checked, Prepared.of(checked.good), snapshot.version, size)
+    return Staged(prepared, checked, Prepared.of(checked.good, encode), snapshot.version, size)
 
 
 class Stager(Protocol):
@@ -173,7 +178,9 @@ class ThreadStager:
         *,
         workers: int = 2,
         ahead: int = 3,
+        encode: Encode | None = None,
     ) -> None:
+        self._encode = encode
         self._blocks = blocks
         self._snapshot = snapshot
         self._now = now
@@ -185,7 +192,9 @@ class ThreadStager:
         if item is None:
             return None
         parse, size = item
-        return self._pool.submit(_stage_thunk, parse, size, self._snapshot, self._now())
+        return self._pool.submit(
+            _stage_thunk, parse, size, self._snapshot, self._now(), self._encode
+        )
 
     def __iter__(self) -> Iterator[Staged]:
         pending: deque[Future[Staged]] = deque()
@@ -222,5 +231,7 @@ class ThreadStager:
         _fast_switching(False)
 
 
-def _stage_thunk(parse: Thunk, size: int, snapshot: Snapshot, now: datetime) -> Staged:
-    return stage(parse(), size, snapshot, now)
+def _stage_thunk(
+    parse: Thunk, size: int, snapshot: Snapshot, now: datetime, encode: Encode | None
+) -> Staged:
+    return stage(parse(), size, snapshot, now, encode)

@@ -295,10 +295,18 @@ class WriteTx(ABC):
         """Every stored non-current version of those keys (READING_COLUMNS)."""
 
     @abstractmethod
-    def insert_new(self, rows: pl.DataFrame, *, batch_id: int, received_at: int) -> None:
+    def insert_new(
+        self,
+        rows: pl.DataFrame,
+        *,
+        batch_id: int,
+        received_at: int,
+        encoded: object | None = None,
+    ) -> None:
         """Insert new current readings from the columns ``channel_id, interval_end,
         interval_seconds, value, quality``, all version 1 of ``batch_id``. The keys must not
-        exist. This is the hot path of ingest."""
+        exist. This is the hot path of ingest. ``encoded``, if given, is what
+        :meth:`Store.encode_new` made of the same ``rows`` ahead of time."""
 
     @abstractmethod
     def registry_version(self) -> int:
@@ -397,6 +405,13 @@ class Store(ABC):
     def details(self) -> dict[str, object]:
         """Backend facts for ``db status`` (server, layout, ...)."""
         return {}
+
+    def encode_new(self, rows: pl.DataFrame) -> object | None:
+        """Backend work for :meth:`WriteTx.insert_new` that can be done ahead, on any
+        thread, off the write transaction (PostgreSQL: the binary COPY rows). ``None``: the
+        backend has none."""
+        del rows
+        return None
 
     def prepare_months(self, interval_ends: np.ndarray) -> None:
         """Get storage ready, in transactions of its own, for readings with these interval

@@ -24,9 +24,11 @@ __all__ = [
     "SIGNATURE",
     "Int8ArrayLoader",
     "copy_in_ints",
+    "copy_in_records",
     "copy_out_ints",
     "decode_int8_rows",
     "encode_int8_rows",
+    "int8_records",
     "select_int8_arrays",
 ]
 
@@ -44,15 +46,21 @@ def _dtype(columns: int) -> np.dtype[np.void]:
     return np.dtype(fields)
 
 
-def encode_int8_rows(columns: Sequence[np.ndarray]) -> bytes:
-    """A whole binary COPY stream (header, rows, trailer) for equal-length int64 columns."""
+def int8_records(columns: Sequence[np.ndarray]) -> np.ndarray:
+    """Equal-length int64 columns as binary COPY rows: a structured array whose bytes are
+    the rows exactly (see :func:`copy_in_records`); a column can still be set in place."""
     count = len(columns[0]) if columns else 0
     rows = np.empty(count, dtype=_dtype(len(columns)))
     rows["n"] = len(columns)
     for i, column in enumerate(columns):
         rows[f"l{i}"] = 8
         rows[f"v{i}"] = column
-    return _HEADER + rows.tobytes() + _TRAILER
+    return rows
+
+
+def encode_int8_rows(columns: Sequence[np.ndarray]) -> bytes:
+    """A whole binary COPY stream (header, rows, trailer) for equal-length int64 columns."""
+    return _HEADER + int8_records(columns).tobytes() + _TRAILER
 
 
 def decode_int8_rows(data: bytes | memoryview, columns: int) -> list[np.ndarray]:
@@ -95,11 +103,22 @@ def copy_in_ints(
     arrays: Sequence[np.ndarray],
 ) -> None:
     """Binary COPY of equal-length int64 ``arrays`` into ``columns`` of ``table``."""
+    copy_in_records(conn, table, columns, int8_records(arrays))
+
+
+def copy_in_records(
+    conn: psycopg.Connection[Any], table: str, columns: Sequence[str], records: np.ndarray
+) -> None:
+    """Binary COPY of :func:`int8_records` into ``columns`` of ``table``; the rows go to
+    the driver as a view of the array, not a copy."""
     statement = sql.SQL("COPY {} ({}) FROM STDIN (FORMAT BINARY)").format(
         sql.Identifier(table), sql.SQL(", ").join(map(sql.Identifier, columns))
     )
     with conn.cursor() as cursor, cursor.copy(statement) as copy:
-        copy.write(encode_int8_rows(arrays))
+        copy.write(_HEADER)
+        if len(records):
+            copy.write(records.data.cast("B"))
+        copy.write(_TRAILER)
 
 
 class Int8ArrayLoader(Loader):

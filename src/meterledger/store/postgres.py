@@ -54,6 +54,7 @@ from meterledger.store.postgres_tx import (
     WRITER_LOCK,
     Partitions,
     PostgresTx,
+    encode_new,
     months_for,
     months_of,
     pg_quarantine_record,
@@ -165,12 +166,15 @@ class PostgresStore(Store):
                     # a statement failed and the caller went on: COMMIT would quietly
                     # roll back, and the caller would think the batch stored
                     raise TerminalStoreError("a statement of this write failed; nothing stored")
-        except psycopg.Error as exc:
-            raise translate(exc) from exc
-        except PoolTimeout as exc:
-            raise translate(exc, "no database connection free") from exc
-        except PoolClosed as exc:
-            raise translate(exc) from exc
+        except BaseException as exc:
+            self._partitions.forget()
+            if isinstance(exc, psycopg.Error):
+                raise translate(exc) from exc
+            if isinstance(exc, PoolTimeout):
+                raise translate(exc, "no database connection free") from exc
+            if isinstance(exc, PoolClosed):
+                raise translate(exc) from exc
+            raise
 
     # -- schema -------------------------------------------------------------------------
     def schema_version(self) -> int:
@@ -233,6 +237,9 @@ class PostgresStore(Store):
         """Create the monthly partitions that hold interval ends in ``[first_end, last_end]``
         (the ingest path does this itself; this is for tools that COPY directly)."""
         self._make_months(months_for(first_end, last_end))
+
+    def encode_new(self, rows: pl.DataFrame) -> object | None:
+        return encode_new(rows)
 
     def prepare_months(self, interval_ends: np.ndarray) -> None:
         # Checked first without the lock: nearly always every month is there already.

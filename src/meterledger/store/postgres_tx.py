@@ -38,7 +38,12 @@ from meterledger.store.base import (
     key_spans,
     quarantine_record,
 )
-from meterledger.store.pgcopy import copy_in_ints, select_int8_arrays
+from meterledger.store.pgcopy import (
+    copy_in_ints,
+    copy_in_records,
+    int8_records,
+    select_int8_arrays,
+)
 
 __all__ = [
     "FLOOR_END",
@@ -47,6 +52,7 @@ __all__ = [
     "WRITER_LOCK",
     "Partitions",
     "PostgresTx",
+    "encode_new",
     "months_for",
     "months_of",
     "pg_quarantine_record",
@@ -178,6 +184,12 @@ class Partitions:
 
     def __init__(self) -> None:
         self._partitioned: bool | None = None
+        # months seen attached; forgotten on any failed write, so a month detached since
+        # costs one failed batch and then a clear error, never a wrong answer
+        self._known: set[tuple[int, int]] = set()
+
+    def forget(self) -> None:
+        self._known.clear()
 
     def partitioned(self, conn: psycopg.Connection[Any]) -> bool:
         if self._partitioned is None:
@@ -201,18 +213,25 @@ class Partitions:
         """How many months of these interval ends have no partition yet."""
         if not self.partitioned(conn):
             return 0
-        months = months_of(ends)
+        months = [m for m in months_of(ends) if m[:2] not in self._known]
+        if not months:
+            return 0
         found = conn.execute(
-            "SELECT count(*) FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid"
+            "SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid"
             " WHERE c.relname = ANY(%s) AND i.inhparent = to_regclass('readings')",
             ([f"readings_p{y:04d}{m:02d}" for y, m, _, _ in months],),
-        ).fetchone()
-        return len(months) - int(found[0] if found else 0)
+        ).fetchall()
+        names = {r[0] for r in found}
+        self._known |= {(y, m) for y, m, _, _ in months if f"readings_p{y:04d}{m:02d}" in names}
+        return len(months) - len(names)
 
     def ensure_months(
         self, conn: psycopg.Connection[Any], months: list[tuple[int, int, int, int]]
     ) -> list[str]:
         if not self.partitioned(conn):  # a TimescaleDB hypertable makes its own chunks
+            return []
+        months = [m for m in months if m[:2] not in self._known]
+        if not months:
             return []
         wanted = {
             f"{table}_p{year:04d}{month:02d}": (table, lo, hi)
@@ -253,6 +272,7 @@ class Partitions:
                 )
             )
             made.append(name)
+        self._known |= {m[:2] for m in months}
         return made
 
 
@@ -278,6 +298,17 @@ _STAGE = (
     " interval_seconds bigint, value bigint, quality bigint, batch_id bigint,"
     " received_at bigint, version bigint) ON COMMIT DELETE ROWS"
 )
+
+
+def encode_new(rows: pl.DataFrame) -> np.ndarray:
+    """New readings as binary COPY rows of READING_COLUMNS, version 1; ``batch_id`` and
+    ``received_at`` are left 0 for :meth:`PostgresTx.insert_new` to set."""
+    height = rows.height
+    arrays = _int8_columns(
+        rows, ("channel_id", "interval_end", "interval_seconds", "value", "quality")
+    )
+    zeros = np.zeros(height, dtype=np.int64)
+    return int8_records([*arrays, zeros, zeros, np.ones(height, dtype=np.int64)])
 
 
 class PostgresTx(WriteTx):
@@ -366,20 +397,29 @@ class PostgresTx(WriteTx):
         return self._range_query("reading_versions", keys)
 
     @translated
-    def insert_new(self, rows: pl.DataFrame, *, batch_id: int, received_at: int) -> None:
+    def insert_new(
+        self,
+        rows: pl.DataFrame,
+        *,
+        batch_id: int,
+        received_at: int,
+        encoded: object | None = None,
+    ) -> None:
         if rows.is_empty():
             return
         self._ensure(rows)
-        height = rows.height
-        arrays = _int8_columns(
-            rows, ("channel_id", "interval_end", "interval_seconds", "value", "quality")
-        )
-        arrays += [
-            np.full(height, batch_id, dtype=np.int64),
-            np.full(height, received_at, dtype=np.int64),
-            np.ones(height, dtype=np.int64),
-        ]
-        copy_in_ints(self.conn, "readings", READING_COLUMNS, arrays)
+        records = encoded if isinstance(encoded, np.ndarray) else encode_new(rows)
+        if len(records) != rows.height:
+            raise TerminalStoreError("encoded rows do not match the rows to insert")
+        records["v5"] = batch_id  # filled in here: known only inside the transaction
+        records["v6"] = received_at
+        try:
+            with self.conn.transaction():  # a savepoint: a month gone since it was seen
+                copy_in_records(self.conn, "readings", READING_COLUMNS, records)
+        except psycopg.errors.CheckViolation:  # 23514: no partition holds some row
+            self.partitions.forget()
+            self._ensure(rows)  # a dropped month is made again; a detached one is refused
+            copy_in_records(self.conn, "readings", READING_COLUMNS, records)
 
     @translated
     def replace_readings(self, rows: pl.DataFrame, reason: str) -> None:

@@ -136,7 +136,15 @@ class SqliteTx(WriteTx):
     def versions_for(self, keys: pl.DataFrame) -> pl.DataFrame:
         return self._range_query("reading_versions", keys)
 
-    def insert_new(self, rows: pl.DataFrame, *, batch_id: int, received_at: int) -> None:
+    def insert_new(
+        self,
+        rows: pl.DataFrame,
+        *,
+        batch_id: int,
+        received_at: int,
+        encoded: object | None = None,
+    ) -> None:
+        del encoded  # nothing for SQLite to do ahead
         if rows.is_empty():
             return
         values = np.ascontiguousarray(rows.select(_NEW_COLUMNS).to_numpy(), dtype=np.int64)
