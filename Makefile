@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 RUNTIME := $(VENV)/.runtime-installed
 DEV := $(VENV)/.dev-installed
 
-.PHONY: demo test bench lint clean
+.PHONY: demo test bench bench-postgresql lint clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -27,6 +27,9 @@ test: $(DEV)
 
 bench: $(DEV)
 	$(BIN)/python bench/ingest.py --backend sqlite
+
+bench-postgresql: $(DEV)
+	$(BIN)/python bench/ingest.py --backend postgresql
 
 lint: $(DEV)
 	$(BIN)/ruff check src tests bench
