@@ -56,6 +56,7 @@ __all__ = [
     "load_registry",
     "open_input",
     "register_meter",
+    "source_name",
     "write_batch",
 ]
 
@@ -72,6 +73,12 @@ def detect_format(path: Path) -> str:
     if name.endswith(".xml"):
         return "greenbutton"
     raise InputError(f"cannot tell the format of {path.name}: pass --format csv|jsonl|greenbutton")
+
+
+def source_name(path: Path) -> str:
+    """The path as text a database can hold: bytes of a file name that are not UTF-8 are
+    written as ``\\xNN`` (a surrogate-escaped name would fail to encode)."""
+    return str(path).encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
 
 
 def open_input(path: Path) -> BinaryIO:
@@ -188,7 +195,7 @@ class Ingestor:
             )
         with open_input(path) as stream:
             return self.ingest_stream(
-                stream, fmt=fmt, source=str(path), options=options, progress=progress
+                stream, fmt=fmt, source=source_name(path), options=options, progress=progress
             )
 
     def ingest_stream(
