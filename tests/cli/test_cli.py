@@ -53,6 +53,8 @@ def test_expected_commands_exist() -> None:
     names = {" ".join(p) for p in PATHS}
     assert {
         "init",
+        "db status",
+        "db upgrade",
         "ingest",
         "demo",
         "meters add",
