@@ -529,3 +529,19 @@ def test_a_search_path_naming_no_schema_is_a_config_error(pg_url: str) -> None:
 
 def _forged_entry() -> AuditRow:
     return AuditRow(99, "t", "forged", "x", "{}", "0" * 64, "f" * 64)
+
+
+def test_lock_timeout_in_the_url_bounds_the_wait_with_a_transient_error(
+    pg: PostgresStore,
+) -> None:
+    impatient = open_store(pg.url + "%20-c%20lock_timeout%3D300ms")
+    try:
+        with pg.write() as tx:
+            register_meter(tx, _meter("M1"))
+            started = time.monotonic()
+            with pytest.raises(TransientStoreError, match="lock"), impatient.write() as tx2:
+                register_meter(tx2, _meter("M2"))
+            assert time.monotonic() - started < 5
+        assert [m.meter_id for m in impatient.list_meters()] == ["M1"]
+    finally:
+        impatient.close()
