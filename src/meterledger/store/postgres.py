@@ -65,12 +65,12 @@ from meterledger.store.urls import redact_url
 __all__ = ["WRITER_LOCK", "PostgresStore"]
 
 _STATUS_CODES = ("current", "superseded", "pending_review", "ignored")
-# A period is ``start < interval_end <= end``; queries say ``interval_end >= start + 1``
-# because partition pruning does not know that bigint is discrete: with ``> start`` the
-# month before, whose upper bound is ``start + 1`` exclusive, would be scanned as well.
-_PERIOD = "start < interval_end <= end"
-MONTHS_AHEAD = 1
-PARTITION_MONTHS_PER_TX = 48  # partitions made at migration past the current month
+# Periods: a period is ``start < interval_end <= end``, and queries say
+# ``interval_end >= start + 1``, because partition pruning does not know that bigint is
+# discrete: with ``> start`` the month before, whose upper bound is ``start + 1``
+# exclusive, would be scanned as well.
+MONTHS_AHEAD = 1  # partitions made at migration past the current month
+PARTITION_MONTHS_PER_TX = 48  # months of partitions made in one transaction
 
 
 def _now() -> str:
@@ -356,7 +356,7 @@ class PostgresStore(Store):
             f"SELECT {cols} FROM channels c JOIN readings r ON r.channel_id = c.channel_id"
             " WHERE c.meter_id = %s AND r.interval_end >= %s AND r.interval_end <= %s"
         )
-        params: list[object] = [meter_id, start + 1, end]  # see _PERIOD
+        params: list[object] = [meter_id, start + 1, end]  # see Periods
         if channel is not None:
             query += " AND c.obis = %s"
             params.append(channel)
@@ -396,7 +396,7 @@ class PostgresStore(Store):
             try:
                 rows = cursor.execute(
                     query,
-                    ([c for _, c in meters], start + 1, end),  # see _PERIOD
+                    ([c for _, c in meters], start + 1, end),  # see Periods
                 ).fetchall()
             except psycopg.Error as exc:
                 raise translate(exc) from exc
