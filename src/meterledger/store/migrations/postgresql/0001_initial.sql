@@ -42,62 +42,41 @@ CREATE TABLE batches (
 -- (meter_id, obis). The primary key (channel_id, interval_end) is the billing query's index:
 -- one meter's channel over one period is one range scan in each month's partition.
 DO $$
+DECLARE
+    timescale boolean := EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'timescaledb');
+    layout text := CASE WHEN timescale THEN '' ELSE ' PARTITION BY RANGE (interval_end)' END;
 BEGIN
-    IF EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'timescaledb') THEN
-        CREATE TABLE readings (
-            channel_id       bigint NOT NULL,
-            interval_end     bigint NOT NULL,
-            interval_seconds bigint NOT NULL,
-            value            bigint NOT NULL,
-            quality          bigint NOT NULL,
-            batch_id         bigint NOT NULL,
-            received_at      bigint NOT NULL,
-            version          bigint NOT NULL,
-            PRIMARY KEY (channel_id, interval_end)
-        );
+    EXECUTE 'CREATE TABLE readings (
+        channel_id       bigint NOT NULL,
+        interval_end     bigint NOT NULL,
+        interval_seconds bigint NOT NULL,
+        value            bigint NOT NULL,
+        quality          bigint NOT NULL,
+        batch_id         bigint NOT NULL,
+        received_at      bigint NOT NULL,
+        version          bigint NOT NULL,
+        PRIMARY KEY (channel_id, interval_end)
+    )' || layout;
+    EXECUTE 'CREATE TABLE reading_versions (
+        channel_id       bigint NOT NULL,
+        interval_end     bigint NOT NULL,
+        version          bigint NOT NULL,
+        interval_seconds bigint NOT NULL,
+        value            bigint NOT NULL,
+        quality          bigint NOT NULL,
+        batch_id         bigint NOT NULL,
+        received_at      bigint NOT NULL,
+        status           text NOT NULL
+                         CHECK (status IN (''superseded'', ''pending_review'', ''ignored'')),
+        reason           text,
+        PRIMARY KEY (channel_id, interval_end, version)
+    )' || layout;
+    IF timescale THEN
+        -- 30-day chunks of the integer time column
         PERFORM create_hypertable('readings', 'interval_end', chunk_time_interval => 2592000);
-        CREATE TABLE reading_versions (
-            channel_id       bigint NOT NULL,
-            interval_end     bigint NOT NULL,
-            version          bigint NOT NULL,
-            interval_seconds bigint NOT NULL,
-            value            bigint NOT NULL,
-            quality          bigint NOT NULL,
-            batch_id         bigint NOT NULL,
-            received_at      bigint NOT NULL,
-            status           text NOT NULL
-                             CHECK (status IN ('superseded', 'pending_review', 'ignored')),
-            reason           text,
-            PRIMARY KEY (channel_id, interval_end, version)
-        );
         PERFORM create_hypertable('reading_versions', 'interval_end',
                                   chunk_time_interval => 2592000);
     ELSE
-        CREATE TABLE readings (
-            channel_id       bigint NOT NULL,
-            interval_end     bigint NOT NULL,
-            interval_seconds bigint NOT NULL,
-            value            bigint NOT NULL,
-            quality          bigint NOT NULL,
-            batch_id         bigint NOT NULL,
-            received_at      bigint NOT NULL,
-            version          bigint NOT NULL,
-            PRIMARY KEY (channel_id, interval_end)
-        ) PARTITION BY RANGE (interval_end);
-        CREATE TABLE reading_versions (
-            channel_id       bigint NOT NULL,
-            interval_end     bigint NOT NULL,
-            version          bigint NOT NULL,
-            interval_seconds bigint NOT NULL,
-            value            bigint NOT NULL,
-            quality          bigint NOT NULL,
-            batch_id         bigint NOT NULL,
-            received_at      bigint NOT NULL,
-            status           text NOT NULL
-                             CHECK (status IN ('superseded', 'pending_review', 'ignored')),
-            reason           text,
-            PRIMARY KEY (channel_id, interval_end, version)
-        ) PARTITION BY RANGE (interval_end);
         -- one partition for everything ending on or before 1990-01-01T00:00Z; the store
         -- makes one partition per month after that, as data arrives
         CREATE TABLE readings_before_1990 PARTITION OF readings
