@@ -27,7 +27,6 @@ __all__ = [
     "copy_in_records",
     "copy_out_ints",
     "decode_int8_rows",
-    "encode_int8_rows",
     "int8_records",
     "select_int8_arrays",
 ]
@@ -56,11 +55,6 @@ def int8_records(columns: Sequence[np.ndarray]) -> np.ndarray:
         rows[f"l{i}"] = 8
         rows[f"v{i}"] = column
     return rows
-
-
-def encode_int8_rows(columns: Sequence[np.ndarray]) -> bytes:
-    """A whole binary COPY stream (header, rows, trailer) for equal-length int64 columns."""
-    return _HEADER + int8_records(columns).tobytes() + _TRAILER
 
 
 def decode_int8_rows(data: bytes | memoryview, columns: int) -> list[np.ndarray]:

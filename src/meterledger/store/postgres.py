@@ -47,16 +47,14 @@ from meterledger.store.base import (
     quarantine_query,
 )
 from meterledger.store.migrations import load_migrations
+from meterledger.store.pg_partitions import Partitions, months_for, months_of
 from meterledger.store.pgcopy import INT8_ARRAY_OID, Int8ArrayLoader, copy_out_ints
 from meterledger.store.postgres_tx import (
     LOCK_SQL,
     Q_COLUMNS,
     WRITER_LOCK,
-    Partitions,
     PostgresTx,
     encode_new,
-    months_for,
-    months_of,
     pg_quarantine_record,
     translate,
 )
@@ -214,9 +212,8 @@ class PostgresStore(Store):
                     (migration.version, migration.name, _now()),
                 )
                 applied.append(migration.version)
-            if current or applied:
-                now = int(time.time())
-                self._partitions.ensure(conn, now, now + 86_400 * 31 * MONTHS_AHEAD)
+        if applied:
+            self._partitions_ahead()
         return applied
 
     def _partitions_ahead(self) -> None:
