@@ -1,0 +1,444 @@
+"""Rating: determinants → line items, by the conventions in docs/tariffs.md.
+
+The heavy work (sums and maxima over intervals) is vectorised in :mod:`determinants`; this
+module turns each cycle's few dozen numbers into Decimal line items. A cycle split into
+segments (tariff change, season change, move-in/move-out) rates each segment under its own
+version: fixed and demand charges are prorated by days (shown as ``× days/cycle days``) and
+tier limits are scaled by the same share.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from decimal import Decimal
+
+from meterledger.billing.bill import Bill, DailyUsage, Determinants, Line, PeriodUsage, Segment
+from meterledger.billing.calendar import day_of_number, local_day_number
+from meterledger.billing.cycles import CycleRequest, parse_period
+from meterledger.billing.determinants import Aggregates, Usage, compute
+from meterledger.billing.money import ZERO, kwh_of_milli, money
+from meterledger.billing.tariff import CompiledVersion, MeteringMode, Tariff, TariffVersion, Tier
+
+__all__ = ["Carry", "Rater", "split_tiers"]
+
+_KW_PLACES = Decimal("0.000001")
+_LIMIT_PLACES = Decimal("0.001")
+CREDIT_CODES = ("export_credit", "nem_credit", "nem_carry", "nsc")
+
+
+@dataclass(frozen=True, slots=True)
+class Carry:
+    """What one cycle hands to the next: the NEM credit ($, positive is the customer's) and
+    the year-to-date net kWh and charges since the last true-up."""
+
+    nem_credit: Decimal = ZERO
+    ytd_net_kwh: Decimal = ZERO
+    ytd_charges: Decimal = ZERO
+
+    def as_dict(self) -> dict[str, str]:
+        return {
+            "nem_credit": str(self.nem_credit),
+            "ytd_net_kwh": str(self.ytd_net_kwh),
+            "ytd_charges": str(self.ytd_charges),
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, str] | None) -> Carry:
+        if not data:
+            return cls()
+        return cls(
+            Decimal(data.get("nem_credit", "0")),
+            Decimal(data.get("ytd_net_kwh", "0")),
+            Decimal(data.get("ytd_charges", "0")),
+        )
+
+
+Block = tuple[int, Decimal, Decimal, Decimal, Decimal | None]
+
+
+def split_tiers(
+    quantity: Decimal, tiers: Sequence[Tier], scale: Decimal | None = None
+) -> list[Block]:
+    """``quantity`` cut into blocks: ``(tier number, block quantity, rate, from, upto)``;
+    limits are multiplied by ``scale`` (rounded to 0.001) when given. Zero blocks are left
+    out; a zero or negative quantity gives no block."""
+    blocks: list[Block] = []
+    below = ZERO
+    for number, tier in enumerate(tiers, start=1):
+        upto = None
+        if tier.upto is not None:
+            upto = tier.upto if scale is None else (tier.upto * scale).quantize(_LIMIT_PLACES)
+        top = quantity if upto is None else min(quantity, upto)
+        block = top - below
+        if block > 0:
+            blocks.append((number, block, tier.rate, below, upto))
+        if upto is None or quantity <= upto:
+            break
+        below = upto
+    return blocks
+
+
+def _kw(milli_window: int, window_seconds: int) -> Decimal:
+    if milli_window <= 0:
+        return ZERO
+    return (kwh_of_milli(milli_window) * 3600 / window_seconds).quantize(_KW_PLACES)
+
+
+class Rater:
+    """Bills cycles under one tariff. ``metering`` overrides the tariff's mode."""
+
+    def __init__(self, tariff: Tariff, metering: MeteringMode | None = None) -> None:
+        self.tariff = tariff
+        self.metering: MeteringMode | None = metering or tariff.metering
+        self.compiled = [CompiledVersion.build(v) for v in tariff.versions]
+
+    def aggregate(self, requests: list[CycleRequest], usage: Usage) -> Aggregates:
+        years = [r.start.year for r in requests] + [r.end.year for r in requests]
+        holidays = (
+            self.tariff.holiday_dates(range(min(years) - 1, max(years) + 2))
+            if years
+            else frozenset()
+        )
+        return compute(self.tariff, self.compiled, requests, usage, holidays=holidays)
+
+    def bill_all(
+        self,
+        requests: list[CycleRequest],
+        usage: Usage,
+        carries: Sequence[Carry] | None = None,
+        *,
+        chain: bool = False,
+    ) -> list[tuple[Bill, Carry]]:
+        """Bill every request. ``chain`` passes each bill's carry to the next request (months
+        of one account, in order); otherwise ``carries[i]`` (default: none) is used."""
+        agg = self.aggregate(requests, usage)
+        by_request: list[list[int]] = [[] for _ in requests]
+        for g, plan in enumerate(agg.segments):
+            by_request[plan.request].append(g)
+        results: list[tuple[Bill, Carry]] = []
+        carry = Carry()
+        for i, req in enumerate(requests):
+            if not chain:
+                carry = carries[i] if carries is not None else Carry()
+            bill, carry = self.rate(agg, i, req, by_request[i], carry)
+            results.append((bill, carry))
+        return results
+
+    # -- one cycle ---------------------------------------------------------------------
+    def rate(
+        self, agg: Aggregates, i: int, req: CycleRequest, segs: list[int], carry: Carry
+    ) -> tuple[Bill, Carry]:
+        lines: list[Line] = []
+        notes: list[str] = []
+        segments: list[Segment] = []
+        window = int(agg.window_seconds[i]) or 900
+        cycle_days = req.days
+        for number, g in enumerate(segs, start=1):
+            plan = agg.segments[g]
+            version = self.tariff.versions[plan.version]
+            segments.append(Segment(plan.start, plan.end, version.effective))
+            days = (plan.end - plan.start).days
+            share = None if days == cycle_days else (days, cycle_days)
+            tag = number if len(segs) > 1 else 0
+            flat_kw = _kw(int(agg.flat_max[g]), window)
+            lines += self._energy(agg, g, plan.version, days, share, flat_kw, tag, notes)
+            lines += self._demand(agg, g, plan.version, plan.season, flat_kw, window, share, tag)
+            for charge in version.fixed:
+                if charge.per == "day":
+                    lines.append(
+                        Line.of(
+                            "fixed", charge.name, Decimal(days), "day", charge.amount, segment=tag
+                        )
+                    )
+                else:
+                    lines.append(
+                        Line.of(
+                            "fixed",
+                            charge.name,
+                            Decimal(1),
+                            "month",
+                            charge.amount,
+                            segment=tag,
+                            prorate=share,
+                        )
+                    )
+        _, month = parse_period(req.period)
+        true_up = month == self.tariff.net_metering.true_up_month
+        lines, carry_out = self._settle(lines, agg, segs, carry, true_up, notes)
+        det = self._determinants(agg, i, req, segs, window)
+        last = (
+            self.tariff.versions[agg.segments[segs[-1]].version]
+            if segs
+            else (self.tariff.version_at(req.start))
+        )
+        lines += self._minimums(lines, req, last, carry, true_up)
+        subtotal = sum((ln.amount for ln in lines), ZERO)
+        charges = list(lines)
+        for tax in last.taxes:
+            base = sum(
+                (
+                    ln.amount
+                    for ln in charges
+                    if tax.applies_to is None or ln.code in tax.applies_to
+                ),
+                ZERO,
+            )
+            lines.append(Line.of("tax", tax.name, base, "$", tax.percent / 100))
+        net_kwh = det.kwh_net
+        if true_up:
+            carry_out = Carry(carry_out.nem_credit, ZERO, ZERO)
+        else:
+            carry_out = Carry(
+                carry_out.nem_credit, carry.ytd_net_kwh + net_kwh, carry.ytd_charges + subtotal
+            )
+        if det.kwh_received and self.metering is None:
+            notes.append("energy received from the customer is not credited: no net metering")
+        bill = Bill(
+            account=req.account,
+            period=req.period,
+            tariff_id=self.tariff.id,
+            tariff_name=self.tariff.name,
+            tariff_hash=self.tariff.content_hash,
+            metering=self.metering,
+            currency=self.tariff.currency,
+            timezone=self.tariff.timezone,
+            determinants=det,
+            segments=tuple(segments),
+            lines=tuple(lines),
+            meters=req.meters,
+            carry_in=carry.nem_credit,
+            carry_out=carry_out.nem_credit,
+            carry=carry_out.as_dict(),
+            notes=tuple(notes),
+        )
+        return bill, carry_out
+
+    def _energy(
+        self,
+        agg: Aggregates,
+        g: int,
+        v: int,
+        days: int,
+        share: tuple[int, int] | None,
+        flat_kw: Decimal,
+        tag: int,
+        notes: list[str],
+    ) -> list[Line]:
+        version = self.tariff.versions[v]
+        lines: list[Line] = []
+        mode = self.metering
+        for name, price in version.energy.items():
+            n = agg.energy_names.index(name)
+            delivered = kwh_of_milli(int(agg.delivered[g, n]))
+            received = kwh_of_milli(int(agg.received[g, n]))
+            exported = ZERO
+            if mode == "nem":
+                charged = delivered - received
+                if charged < 0:
+                    rate = price.blocks[0].rate
+                    lines.append(
+                        Line.of(
+                            "nem_credit",
+                            f"NEM excess credit {name}",
+                            charged,
+                            "kWh",
+                            rate,
+                            period=name,
+                            segment=tag,
+                        )
+                    )
+            elif mode == "net_billing":
+                charged = kwh_of_milli(int(agg.net_import[g, n]))
+                exported = kwh_of_milli(int(agg.net_export[g, n]))
+            elif mode == "buy_all_sell_all":
+                charged, exported = delivered, received
+            else:
+                charged = delivered
+            if price.tier_unit == "kWh/day":
+                scale: Decimal | None = Decimal(days)
+            elif price.tier_unit == "kWh/kW":
+                scale = flat_kw
+            else:
+                scale = None if share is None else Decimal(share[0]) / share[1]
+            blocks = split_tiers(charged, price.blocks, scale)
+            for tier, qty, rate, lo, hi in blocks:
+                label = f"Energy {name}"
+                if len(price.blocks) > 1:
+                    bound = f"{lo}–{hi} kWh" if hi is not None else f"over {lo} kWh"
+                    label += f" tier {tier} ({bound})"
+                lines.append(Line.of("energy", label, qty, "kWh", rate, period=name, segment=tag))
+            if exported > 0:
+                sell = price.sell if price.sell is not None else ZERO
+                if price.sell is None:
+                    notes.append(f"no sell rate for {name}: exports credited at 0")
+                lines.append(
+                    Line.of(
+                        "export_credit",
+                        f"Export credit {name}",
+                        -exported,
+                        "kWh",
+                        sell,
+                        period=name,
+                        segment=tag,
+                    )
+                )
+        return lines
+
+    def _demand(
+        self,
+        agg: Aggregates,
+        g: int,
+        v: int,
+        season: str,
+        flat_kw: Decimal,
+        window: int,
+        share: tuple[int, int] | None,
+        tag: int,
+    ) -> list[Line]:
+        version = self.tariff.versions[v]
+        lines: list[Line] = []
+        flat = version.seasons[season].flat_demand
+        if flat is not None:
+            for tier, qty, rate, _lo, _hi in split_tiers(flat_kw, flat.blocks):
+                label = "Demand (maximum)" + (f" tier {tier}" if len(flat.blocks) > 1 else "")
+                lines.append(
+                    Line.of("demand_flat", label, qty, "kW", rate, segment=tag, prorate=share)
+                )
+        for name, price in version.demand.tou.items():
+            kw = _kw(int(agg.tou_max[g, agg.demand_names.index(name)]), window)
+            for tier, qty, rate, _lo, _hi in split_tiers(kw, price.blocks):
+                label = f"Demand {name}" + (f" tier {tier}" if len(price.blocks) > 1 else "")
+                lines.append(
+                    Line.of(
+                        "demand_tou",
+                        label,
+                        qty,
+                        "kW",
+                        rate,
+                        period=name,
+                        segment=tag,
+                        prorate=share,
+                    )
+                )
+        return lines
+
+    def _settle(
+        self,
+        lines: list[Line],
+        agg: Aggregates,
+        segs: list[int],
+        carry: Carry,
+        true_up: bool,
+        notes: list[str],
+    ) -> tuple[list[Line], Carry]:
+        """NEM: excess credits and the carried credit offset energy charges only; what is
+        left is carried forward, or at the true-up expires (surplus kWh are paid at the net
+        surplus compensation rate)."""
+        if self.metering != "nem":
+            return lines, Carry(ZERO, carry.ytd_net_kwh, carry.ytd_charges)
+        out = list(lines)
+        if carry.nem_credit > 0:
+            out.append(
+                Line.of(
+                    "nem_carry", "NEM credit from earlier cycles", Decimal(1), "", -carry.nem_credit
+                )
+            )
+        energy = sum(
+            (ln.amount for ln in out if ln.code in ("energy", "nem_credit", "nem_carry")), ZERO
+        )
+        left = ZERO
+        if energy < 0:
+            left = -energy
+            label = "NEM credit expiring at true-up" if true_up else "NEM credit carried forward"
+            out.append(Line.of("nem_carry", label, Decimal(1), "", left))
+        if true_up:
+            net = carry.ytd_net_kwh + sum(
+                (kwh_of_milli(int(agg.delivered[g].sum() - agg.received[g].sum())) for g in segs),
+                ZERO,
+            )
+            rate = self.tariff.net_metering.surplus_rate
+            if net < 0 and rate > 0:
+                out.append(Line.of("nsc", "Net surplus compensation", net, "kWh", rate))
+            if left:
+                notes.append(f"NEM credit of ${left} expired at the annual true-up")
+            left = ZERO
+        return out, Carry(left, carry.ytd_net_kwh, carry.ytd_charges)
+
+    def _minimums(
+        self,
+        lines: list[Line],
+        req: CycleRequest,
+        version: TariffVersion,
+        carry: Carry,
+        true_up: bool,
+    ) -> list[Line]:
+        base = sum((ln.amount for ln in lines), ZERO)
+        out: list[Line] = []
+        minimum = version.minimum
+        floor = ZERO
+        if minimum.monthly is not None:
+            floor = money(minimum.monthly * req.service_days / req.days)
+        if minimum.daily is not None:
+            floor = max(floor, money(minimum.daily * req.service_days))
+        if floor and base < floor:
+            out.append(
+                Line.of("minimum", "Minimum charge adjustment", Decimal(1), "", floor - base)
+            )
+            base = floor
+        if true_up and minimum.annual is not None:
+            year = carry.ytd_charges + base
+            if year < minimum.annual:
+                out.append(
+                    Line.of(
+                        "minimum",
+                        "Annual minimum charge adjustment",
+                        Decimal(1),
+                        "",
+                        minimum.annual - year,
+                    )
+                )
+        return out
+
+    def _determinants(
+        self, agg: Aggregates, i: int, req: CycleRequest, segs: list[int], window: int
+    ) -> Determinants:
+        pe = len(agg.energy_names)
+        delivered = agg.delivered[segs].sum(axis=0) if segs else [0] * pe
+        received = agg.received[segs].sum(axis=0) if segs else [0] * pe
+        periods = tuple(
+            PeriodUsage(name, kwh_of_milli(int(delivered[n])), kwh_of_milli(int(received[n])))
+            for n, name in enumerate(agg.energy_names)
+        )
+        demand = tuple(
+            (name, _kw(int(agg.tou_max[segs, n].max()) if segs else 0, window))
+            for n, name in enumerate(agg.demand_names)
+        )
+        peak = _kw(int(agg.flat_max[segs].max()) if segs else 0, window)
+        first = local_day_number(req.start)
+        daily = []
+        for k in range(req.days):
+            day = day_of_number(first + k)
+            if not req.service_start <= day < req.service_end:
+                continue
+            row = agg.daily[i, k]
+            daily.append(
+                DailyUsage(
+                    day,
+                    tuple(
+                        (name, kwh_of_milli(int(row[n]))) for n, name in enumerate(agg.energy_names)
+                    ),
+                )
+            )
+        return Determinants(
+            start=req.start,
+            end=req.end,
+            days=req.days,
+            service_days=req.service_days,
+            periods=periods,
+            demand_kw=demand,
+            peak_kw=peak,
+            intervals=int(agg.intervals[segs].sum()) if segs else 0,
+            estimated_kwh=kwh_of_milli(int(agg.estimated[segs].sum())) if segs else ZERO,
+            daily=tuple(daily),
+        )
