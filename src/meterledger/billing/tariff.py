@@ -501,8 +501,11 @@ def tariff_from_mapping(
         raise InputError(f"{origin}: {_where(exc)}") from None
 
 
-def load_tariff(path: Path) -> Tariff:
-    """A tariff from our YAML format (``.yaml``/``.yml``) or an OpenEI URDB JSON (``.json``)."""
+def load_tariff(path: Path, *, timezone: str | None = None) -> Tariff:
+    """A tariff from our YAML format (``.yaml``/``.yml``) or an OpenEI URDB JSON (``.json``).
+
+    A URDB rate names no zone: ``timezone`` gives it (default UTC). A YAML tariff names its
+    own, and ``timezone`` is ignored."""
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
@@ -512,7 +515,7 @@ def load_tariff(path: Path) -> Tariff:
     if path.suffix.lower() == ".json":
         from meterledger.billing.urdb import tariff_from_urdb_text
 
-        return tariff_from_urdb_text(text, origin=str(path))
+        return tariff_from_urdb_text(text, origin=str(path), timezone=timezone or "UTC")
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
