@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from datetime import date
+from decimal import Decimal
 from pathlib import Path
 
 import pytest
@@ -13,6 +14,7 @@ from backends import Databases
 from meterledger.cli.app import app
 from meterledger.cli.demo import run_demo
 from meterledger.core.errors import ConflictError
+from meterledger.store import open_store
 
 
 def test_demo_finds_exactly_what_was_injected(tmp_path: Path) -> None:
@@ -105,6 +107,33 @@ def test_demo_on_each_backend_finds_what_was_injected(databases: Databases, tmp_
         show_progress=False,
     )
     ignore = {"seconds", "db"}
+    for one in (summary, reference):
+        assert Path(one["billing"].pop("invoices")).is_dir()
     assert {k: v for k, v in summary.items() if k not in ignore} == {
         k: v for k, v in reference.items() if k not in ignore
     }
+
+
+def test_demo_bills_every_account_and_writes_invoices(tmp_path: Path) -> None:
+    summary = run_demo(
+        out_dir=tmp_path,
+        db=None,
+        meters=5,
+        days=3,
+        seed=3,
+        start=date(2024, 7, 1),
+        show_progress=False,
+    )
+    billing = summary["billing"]
+    assert billing["period"] == "2024-07" and billing["cycle_day"] == 1
+    assert billing["bills_issued"] == 5 == len(billing["bills"])
+    tariffs = {b["kind"]: b["tariff"] for b in billing["bills"]}
+    assert tariffs == {"residential": "res-tou-example", "commercial": "com-tou-demand-example"}
+    assert sum(Decimal(b["total"]) for b in billing["bills"]) == Decimal(billing["total"])
+    files = sorted(p.suffix for p in Path(billing["invoices"]).iterdir())
+    assert files == [".html"] * 5 + [".pdf"] * 5
+    # Three days of a 31-day cycle: the bills say that most intervals had no readings.
+    store = open_store(f"sqlite:///{tmp_path / 'demo.db'}")
+    (bill,) = store.list_bills("ACC-00001")
+    assert any("intervals have readings" in note for note in json.loads(bill.document)["notes"])
+    store.close()

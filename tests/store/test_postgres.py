@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 import support
-from backends import RawDb, create_pg_store_url, drop_pg_store_url, require_pg
+from backends import RawDb, create_pg_store_url, drop_pg_store_url
 from meterledger.core.errors import (
     ConfigError,
     StoreError,
@@ -32,29 +32,6 @@ Deliver = Callable[..., IngestResult]
 
 def epoch(text: str) -> int:
     return int(datetime.fromisoformat(text).timestamp())
-
-
-@pytest.fixture
-def pg_url() -> Iterator[str]:
-    require_pg()
-    url = create_pg_store_url()
-    yield url
-    drop_pg_store_url(url)
-
-
-@pytest.fixture
-def pg(pg_url: str) -> Iterator[PostgresStore]:
-    store = open_store(pg_url)
-    assert isinstance(store, PostgresStore)
-    yield store
-    store.close()
-
-
-@pytest.fixture
-def raw(pg: PostgresStore) -> Iterator[RawDb]:
-    conn = RawDb(pg.url)
-    yield conn
-    conn.close()
 
 
 @pytest.fixture

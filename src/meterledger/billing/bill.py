@@ -140,6 +140,7 @@ class Determinants:
     intervals: int
     estimated_kwh: Decimal
     daily: tuple[DailyUsage, ...] = ()
+    intervals_expected: int = 0
 
     @property
     def kwh_delivered(self) -> Decimal:
@@ -172,6 +173,7 @@ class Determinants:
             "kwh_net": plain(self.kwh_net),
             "peak_kw": plain(self.peak_kw),
             "intervals": self.intervals,
+            "intervals_expected": self.intervals_expected,
             "estimated_kwh": plain(self.estimated_kwh),
             "estimated_share": plain(self.estimated_share),
             "periods": [p.as_dict() for p in self.periods],

@@ -108,6 +108,7 @@ class Aggregates:
     flat_max: np.ndarray  # [segment]: max window energy (mWh), −1 without data
     tou_max: np.ndarray  # [segment, demand name]
     window_seconds: np.ndarray  # [request]: max(window, interval length)
+    interval_seconds: np.ndarray  # [request]
     daily: np.ndarray  # [request, day of cycle, energy name] delivered mWh
 
 
@@ -249,6 +250,7 @@ def compute(
         flat_max,
         tou_max,
         window,
+        usage.interval_seconds,
         np.rint(daily).astype(np.int64).reshape(len(requests), span, pe),
     )
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 
 from meterledger.billing.bill import Bill, DailyUsage, Determinants, Line, PeriodUsage, Segment
-from meterledger.billing.calendar import day_of_number, local_day_number
+from meterledger.billing.calendar import day_of_number, local_day_number, local_midnight_utc
 from meterledger.billing.cycles import CycleRequest, parse_period
 from meterledger.billing.determinants import Aggregates, Usage, compute
 from meterledger.billing.money import ZERO, kwh_of_milli, money
@@ -191,6 +191,11 @@ class Rater:
         else:
             carry_out = Carry(
                 carry_out.nem_credit, carry.ytd_net_kwh + net_kwh, carry.ytd_charges + subtotal
+            )
+        if det.intervals < det.intervals_expected:
+            notes.append(
+                f"{det.intervals} of {det.intervals_expected} intervals have readings: "
+                "energy of the missing intervals is not billed"
             )
         if det.kwh_received and self.metering is None:
             notes.append("energy received from the customer is not credited: no net metering")
@@ -441,4 +446,9 @@ class Rater:
             intervals=int(agg.intervals[segs].sum()) if segs else 0,
             estimated_kwh=kwh_of_milli(int(agg.estimated[segs].sum())) if segs else ZERO,
             daily=tuple(daily),
+            intervals_expected=(
+                local_midnight_utc(req.service_end, req.zone)
+                - local_midnight_utc(req.service_start, req.zone)
+            )
+            // max(int(agg.interval_seconds[i]), 1),
         )

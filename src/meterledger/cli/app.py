@@ -5,7 +5,18 @@ from __future__ import annotations
 import typer
 
 from meterledger import __version__
-from meterledger.cli import audit, db, demo, ingest, meters, quarantine, readings
+from meterledger.cli import (
+    accounts,
+    audit,
+    bill,
+    cycle,
+    db,
+    demo,
+    ingest,
+    meters,
+    quarantine,
+    readings,
+)
 from meterledger.cli.common import DbOption, JsonOption, emit_json, handle_errors, open_db, out
 from meterledger.store.urls import redact_url
 
@@ -21,7 +32,13 @@ app.add_typer(quarantine.app, name="quarantine")
 app.add_typer(audit.app, name="audit")
 app.add_typer(readings.app, name="readings")
 app.add_typer(db.app, name="db")
+app.add_typer(accounts.tariffs_app, name="tariffs")
+app.add_typer(accounts.accounts_app, name="accounts")
+app.add_typer(cycle.cycle_app, name="cycle")
+app.add_typer(cycle.bills_app, name="bills")
+app.add_typer(cycle.invoices_app, name="invoices")
 app.command("ingest")(ingest.command)
+app.command("bill")(bill.command)
 
 
 @app.command("init")

@@ -7,8 +7,10 @@ is verified; the cycle summary compares what ingest found with what was injected
 
 from __future__ import annotations
 
+import json
 import time
 from datetime import UTC, date, datetime
+from decimal import Decimal
 from pathlib import Path
 from typing import Annotated, Any
 from zoneinfo import ZoneInfo
@@ -17,16 +19,27 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 from rich.table import Table
 
+from meterledger.billing.invoice import write_invoices
+from meterledger.billing.money import plain
+from meterledger.billing.tariff import load_tariff
+from meterledger.cli.billing_service import add_tariff, put_account, run_cycle
 from meterledger.cli.common import JsonOption, console, emit_json, handle_errors, out
 from meterledger.core.errors import ConflictError, InputError
 from meterledger.ingest.audit import verify
 from meterledger.ingest.pipeline import IngestOptions, Ingestor, register_meter
-from meterledger.simulate.fleet import Delivery, make_fleet, write_delivery
+from meterledger.simulate.fleet import Delivery, SimMeter, make_fleet, write_delivery
+from meterledger.simulate.loadshapes import LoadKind
 from meterledger.store import Store, open_store
 from meterledger.store.base import BatchCounts, MeterRecord
+from meterledger.store.records import AccountRecord
 from meterledger.store.urls import redact_url
 
 TZ = "America/New_York"
+TARIFF_DIR = Path(__file__).resolve().parent.parent / "billing" / "tariffs"
+BUNDLED = {
+    LoadKind.RESIDENTIAL: "residential_tou.yaml",
+    LoadKind.COMMERCIAL: "commercial_tou_demand.yaml",
+}
 
 
 def _fresh_store(db: str | None, out_dir: Path) -> Store:
@@ -108,8 +121,74 @@ def run_demo(
         "db": redact_url(store.url),
     }
     summary["matches_injected_faults"] = _matches(summary, delivery)
+    summary["billing"] = bill_demo(store, fleet, start, out_dir, show_progress)
+    summary["seconds"] = round(time.perf_counter() - started, 2)
     store.close()
     return summary
+
+
+def bill_demo(
+    store: Store, fleet: list[SimMeter], start: date, out_dir: Path, show_progress: bool
+) -> dict[str, Any]:
+    """Bill every simulated account for the cycle that starts on ``start`` under the bundled
+    tariffs (residential TOU with NEM, commercial TOU with demand) and write the invoices."""
+    tariffs = {}
+    for kind, name in BUNDLED.items():
+        tariff = load_tariff(TARIFF_DIR / name)
+        add_tariff(store, tariff)
+        tariffs[kind] = tariff
+    cycle_day = start.day if start.day <= 28 else 1
+    period = f"{start.year:04d}-{start.month:02d}"
+    now = datetime.now(UTC).isoformat(timespec="seconds")
+    kinds = {m.account: m.kind for m in fleet}
+    for m in fleet:
+        put_account(
+            store,
+            AccountRecord(
+                m.account, tariffs[m.kind].id, m.timezone, cycle_day, None, None, now, now
+            ),
+        )
+    report = run_cycle(store, period)
+    invoices = out_dir / "invoices"
+    with Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        console=console,
+        transient=True,
+        disable=not show_progress,
+    ) as progress:
+        task = progress.add_task("invoices", total=len(report.issued))
+        for bill_id in report.issued:
+            rec = store.get_bill(bill_id)
+            assert rec is not None
+            write_invoices(
+                json.loads(rec.document),
+                invoices,
+                f"{rec.account_id}_{rec.period}_{rec.bill_id}",
+                bill_id=rec.bill_id,
+            )
+            progress.advance(task)
+    bills = [
+        {
+            "account": b.account,
+            "kind": kinds[b.account].value,
+            "tariff": b.tariff_id,
+            "kwh": plain(b.determinants.kwh_delivered.quantize(Decimal("0.001"))),
+            "peak_kw": plain(b.determinants.peak_kw.quantize(Decimal("0.01"))),
+            "estimated_share": plain(b.determinants.estimated_share),
+            "total": str(b.total),
+        }
+        for b in sorted(report.bills, key=lambda b: b.account)
+    ]
+    return {
+        "period": period,
+        "cycle_day": cycle_day,
+        "bills_issued": len(report.issued),
+        "invoices": str(invoices),
+        "total": str(sum((b.total for b in report.bills), Decimal(0))),
+        "bills": bills,
+    }
 
 
 def _matches(summary: dict[str, Any], delivery: Delivery) -> bool:
@@ -166,6 +245,33 @@ def _render(summary: dict[str, Any]) -> None:
     out.print(
         f"audit chain {status}: {audit['entries']} entries, {audit['rows_checked']:,} rows checked"
     )
+    billing = summary["billing"]
+    bills = Table(
+        "account",
+        "kind",
+        "tariff",
+        "kWh",
+        "peak kW",
+        "estimated",
+        "total",
+        title=f"bills for cycle {billing['period']} (cycle day {billing['cycle_day']})",
+    )
+    for b in billing["bills"]:
+        share = Decimal(b["estimated_share"])
+        bills.add_row(
+            b["account"],
+            b["kind"],
+            b["tariff"],
+            b["kwh"],
+            b["peak_kw"],
+            f"{share:.1%}" if share else "",
+            b["total"],
+        )
+    out.print(bills)
+    out.print(
+        f"{billing['bills_issued']} bills, total {billing['total']}; invoices (HTML, PDF) "
+        f"in {billing['invoices']}"
+    )
     verdict = "[green]yes[/]" if summary["matches_injected_faults"] else "[red]no[/]"
     out.print(
         f"found exactly what was injected: {verdict}   ({summary['seconds']} s, {summary['db']})"
@@ -181,7 +287,7 @@ def command(
         typer.Option("--db", help="An empty store to use instead of a fresh OUT/demo.db."),
     ] = None,
     meters: Annotated[int, typer.Option(min=1, help="Fleet size.")] = 50,
-    days: Annotated[int, typer.Option(min=2, max=366, help="Days of 15-minute data.")] = 30,
+    days: Annotated[int, typer.Option(min=2, max=366, help="Days of 15-minute data.")] = 31,
     seed: Annotated[int, typer.Option(help="Seed: the same seed gives the same run.")] = 7,
     start: Annotated[
         str, typer.Option(help="First local day of the cycle (America/New_York).")

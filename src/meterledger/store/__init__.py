@@ -3,10 +3,24 @@
 from __future__ import annotations
 
 from meterledger.core.errors import ConfigError
-from meterledger.store.base import Store
+from meterledger.store.base import (
+    AccountRecord,
+    BillRecord,
+    NewBill,
+    Store,
+    TariffRecord,
+)
 from meterledger.store.urls import redact_url
 
-__all__ = ["Store", "open_store", "redact_url"]
+__all__ = [
+    "AccountRecord",
+    "BillRecord",
+    "NewBill",
+    "Store",
+    "TariffRecord",
+    "open_store",
+    "redact_url",
+]
 
 
 def open_store(url: str, *, migrate: bool = True) -> Store:

@@ -14,22 +14,41 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Sequence
 from contextlib import AbstractContextManager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 import polars as pl
+
+from meterledger.store.records import (
+    AccountRecord,
+    AuditRow,
+    BatchCounts,
+    BillRecord,
+    ChannelRecord,
+    MeterRecord,
+    NewBill,
+    NewQuarantine,
+    QuarantineRecord,
+    TariffRecord,
+)
 
 __all__ = [
     "Q_COLUMNS",
     "READING_COLUMNS",
     "STORE_TABLES",
     "VERSION_SCHEMA",
+    "AccountRecord",
     "AuditRow",
     "BatchCounts",
+    "BillRecord",
     "BillingArrays",
+    "ChannelRecord",
     "MeterRecord",
+    "NewBill",
+    "NewQuarantine",
     "QuarantineRecord",
     "Store",
+    "TariffRecord",
     "WriteTx",
     "key_spans",
     "quarantine_query",
@@ -46,111 +65,6 @@ READING_COLUMNS = (
     "received_at",
     "version",
 )
-
-
-@dataclass(frozen=True, slots=True)
-class MeterRecord:
-    meter_id: str
-    service: str
-    unit: str
-    timezone: str
-    account: str | None
-    status: str
-    capacity: int
-    created_at: str
-
-
-@dataclass(frozen=True, slots=True)
-class ChannelRecord:
-    channel_id: int
-    meter_id: str
-    obis: str
-    base_unit: str
-    allows_negative: bool
-
-
-@dataclass(frozen=True, slots=True)
-class QuarantineRecord:
-    """One record held out of the billing view, with its raw payload and reasons."""
-
-    q_id: int
-    record_key: str
-    batch_id: int
-    source: str
-    format: str
-    record_no: int | None
-    meter_id: str | None
-    channel: str | None
-    interval_end: str | None
-    reasons: tuple[str, ...]
-    detail: str
-    raw: str
-    fields: str
-    status: str
-    created_at: str
-    updated_at: str
-    note: str | None
-
-
-@dataclass(frozen=True, slots=True)
-class NewQuarantine:
-    record_key: str
-    source: str
-    format: str
-    record_no: int | None
-    meter_id: str | None
-    channel: str | None
-    interval_end: str | None
-    reasons: tuple[str, ...]
-    detail: str
-    raw: str
-    fields: str
-
-
-@dataclass(frozen=True, slots=True)
-class AuditRow:
-    seq: int
-    recorded_at: str
-    kind: str
-    subject: str
-    payload: str
-    prev_hash: str
-    hash: str
-
-
-@dataclass(slots=True)
-class BatchCounts:
-    records: int = 0
-    accepted: int = 0
-    duplicates: int = 0
-    superseded: int = 0
-    ignored: int = 0
-    conflicts: int = 0
-    quarantined: int = 0
-    quarantine_duplicates: int = 0
-    reasons: dict[str, int] = field(default_factory=dict)
-
-    @property
-    def effective(self) -> bool:
-        """Whether the batch changed anything (a no-op delivery leaves no audit entry)."""
-        return bool(
-            self.accepted or self.superseded or self.ignored or self.conflicts or self.quarantined
-        )
-
-    def add(self, other: BatchCounts) -> None:
-        for name in (
-            "records",
-            "accepted",
-            "duplicates",
-            "superseded",
-            "ignored",
-            "conflicts",
-            "quarantined",
-            "quarantine_duplicates",
-        ):
-            setattr(self, name, getattr(self, name) + getattr(other, name))
-        for code, count in other.reasons.items():
-            self.reasons[code] = self.reasons.get(code, 0) + count
 
 
 @dataclass(frozen=True, slots=True)
@@ -225,6 +139,9 @@ STORE_TABLES = frozenset(
         "quarantine",
         "audit_log",
         "anomalies",
+        "tariffs",
+        "accounts",
+        "bills",
     }
 )
 
@@ -383,6 +300,28 @@ class WriteTx(ABC):
     @abstractmethod
     def get_quarantine(self, q_id: int) -> QuarantineRecord | None: ...
 
+    # -- billing: tariffs, accounts, bills (schema version 3) -----------------------------
+    @abstractmethod
+    def add_tariff(self, rec: TariffRecord) -> bool:
+        """Store a tariff; False (no change) if that id is held with the same
+        ``content_hash``. ConflictError if it is held with another: tariffs are immutable."""
+
+    @abstractmethod
+    def put_account(self, rec: AccountRecord) -> None:
+        """Insert or update an account (an existing row keeps its ``created_at``).
+        InputError for an unknown tariff or an invalid field, before anything is written."""
+
+    @abstractmethod
+    def insert_bill(self, bill: NewBill) -> int:
+        """Append a bill to the ledger; its new ``bill_id``."""
+
+    @abstractmethod
+    def get_bill(self, bill_id: int) -> BillRecord | None: ...
+
+    @abstractmethod
+    def current_bill(self, account_id: str, period: str) -> BillRecord | None:
+        """The bill in force, as :meth:`Store.current_bill`, read inside this transaction."""
+
 
 class Store(ABC):
     """A meterledger database."""
@@ -496,3 +435,37 @@ class Store(ABC):
 
     @abstractmethod
     def count(self, table: str) -> int: ...
+
+    # -- billing: tariffs, accounts, bills (schema version 3) -----------------------------
+    @abstractmethod
+    def get_tariff(self, tariff_id: str) -> TariffRecord | None: ...
+
+    @abstractmethod
+    def list_tariffs(self) -> list[TariffRecord]:
+        """Every tariff, by ``tariff_id``."""
+
+    @abstractmethod
+    def get_account(self, account_id: str) -> AccountRecord | None: ...
+
+    @abstractmethod
+    def list_accounts(self) -> list[AccountRecord]:
+        """Every account, by ``account_id``."""
+
+    @abstractmethod
+    def account_meters(self, account_id: str) -> list[str]:
+        """The ``meter_id`` of every meter whose ``account`` is ``account_id``, sorted."""
+
+    @abstractmethod
+    def get_bill(self, bill_id: int) -> BillRecord | None: ...
+
+    @abstractmethod
+    def list_bills(
+        self, account_id: str | None = None, period: str | None = None
+    ) -> list[BillRecord]:
+        """The ledger's rows (of one account, one period, if given), by ``bill_id``."""
+
+    @abstractmethod
+    def current_bill(self, account_id: str, period: str) -> BillRecord | None:
+        """The bill in force for the account and period: of its ``bill`` and ``rebill``
+        rows that no later ``cancel`` row names in ``replaces``, the one with the greatest
+        ``bill_id``. None if there is none (never billed, or cancelled without a rebill)."""

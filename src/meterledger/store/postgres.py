@@ -46,6 +46,7 @@ from meterledger.store.base import (
     WriteTx,
     quarantine_query,
 )
+from meterledger.store.billing_sql import BillingReads
 from meterledger.store.migrations import load_migrations
 from meterledger.store.pg_partitions import Partitions, months_for, months_of
 from meterledger.store.pgcopy import INT8_ARRAY_OID, Int8ArrayLoader, copy_out_ints
@@ -75,7 +76,7 @@ def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="microseconds")
 
 
-class PostgresStore(Store):
+class PostgresStore(BillingReads, Store):
     dialect = "postgresql"
 
     def __init__(self, url: str, *, pool_size: int = 4, connect_timeout_s: float = 10.0) -> None:
@@ -134,6 +135,9 @@ class PostgresStore(Store):
                 return conn.execute(query, params).fetchall()
             except psycopg.Error as exc:
                 raise translate(exc) from exc
+
+    def _billing_rows(self, query: str, params: Sequence[object] = ()) -> list[tuple[Any, ...]]:
+        return self._rows(query.replace("?", "%s"), params)
 
     def _copy_ints(self, query: str, columns: int, params: Sequence[object] = ()) -> list[Any]:
         with self._conn() as conn:
@@ -456,11 +460,7 @@ class PostgresStore(Store):
             " FROM reading_versions WHERE channel_id = %s AND interval_end = %s",
             (channel_id, interval_end, channel_id, interval_end),
         )
-        return pl.DataFrame(
-            rows,
-            schema=VERSION_SCHEMA,
-            orient="row",
-        ).sort("version")
+        return pl.DataFrame(rows, schema=VERSION_SCHEMA, orient="row").sort("version")
 
     # -- quarantine, audit ----------------------------------------------------------------
     def list_quarantine(

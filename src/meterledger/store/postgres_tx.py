@@ -38,6 +38,7 @@ from meterledger.store.base import (
     key_spans,
     quarantine_record,
 )
+from meterledger.store.billing_sql import BillingWrites
 from meterledger.store.pg_partitions import Partitions
 from meterledger.store.pgcopy import (
     copy_in_ints,
@@ -165,10 +166,15 @@ def encode_new(rows: pl.DataFrame) -> np.ndarray:
     return int8_records([*arrays, zeros, zeros, np.ones(height, dtype=np.int64)])
 
 
-class PostgresTx(WriteTx):
+class PostgresTx(BillingWrites, WriteTx):
     def __init__(self, conn: psycopg.Connection[Any], partitions: Partitions) -> None:
         self.conn = conn
         self.partitions = partitions
+
+    @translated
+    def _billing_rows(self, query: str, params: Sequence[object] = ()) -> list[tuple[Any, ...]]:
+        cursor = self.conn.execute(query.replace("?", "%s"), params)
+        return cursor.fetchall() if cursor.description else []
 
     def _ensure(self, rows: pl.DataFrame) -> None:
         self.partitions.ensure_for(self.conn, rows.get_column("interval_end").to_numpy())

@@ -13,6 +13,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 from urllib.parse import parse_qs
 
 import numpy as np
@@ -37,6 +38,7 @@ from meterledger.store.base import (
     WriteTx,
     quarantine_query,
 )
+from meterledger.store.billing_sql import BillingReads
 from meterledger.store.migrations import load_migrations
 from meterledger.store.sqlite_tx import (
     SqliteTx,
@@ -64,7 +66,7 @@ def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="microseconds")
 
 
-class SqliteStore(Store):
+class SqliteStore(BillingReads, Store):
     dialect = "sqlite"
 
     def __init__(self, url: str, *, busy_timeout_s: float = 60.0) -> None:
@@ -324,6 +326,12 @@ class SqliteStore(Store):
         if table not in STORE_TABLES:
             raise StoreError(f"no such table: {table}")
         return int(self.conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0])
+
+    def _billing_rows(self, query: str, params: Sequence[object] = ()) -> list[tuple[Any, ...]]:
+        try:
+            return self.conn.execute(query, params).fetchall()
+        except sqlite3.Error as exc:
+            raise translate(exc) from exc
 
 
 def _split_sql(script: str) -> list[str]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import sqlite3
 from collections.abc import Iterator, Sequence
+from typing import Any
 
 import numpy as np
 import polars as pl
@@ -22,6 +23,7 @@ from meterledger.store.base import (
     key_spans,
     quarantine_record,
 )
+from meterledger.store.billing_sql import BillingWrites
 
 __all__ = [
     "Q_COLUMNS",
@@ -76,9 +78,12 @@ def registry_version(conn: sqlite3.Connection) -> int:
     return int(conn.execute("SELECT version FROM registry_version WHERE id = 1").fetchone()[0])
 
 
-class SqliteTx(WriteTx):
+class SqliteTx(BillingWrites, WriteTx):
     def __init__(self, conn: sqlite3.Connection) -> None:
         self.conn = conn
+
+    def _billing_rows(self, query: str, params: Sequence[object] = ()) -> list[tuple[Any, ...]]:
+        return self.conn.execute(query, params).fetchall()
 
     def new_batch(self, source: str, fmt: str, received_at: str) -> int:
         cursor = self.conn.execute(

@@ -1,0 +1,188 @@
+"""The records the Store passes in and out: registry, quarantine, audit, batch counts, and
+the billing tables (tariffs, accounts, bills). Import them from ``meterledger.store.base``."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+__all__ = [
+    "AccountRecord",
+    "AuditRow",
+    "BatchCounts",
+    "BillRecord",
+    "ChannelRecord",
+    "MeterRecord",
+    "NewBill",
+    "NewQuarantine",
+    "QuarantineRecord",
+    "TariffRecord",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class MeterRecord:
+    meter_id: str
+    service: str
+    unit: str
+    timezone: str
+    account: str | None
+    status: str
+    capacity: int
+    created_at: str
+
+
+@dataclass(frozen=True, slots=True)
+class ChannelRecord:
+    channel_id: int
+    meter_id: str
+    obis: str
+    base_unit: str
+    allows_negative: bool
+
+
+@dataclass(frozen=True, slots=True)
+class QuarantineRecord:
+    """One record held out of the billing view, with its raw payload and reasons."""
+
+    q_id: int
+    record_key: str
+    batch_id: int
+    source: str
+    format: str
+    record_no: int | None
+    meter_id: str | None
+    channel: str | None
+    interval_end: str | None
+    reasons: tuple[str, ...]
+    detail: str
+    raw: str
+    fields: str
+    status: str
+    created_at: str
+    updated_at: str
+    note: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class NewQuarantine:
+    record_key: str
+    source: str
+    format: str
+    record_no: int | None
+    meter_id: str | None
+    channel: str | None
+    interval_end: str | None
+    reasons: tuple[str, ...]
+    detail: str
+    raw: str
+    fields: str
+
+
+@dataclass(frozen=True, slots=True)
+class AuditRow:
+    seq: int
+    recorded_at: str
+    kind: str
+    subject: str
+    payload: str
+    prev_hash: str
+    hash: str
+
+
+@dataclass(slots=True)
+class BatchCounts:
+    records: int = 0
+    accepted: int = 0
+    duplicates: int = 0
+    superseded: int = 0
+    ignored: int = 0
+    conflicts: int = 0
+    quarantined: int = 0
+    quarantine_duplicates: int = 0
+    reasons: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def effective(self) -> bool:
+        """Whether the batch changed anything (a no-op delivery leaves no audit entry)."""
+        return bool(
+            self.accepted or self.superseded or self.ignored or self.conflicts or self.quarantined
+        )
+
+    def add(self, other: BatchCounts) -> None:
+        for name in (
+            "records",
+            "accepted",
+            "duplicates",
+            "superseded",
+            "ignored",
+            "conflicts",
+            "quarantined",
+            "quarantine_duplicates",
+        ):
+            setattr(self, name, getattr(self, name) + getattr(other, name))
+        for code, count in other.reasons.items():
+            self.reasons[code] = self.reasons.get(code, 0) + count
+
+
+# -- billing (schema version 3) -------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class TariffRecord:
+    """A tariff as loaded: immutable once stored (a changed tariff is a new ``tariff_id``,
+    or an effective-dated version inside ``document``). ``source`` is ``yaml`` or ``urdb``."""
+
+    tariff_id: str
+    name: str
+    source: str
+    document: str
+    content_hash: str
+    added_at: str
+
+
+@dataclass(frozen=True, slots=True)
+class AccountRecord:
+    """A billed account: its tariff, IANA zone, cycle day (1..28), and the local dates
+    (``YYYY-MM-DD``) service began and ended, if known."""
+
+    account_id: str
+    tariff_id: str
+    timezone: str
+    cycle_day: int
+    move_in: str | None
+    move_out: str | None
+    created_at: str
+    updated_at: str
+
+
+@dataclass(frozen=True, slots=True)
+class BillRecord:
+    """One row of the append-only bill ledger. ``kind`` is ``bill``, ``cancel`` or
+    ``rebill``; ``replaces`` names the bill a cancel (or rebill) refers to; ``total`` is a
+    Decimal as text."""
+
+    bill_id: int
+    account_id: str
+    period: str
+    kind: str
+    replaces: int | None
+    content_hash: str
+    total: str
+    document: str
+    created_at: str
+    audit_seq: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class NewBill:
+    """A bill to append (:meth:`WriteTx.insert_bill` gives it its ``bill_id``)."""
+
+    account_id: str
+    period: str
+    kind: str
+    replaces: int | None
+    content_hash: str
+    total: str
+    document: str
+    created_at: str
+    audit_seq: int | None
