@@ -84,7 +84,8 @@ def cycle_rebill(
     json_out: JsonOption = False,
 ) -> None:
     """Re-rate PERIOD; where a bill in force no longer matches the readings, issue a cancel
-    and a rebill that shows the delta, both on the audit chain."""
+    and a rebill that shows the delta, both on the audit chain. Rebill later periods too:
+    the NEM credit they carried in may have changed."""
     report = _run(open_db(db_url), period, account, True, json_out)
     emit_json(report.as_dict()) if json_out else _print_report(report)
 
