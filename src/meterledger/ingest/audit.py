@@ -22,6 +22,7 @@ import polars as pl
 
 from meterledger.ingest.apply import rank
 from meterledger.ingest.canonical import EMPTY_DIGEST, batch_digest, quarantine_digest, record_key
+from meterledger.ingest.ledger_audit import check_ledger
 from meterledger.ingest.reasons import Reason
 from meterledger.store.base import AuditRow, MeterRecord, QuarantineRecord, Store, WriteTx
 
@@ -140,7 +141,9 @@ def verify(store: Store, expect_head: tuple[int, str] | None = None) -> VerifyRe
     facts = _Facts()
     prev_hash, expected_seq = GENESIS, 1
     head_seen = expect_head is None
+    chain: list[AuditRow] = []
     for row in store.audit_rows():
+        chain.append(row)
         report.entries += 1
         if expect_head is not None and row.seq == expect_head[0]:
             head_seen = row.hash == expect_head[1]
@@ -165,6 +168,7 @@ def verify(store: Store, expect_head: tuple[int, str] | None = None) -> VerifyRe
     report.problems += _check_batches(stored, quarantine, facts)
     report.problems += _check_references(store, quarantine, facts, expected_seq)
     report.problems += _check_billing_view(stored, facts)
+    report.problems += check_ledger(store, chain, Broken)
     report.problems.sort(key=lambda b: (b.seq is None, b.seq or 0))
     return report
 
