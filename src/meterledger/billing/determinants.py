@@ -107,7 +107,7 @@ class Aggregates:
     intervals: np.ndarray  # [segment]
     flat_max: np.ndarray  # [segment]: max window energy (mWh), −1 without data
     tou_max: np.ndarray  # [segment, demand name]
-    window_seconds: np.ndarray  # [request]: max(window, interval length)
+    window_seconds: np.ndarray  # [segment]: max(its version's window, interval length)
     interval_seconds: np.ndarray  # [request]
     daily: np.ndarray  # [request, day of cycle, energy name] delivered mWh
 
@@ -212,7 +212,6 @@ def compute(
     est = np.bincount(seg_key, weights=np.where(usage.estimated, d, 0), minlength=n_seg + 1)
 
     # Demand: window energy per row (block: at each block's last row; rolling: ending there).
-    window = np.zeros(len(requests), dtype=np.int64)
     wv = np.full(len(ends), -1, dtype=np.int64)
     for v, c in enumerate(compiled):
         w = c.version.demand.window_minutes * 60
@@ -221,9 +220,17 @@ def compute(
             continue
         window_rows = _window_values(ends, d, seg, lt, w, c.version.demand.method, row_request)
         wv = np.where(rows, window_rows, wv)
-        served = np.unique(row_request[rows])
-        window[served] = np.maximum(w, usage.interval_seconds[served])
     flat_max, tou_max = _maxima(wv, seg, d_name, n_seg, pd)
+    window = np.asarray(
+        [
+            max(
+                compiled[p.version].version.demand.window_minutes * 60,
+                int(usage.interval_seconds[p.request]),
+            )
+            for p in plans
+        ],
+        dtype=np.int64,
+    )
 
     # Daily delivered energy by energy name, per request and day of its cycle.
     span = max((req.days for req in requests), default=1)
@@ -284,8 +291,14 @@ def _window_values(
     local_last = lt.day * 86_400 + lt.seconds_of_day  # local time of each interval's last second
     block = local_last // window
     change = np.ones(n, dtype=bool)
+    # The repeated autumn hour has the same local times twice: a change of UTC offset
+    # also closes a block, so the two hours are never summed together.
+    offset = local_last - (ends - 1)
     change[1:] = (
-        (block[1:] != block[:-1]) | (seg[1:] != seg[:-1]) | (row_request[1:] != row_request[:-1])
+        (block[1:] != block[:-1])
+        | (seg[1:] != seg[:-1])
+        | (row_request[1:] != row_request[:-1])
+        | (offset[1:] != offset[:-1])
     )
     starts = np.flatnonzero(change)
     sums = np.add.reduceat(d, starts)

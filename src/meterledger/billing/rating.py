@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from decimal import Decimal
+from decimal import ROUND_HALF_UP, Decimal
 
 from meterledger.billing.bill import Bill, DailyUsage, Determinants, Line, PeriodUsage, Segment
 from meterledger.billing.calendar import day_of_number, local_day_number, local_midnight_utc
@@ -68,7 +68,9 @@ def split_tiers(
     for number, tier in enumerate(tiers, start=1):
         upto = None
         if tier.upto is not None:
-            upto = tier.upto if scale is None else (tier.upto * scale).quantize(_LIMIT_PLACES)
+            upto = tier.upto
+            if scale is not None:
+                upto = (tier.upto * scale).quantize(_LIMIT_PLACES, rounding=ROUND_HALF_UP)
         top = quantity if upto is None else min(quantity, upto)
         block = top - below
         if block > 0:
@@ -82,7 +84,8 @@ def split_tiers(
 def _kw(milli_window: int, window_seconds: int) -> Decimal:
     if milli_window <= 0:
         return ZERO
-    return (kwh_of_milli(milli_window) * 3600 / window_seconds).quantize(_KW_PLACES)
+    kw = kwh_of_milli(milli_window) * 3600 / window_seconds
+    return kw.quantize(_KW_PLACES, rounding=ROUND_HALF_UP)
 
 
 class Rater:
@@ -132,7 +135,6 @@ class Rater:
         lines: list[Line] = []
         notes: list[str] = []
         segments: list[Segment] = []
-        window = int(agg.window_seconds[i]) or 900
         cycle_days = req.days
         for number, g in enumerate(segs, start=1):
             plan = agg.segments[g]
@@ -141,6 +143,7 @@ class Rater:
             days = (plan.end - plan.start).days
             share = None if days == cycle_days else (days, cycle_days)
             tag = number if len(segs) > 1 else 0
+            window = int(agg.window_seconds[g])
             flat_kw = _kw(int(agg.flat_max[g]), window)
             lines += self._energy(agg, g, plan.version, days, share, flat_kw, tag, notes)
             lines += self._demand(agg, g, plan.version, plan.season, flat_kw, window, share, tag)
@@ -166,7 +169,7 @@ class Rater:
         _, month = parse_period(req.period)
         true_up = month == self.tariff.net_metering.true_up_month
         lines, carry_out = self._settle(lines, agg, segs, carry, true_up, notes)
-        det = self._determinants(agg, i, req, segs, window)
+        det = self._determinants(agg, i, req, segs)
         last = (
             self.tariff.versions[agg.segments[segs[-1]].version]
             if segs
@@ -406,7 +409,7 @@ class Rater:
         return out
 
     def _determinants(
-        self, agg: Aggregates, i: int, req: CycleRequest, segs: list[int], window: int
+        self, agg: Aggregates, i: int, req: CycleRequest, segs: list[int]
     ) -> Determinants:
         pe = len(agg.energy_names)
         delivered = agg.delivered[segs].sum(axis=0) if segs else [0] * pe
@@ -416,10 +419,18 @@ class Rater:
             for n, name in enumerate(agg.energy_names)
         )
         demand = tuple(
-            (name, _kw(int(agg.tou_max[segs, n].max()) if segs else 0, window))
+            (
+                name,
+                max(
+                    (_kw(int(agg.tou_max[g, n]), int(agg.window_seconds[g])) for g in segs),
+                    default=ZERO,
+                ),
+            )
             for n, name in enumerate(agg.demand_names)
         )
-        peak = _kw(int(agg.flat_max[segs].max()) if segs else 0, window)
+        peak = max(
+            (_kw(int(agg.flat_max[g]), int(agg.window_seconds[g])) for g in segs), default=ZERO
+        )
         first = local_day_number(req.start)
         daily = []
         for k in range(req.days):

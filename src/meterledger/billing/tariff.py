@@ -345,7 +345,10 @@ class Tariff(BaseModel):
     @field_validator("timezone")
     @classmethod
     def _zone(cls, value: str) -> str:
-        parse_zone(value)
+        try:
+            parse_zone(value)
+        except InputError as exc:
+            raise ValueError(str(exc)) from None
         return value
 
     @model_validator(mode="after")
@@ -384,8 +387,13 @@ class Tariff(BaseModel):
                     f"tariff {self.id}: unknown holiday calendar {spec.country!r}/"
                     f"{spec.subdiv!r}: {exc}"
                 ) from None
+            wanted = None if spec.names is None else set(spec.names)
             for day, label in calendar.items():
-                if spec.names is None or any(n in label for n in spec.names):
+                # A date may carry several holidays ("A; B"); an observed day is named
+                # "X (observed)". Names match exactly, so "Independence Day" is not
+                # "Juneteenth National Independence Day".
+                names = {n.strip().removesuffix(" (observed)") for n in str(label).split(";")}
+                if wanted is None or names & wanted:
                     days.add(day)
         days.update(spec.dates)
         days.difference_update(spec.exclude)
