@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 RUNTIME := $(VENV)/.runtime-installed
 DEV := $(VENV)/.dev-installed
 
-.PHONY: demo test bench bench-postgresql lint clean
+.PHONY: demo test bench bench-postgresql bench-billing lint clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -30,6 +30,9 @@ bench: $(DEV)
 
 bench-postgresql: $(DEV)
 	$(BIN)/python bench/ingest.py --backend postgresql
+
+bench-billing: $(DEV)
+	$(BIN)/python bench/billing.py
 
 lint: $(DEV)
 	$(BIN)/ruff check src tests bench

@@ -469,7 +469,11 @@ def _merge(base: dict[str, Any], change: dict[str, Any]) -> dict[str, Any]:
 def _where(error: ValidationError) -> str:
     lines = []
     for item in error.errors()[:5]:
-        path = ".".join(str(p) for p in item["loc"]) or "(top level)"
+        loc = list(item["loc"])
+        if len(loc) >= 2 and loc[0] == "versions" and isinstance(loc[1], int):
+            # Version 0 is the file's top level; version N is changes[N-1].
+            loc = loc[2:] if loc[1] == 0 else [f"changes[{loc[1] - 1}]", *loc[2:]]
+        path = ".".join(str(p) for p in loc) or "(top level)"
         message = str(item["msg"]).removeprefix("Value error, ")
         lines.append(f"{path}: {message}")
     more = len(error.errors()) - 5
