@@ -9,14 +9,15 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date
 from decimal import Decimal
-from typing import Any
+from typing import Any, overload
 
 from meterledger.billing.money import ZERO, money, plain
 
-__all__ = ["Bill", "DailyUsage", "Determinants", "Line", "PeriodUsage", "Segment"]
+__all__ = ["Bill", "DailyTable", "DailyUsage", "Determinants", "Line", "PeriodUsage", "Segment"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,6 +112,48 @@ class DailyUsage:
         return {"day": self.day.isoformat(), **{p: plain(v) for p, v in self.by_period}}
 
 
+class DailyTable(Sequence[DailyUsage]):
+    """Daily usage kept as integer mWh and turned into :class:`DailyUsage` only when read
+    (rating thousands of bills need not pay for the invoice chart)."""
+
+    __slots__ = ("_days", "_items", "_names", "_rows")
+
+    def __init__(
+        self, names: tuple[str, ...], days: Sequence[date], rows: Sequence[Sequence[int]]
+    ) -> None:
+        self._names, self._days, self._rows = names, days, rows
+        self._items: tuple[DailyUsage, ...] | None = None
+
+    def _build(self) -> tuple[DailyUsage, ...]:
+        if self._items is None:
+            million = Decimal(1_000_000)
+            self._items = tuple(
+                DailyUsage(
+                    day, tuple(zip(self._names, [Decimal(v) / million for v in row], strict=True))
+                )
+                for day, row in zip(self._days, self._rows, strict=True)
+            )
+        return self._items
+
+    @overload
+    def __getitem__(self, index: int) -> DailyUsage: ...
+    @overload
+    def __getitem__(self, index: slice) -> tuple[DailyUsage, ...]: ...
+    def __getitem__(self, index: int | slice) -> DailyUsage | tuple[DailyUsage, ...]:
+        return self._build()[index]
+
+    def __len__(self) -> int:
+        return len(self._days)
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, Sequence):
+            return tuple(self._build()) == tuple(other)
+        return NotImplemented
+
+    def __hash__(self) -> int:
+        return hash(self._build())
+
+
 @dataclass(frozen=True, slots=True)
 class Segment:
     """A part of the cycle billed under one tariff version (split by effective dates and by
@@ -139,7 +182,7 @@ class Determinants:
     peak_kw: Decimal
     intervals: int
     estimated_kwh: Decimal
-    daily: tuple[DailyUsage, ...] = ()
+    daily: Sequence[DailyUsage] = ()
     intervals_expected: int = 0
 
     @property

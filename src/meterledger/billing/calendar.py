@@ -76,15 +76,23 @@ def localize(instants: np.ndarray, zone: ZoneInfo, holidays: Iterable[date] = ()
     local = instants + utc_offsets(instants, zone)
     day = np.floor_divide(local, _DAY)
     seconds = local - day * _DAY
-    month0 = (day.astype("datetime64[D]").astype("datetime64[M]").astype(np.int64) % 12).astype(
+    slot = (seconds // 900).astype(np.int16)
+    if len(day) == 0:
+        empty = np.zeros(0, dtype=np.int8)
+        return LocalTime(day, empty, empty, slot, seconds)
+    # Month and day type depend on the day only: compute them once per day of the span.
+    first = int(day.min())
+    days = np.arange(first, int(day.max()) + 1, dtype=np.int64)
+    month_of = (days.astype("datetime64[D]").astype("datetime64[M]").astype(np.int64) % 12).astype(
         np.int8
     )
-    weekday = (day + 3) % 7  # 1970-01-01 was a Thursday; Monday is 0
-    day_type = (weekday >= 5).astype(np.int8)
+    type_of = (((days + 3) % 7) >= 5).astype(np.int8)  # 1970-01-01 was a Thursday
     holiday_days = np.asarray(sorted(local_day_number(d) for d in holidays), dtype=np.int64)
     if len(holiday_days):
-        day_type[np.isin(day, holiday_days)] = 2
-    slot = (seconds // 900).astype(np.int16)
+        type_of[np.isin(days, holiday_days)] = 2
+    index = day - first
+    month0 = month_of[index]
+    day_type = type_of[index]
     return LocalTime(day, month0, day_type, slot, seconds)
 
 

@@ -9,6 +9,7 @@ integer mWh; nothing here is a Python loop per interval.
 
 from __future__ import annotations
 
+import functools
 import itertools
 from dataclasses import dataclass
 from datetime import date
@@ -45,6 +46,18 @@ class Usage:
                 raise InputError(f"usage arrays differ in length ({name})")
         if len(self.offsets) == 0 or int(self.offsets[-1]) != n:
             raise InputError("usage offsets must end at the number of rows")
+
+    def slice(self, lo: int, hi: int) -> Usage:
+        """The rows of requests ``lo:hi`` (views, no copy)."""
+        a, b = int(self.offsets[lo]), int(self.offsets[hi])
+        return Usage(
+            self.offsets[lo : hi + 1] - a,
+            self.interval_end[a:b],
+            self.delivered[a:b],
+            self.received[a:b],
+            self.estimated[a:b],
+            self.interval_seconds[lo:hi],
+        )
 
     @classmethod
     def single(
@@ -172,53 +185,75 @@ def compute(
     demand_names = _names(compiled, "demand_names")
     pe, pd = len(energy_names), len(demand_names)
 
-    # Segment of each row: rows of request i in (lo, hi] of one of its segments.
+    # Segment of each row: rows of request i in (lo, hi] of one of its segments. Rows are
+    # sorted by (request, end), so each segment is one run of rows: find the runs' bounds
+    # and label the rows by cumulative sums (no per-row search).
     bound_keys = np.empty(2 * n_seg, dtype=np.int64)
     for g, plan in enumerate(plans):
         z = requests[plan.request].zone
         base = np.int64(plan.request) * _KEY_SHIFT
-        bound_keys[2 * g] = base + local_midnight_utc(plan.start, z)
-        bound_keys[2 * g + 1] = base + local_midnight_utc(plan.end, z)
+        bound_keys[2 * g] = base + _midnight(plan.start, z)
+        bound_keys[2 * g + 1] = base + _midnight(plan.end, z)
     ends = usage.interval_end.astype(np.int64, copy=False)
+    n = len(ends)
     counts = np.diff(usage.offsets)
     row_request = np.repeat(np.arange(len(requests), dtype=np.int64), counts)
     row_key = row_request * _KEY_SHIFT + ends
-    pos = np.searchsorted(bound_keys, row_key, side="left") - 1
-    inside = (pos >= 0) & (pos % 2 == 0)
-    seg = np.where(inside, pos // 2, -1)
+    cut = np.searchsorted(row_key, bound_keys, side="right")
+    starts, stops = cut[0::2], cut[1::2]
+    begin = np.bincount(starts, minlength=n + 1)
+    inside = np.cumsum(begin - np.bincount(stops, minlength=n + 1))[:-1] > 0
+    seg = np.where(inside, np.cumsum(begin)[:-1] - 1, -1)
+    valid = inside
 
     # Local calendar (tariff zone) of each interval's last second, and its TOU names.
     lt = localize(ends - 1, zone, holidays)
+    code = (lt.month0.astype(np.int32) * 3 + lt.day_type) * 96 + lt.slot
     e_lut = np.stack([_global_lut(c.energy_lut, c.energy_names, energy_names) for c in compiled])
     d_lut = np.stack([_global_lut(c.demand_lut, c.demand_names, demand_names) for c in compiled])
-    seg_version = np.asarray([p.version for p in plans] + [0], dtype=np.int64)
-    row_version = seg_version[seg]
-    e_name = e_lut[row_version, lt.month0, lt.day_type, lt.slot].astype(np.int64)
-    d_name = d_lut[row_version, lt.month0, lt.day_type, lt.slot].astype(np.int64)
+    if len(compiled) == 1:
+        row_version = np.zeros(n, dtype=np.int64)
+        e_name = e_lut.reshape(-1)[code].astype(np.int64)
+        d_name = d_lut.reshape(-1)[code].astype(np.int64)
+    else:
+        seg_version = np.asarray([p.version for p in plans] + [0], dtype=np.int64)
+        row_version = seg_version[seg]
+        flat_code = row_version * (12 * 3 * 96) + code
+        e_name = e_lut.reshape(-1)[flat_code].astype(np.int64)
+        d_name = d_lut.reshape(-1)[flat_code].astype(np.int64)
 
-    d = usage.delivered.astype(np.int64, copy=False)
-    r = usage.received.astype(np.int64, copy=False)
-    net = d - r
-    valid = seg >= 0
+    d = np.where(valid, usage.delivered.astype(np.int64, copy=False), 0)
+    exports = bool(usage.received.any())
+    r = np.where(valid, usage.received.astype(np.int64, copy=False), 0) if exports else None
     key = np.where(valid, seg * pe + e_name, n_seg * pe)
     size = n_seg * pe + 1
 
-    def by_key(weights: np.ndarray) -> np.ndarray:
+    def by_key(weights: np.ndarray | None) -> np.ndarray:
+        if weights is None:
+            return np.zeros((n_seg, pe), dtype=np.int64)
         sums = np.bincount(key, weights=weights, minlength=size)[:-1]
         return np.rint(sums).astype(np.int64).reshape(n_seg, pe)
 
     seg_key = np.where(valid, seg, n_seg)
     intervals = np.bincount(seg_key, minlength=n_seg + 1)[:-1]
-    est = np.bincount(seg_key, weights=np.where(usage.estimated, d, 0), minlength=n_seg + 1)
+    if usage.estimated.any():
+        est = np.bincount(seg_key, weights=np.where(usage.estimated, d, 0), minlength=n_seg + 1)
+        estimated = np.rint(est[:-1]).astype(np.int64)
+    else:
+        estimated = np.zeros(n_seg, dtype=np.int64)
 
     # Demand: window energy per row (block: at each block's last row; rolling: ending there).
-    wv = np.full(len(ends), -1, dtype=np.int64)
+    shortest = int(usage.interval_seconds.min()) if len(usage.interval_seconds) else 0
+    wv = np.full(n, -1, dtype=np.int64)
     for v, c in enumerate(compiled):
         w = c.version.demand.window_minutes * 60
         rows = valid & (row_version == v)
         if not rows.any():
             continue
-        window_rows = _window_values(ends, d, seg, lt, w, c.version.demand.method, row_request)
+        if c.version.demand.method == "block" and w <= shortest:
+            window_rows = d  # every interval is a window of its own
+        else:
+            window_rows = _window_values(ends, d, seg, lt, w, c.version.demand.method, row_request)
         wv = np.where(rows, window_rows, wv)
     flat_max, tou_max = _maxima(wv, seg, d_name, n_seg, pd)
     window = np.asarray(
@@ -235,24 +270,23 @@ def compute(
     # Daily delivered energy by energy name, per request and day of its cycle.
     span = max((req.days for req in requests), default=1)
     first_day = np.asarray([local_day_number(req.start) for req in requests], dtype=np.int64)
-    day_index = lt.day - first_day[row_request] if len(ends) else np.zeros(0, dtype=np.int64)
+    day_index = lt.day - first_day[row_request] if n else np.zeros(0, dtype=np.int64)
     in_span = valid & (day_index >= 0) & (day_index < span)
     dkey = np.where(
         in_span, (row_request * span + day_index) * pe + e_name, len(requests) * span * pe
     )
-    daily = np.bincount(
-        dkey, weights=np.where(in_span, d, 0), minlength=len(requests) * span * pe + 1
-    )[:-1]
+    daily = np.bincount(dkey, weights=d, minlength=len(requests) * span * pe + 1)[:-1]
+    net = None if r is None else d - r
 
     return Aggregates(
         plans,
         energy_names,
         demand_names,
-        by_key(np.where(valid, d, 0)),
-        by_key(np.where(valid, r, 0)),
-        by_key(np.where(valid, np.maximum(net, 0), 0)),
-        by_key(np.where(valid, np.maximum(-net, 0), 0)),
-        np.rint(est[:-1]).astype(np.int64),
+        by_key(d),
+        by_key(r),
+        by_key(d if net is None else np.maximum(net, 0)),
+        by_key(None if net is None else np.maximum(-net, 0)),
+        estimated,
         intervals,
         flat_max,
         tou_max,
@@ -260,6 +294,11 @@ def compute(
         usage.interval_seconds,
         np.rint(daily).astype(np.int64).reshape(len(requests), span, pe),
     )
+
+
+@functools.lru_cache(maxsize=4096)
+def _midnight(day: date, zone: ZoneInfo) -> int:
+    return local_midnight_utc(day, zone)
 
 
 def _global_lut(lut: np.ndarray, local: tuple[str, ...], names: tuple[str, ...]) -> np.ndarray:

@@ -9,22 +9,28 @@ tier limits are scaled by the same share.
 
 from __future__ import annotations
 
+import functools
+import gc
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import date
 from decimal import ROUND_HALF_UP, Decimal
 
-from meterledger.billing.bill import Bill, DailyUsage, Determinants, Line, PeriodUsage, Segment
-from meterledger.billing.calendar import day_of_number, local_day_number, local_midnight_utc
+from meterledger.billing.bill import Bill, DailyTable, Determinants, Line, PeriodUsage, Segment
+from meterledger.billing.calendar import day_of_number, local_day_number
 from meterledger.billing.cycles import CycleRequest, parse_period
-from meterledger.billing.determinants import Aggregates, Usage, compute
+from meterledger.billing.determinants import Aggregates, Usage, _midnight, compute
 from meterledger.billing.money import ZERO, kwh_of_milli, money
 from meterledger.billing.tariff import CompiledVersion, MeteringMode, Tariff, TariffVersion, Tier
+from meterledger.core.errors import InputError
 
 __all__ = ["Carry", "Rater", "split_tiers"]
 
 _KW_PLACES = Decimal("0.000001")
 _LIMIT_PLACES = Decimal("0.001")
 CREDIT_CODES = ("export_credit", "nem_credit", "nem_carry", "nsc")
+CHUNK = 256  # requests per vectorised pass (see Rater.bill_all)
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,6 +87,12 @@ def split_tiers(
     return blocks
 
 
+@functools.lru_cache(maxsize=512)
+def _days(start: date, count: int) -> tuple[date, ...]:
+    first = local_day_number(start)
+    return tuple(day_of_number(first + k) for k in range(count))
+
+
 def _kw(milli_window: int, window_seconds: int) -> Decimal:
     if milli_window <= 0:
         return ZERO
@@ -95,14 +107,16 @@ class Rater:
         self.tariff = tariff
         self.metering: MeteringMode | None = metering or tariff.metering
         self.compiled = [CompiledVersion.build(v) for v in tariff.versions]
+        self._holidays: dict[tuple[int, int], frozenset[date]] = {}
 
     def aggregate(self, requests: list[CycleRequest], usage: Usage) -> Aggregates:
         years = [r.start.year for r in requests] + [r.end.year for r in requests]
-        holidays = (
-            self.tariff.holiday_dates(range(min(years) - 1, max(years) + 2))
-            if years
-            else frozenset()
-        )
+        holidays: frozenset[date] = frozenset()
+        if years:
+            span = (min(years) - 1, max(years) + 2)
+            if span not in self._holidays:
+                self._holidays[span] = self.tariff.holiday_dates(range(*span))
+            holidays = self._holidays[span]
         return compute(self.tariff, self.compiled, requests, usage, holidays=holidays)
 
     def bill_all(
@@ -112,20 +126,45 @@ class Rater:
         carries: Sequence[Carry] | None = None,
         *,
         chain: bool = False,
+        chunk: int = CHUNK,
+        timings: dict[str, float] | None = None,
     ) -> list[tuple[Bill, Carry]]:
         """Bill every request. ``chain`` passes each bill's carry to the next request (months
-        of one account, in order); otherwise ``carries[i]`` (default: none) is used."""
-        agg = self.aggregate(requests, usage)
-        by_request: list[list[int]] = [[] for _ in requests]
-        for g, plan in enumerate(agg.segments):
-            by_request[plan.request].append(g)
+        of one account, in order); otherwise ``carries[i]`` (default: none) is used.
+
+        Requests are taken ``chunk`` at a time, so the working set stays small (memory is
+        bounded by the chunk, not the run) and in cache. ``timings`` (if given) accumulates
+        the seconds spent in ``determinants`` and ``rating``."""
+        if len(usage.offsets) != len(requests) + 1:
+            raise InputError("usage must have one row group per request")
         results: list[tuple[Bill, Carry]] = []
         carry = Carry()
-        for i, req in enumerate(requests):
-            if not chain:
-                carry = carries[i] if carries is not None else Carry()
-            bill, carry = self.rate(agg, i, req, by_request[i], carry)
-            results.append((bill, carry))
+        spent = {"determinants": 0.0, "rating": 0.0}
+        for lo in range(0, len(requests), max(chunk, 1)):
+            hi = min(lo + max(chunk, 1), len(requests))
+            started = time.perf_counter()
+            agg = self.aggregate(requests[lo:hi], usage.slice(lo, hi))
+            middle = time.perf_counter()
+            by_request: list[list[int]] = [[] for _ in range(hi - lo)]
+            for g, plan in enumerate(agg.segments):
+                by_request[plan.request].append(g)
+            collecting = gc.isenabled()
+            gc.disable()  # the loop makes many small objects and no cycles
+            try:
+                for j in range(hi - lo):
+                    i = lo + j
+                    if not chain:
+                        carry = carries[i] if carries is not None else Carry()
+                    bill, carry = self.rate(agg, j, requests[i], by_request[j], carry)
+                    results.append((bill, carry))
+            finally:
+                if collecting:
+                    gc.enable()
+            spent["determinants"] += middle - started
+            spent["rating"] += time.perf_counter() - middle
+        if timings is not None:
+            for name, seconds in spent.items():
+                timings[name] = timings.get(name, 0.0) + seconds
         return results
 
     # -- one cycle ---------------------------------------------------------------------
@@ -431,21 +470,12 @@ class Rater:
         peak = max(
             (_kw(int(agg.flat_max[g]), int(agg.window_seconds[g])) for g in segs), default=ZERO
         )
-        first = local_day_number(req.start)
-        daily = []
-        for k in range(req.days):
-            day = day_of_number(first + k)
-            if not req.service_start <= day < req.service_end:
-                continue
-            row = agg.daily[i, k]
-            daily.append(
-                DailyUsage(
-                    day,
-                    tuple(
-                        (name, kwh_of_milli(int(row[n]))) for n, name in enumerate(agg.energy_names)
-                    ),
-                )
-            )
+        days = _days(req.start, req.days)
+        keep = [k for k, day in enumerate(days) if req.service_start <= day < req.service_end]
+        rows = agg.daily[i]
+        if len(keep) != len(days):
+            days, rows = tuple(days[k] for k in keep), rows[keep]
+        daily = DailyTable(agg.energy_names, days, rows.tolist())
         return Determinants(
             start=req.start,
             end=req.end,
@@ -456,10 +486,9 @@ class Rater:
             peak_kw=peak,
             intervals=int(agg.intervals[segs].sum()) if segs else 0,
             estimated_kwh=kwh_of_milli(int(agg.estimated[segs].sum())) if segs else ZERO,
-            daily=tuple(daily),
+            daily=daily,
             intervals_expected=(
-                local_midnight_utc(req.service_end, req.zone)
-                - local_midnight_utc(req.service_start, req.zone)
+                _midnight(req.service_end, req.zone) - _midnight(req.service_start, req.zone)
             )
             // max(int(agg.interval_seconds[i]), 1),
         )

@@ -12,6 +12,7 @@ Validation happens here, once: every error names the path of the offending field
 from __future__ import annotations
 
 import copy
+import functools
 import hashlib
 import json
 from dataclasses import dataclass
@@ -90,7 +91,7 @@ class EnergyPrice(BaseModel):
     tier_unit: TierUnit = "kWh"
     sell: Decimal | None = None
 
-    @property
+    @functools.cached_property
     def blocks(self) -> tuple[Tier, ...]:
         return _tiers(self.rate, self.tiers, "an energy price")
 
@@ -107,7 +108,7 @@ class DemandPrice(BaseModel):
     rate: Decimal | None = None
     tiers: list[Tier] | None = None
 
-    @property
+    @functools.cached_property
     def blocks(self) -> tuple[Tier, ...]:
         return _tiers(self.rate, self.tiers, "a demand price")
 
