@@ -53,7 +53,7 @@ from meterledger.billing.bill import Bill
 from meterledger.billing.cycles import CycleRequest
 from meterledger.billing.determinants import Usage
 from meterledger.billing.rating import Rater
-from meterledger.billing.tariff import MeteringMode
+from meterledger.billing.tariff import MeteringMode, tariff_from_mapping
 from meterledger.billing.urdb import tariff_from_urdb
 
 URDB = support.reference_dir("urdb")
@@ -184,9 +184,14 @@ def our_bills(
     step: int = 3600,
     received: np.ndarray | None = None,
     metering: MeteringMode | None = None,
+    tier_basis: str | None = None,
 ) -> list[Bill]:
-    """The twelve months of 2018 (UTC), one request each, carries chained."""
+    """The twelve months of 2018 (UTC), one request each, carries chained. ``tier_basis``
+    overrides the importer's (``total``, as SAM reads URDB tiers)."""
     tariff = tariff_from_urdb(copy.deepcopy(rate), origin="crosscheck", timezone="UTC")
+    if tier_basis is not None:
+        mapping = {**json.loads(tariff.document), "tier_basis": tier_basis}
+        tariff = tariff_from_mapping(mapping, source="urdb", origin="crosscheck")
     ends = YEAR_START + step * np.arange(1, len(delivered) + 1, dtype=np.int64)
     zone = ZoneInfo("UTC")
     requests = []
@@ -254,15 +259,13 @@ class Case:
         return f"{self.file.split('.')[0][:28]}-x{self.scale}-{self.step}s"
 
 
-# (month 1-12, component) pairs explained by the energy tier convention (see its test)
-TIER_CONVENTION = frozenset((m + 1, c) for m in SUMMER_TIERS for c in ("energy", "total"))
 CASES = [
     Case(ENTERGY, 30),  # TOU energy, four TOU demand periods, 15-min window on hourly data
     Case(GEORGIA, 30),  # TOU energy and demand, summer-only on-peak demand
     Case(NIPSCO, 100),  # four energy tiers, three flat demand tiers (the first at $0)
     Case(SOUTH_CENTRAL, 150),  # kWh/kW (hours-use) tiers, two-tier seasonal flat demand
     Case(SOUTH_CENTRAL_API, 40),  # the same rate double-encoded; below its demand tier
-    Case(URDBV7, 150, known=TIER_CONVENTION),  # tiered TOU energy and demand, flat demand
+    Case(URDBV7, 150),  # tiered TOU energy (tiers on the month's total) and demand, flat demand
     Case(TIERED_TOU_DEMAND, 100),  # energy tiers at 40,000 kWh, demand tiers at 50 kW
     Case(SUBHOURLY, 30, step=900, strip_dgrules=True),  # 15-minute data, seven periods
     Case(ENTERGY, 30, step=900),  # 15-minute data: 15-minute TOU demand peaks
@@ -320,11 +323,14 @@ def test_net_billing_matches_sam_with_exports() -> None:
 def test_sam_applies_energy_tiers_to_the_months_total() -> None:
     """urdbv7 in May–October: two TOU periods, each with a 100 kWh first tier. SAM puts the
     first 100 kWh of the month's total in tier 1 and shares each tier among the periods in
-    proportion to their kWh; we give each period its own 100 kWh. Both are reproduced to the
-    cent from our own determinants."""
+    proportion to their kWh. The importer reads URDB tiers that way (``tier_basis: total``)
+    and agrees with SAM to the rounding of our lines; with ``tier_basis: period`` each period
+    has its own 100 kWh, ~100 kWh more at tier 1 prices. Both are reproduced from our own
+    determinants."""
     rate = raw_rate(URDBV7)
     load = load_mwh(100)
     bills = our_bills(rate, load)
+    per_period = our_bills(rate, load, tier_basis="period")
     sam = sam_monthly(sam_run(rate, load))
     tiers = {
         i: [(t.get("max", 1e38), t["rate"]) for t in period]
@@ -338,19 +344,23 @@ def test_sam_applies_energy_tiers_to_the_months_total() -> None:
             below = limit
         return total
 
-    for m, bill in enumerate(bills):
+    for m, (bill, own) in enumerate(zip(bills, per_period, strict=True)):
         kwh = {int(p.period.split("_")[1]): float(p.kwh_delivered)
                for p in bill.determinants.periods}  # fmt: skip
         month_total = sum(kwh.values())
         sam_way = sum(e / month_total * charge(month_total, p) for p, e in kwh.items() if e)
-        our_way = sum(charge(e, p) for p, e in kwh.items())
+        period_way = sum(charge(e, p) for p, e in kwh.items())
         lines = sum(1 for ln in bill.lines if ln.code == "energy")
+        own_lines = sum(1 for ln in own.lines if ln.code == "energy")
         assert abs(sam["energy"][m] - sam_way) < FLOAT_SLACK
-        assert abs(float(bill.amount_of("energy")) - our_way) <= 0.005 * lines + FLOAT_SLACK
+        assert abs(float(bill.amount_of("energy")) - sam_way) <= 0.005 * lines + FLOAT_SLACK
+        assert abs(float(own.amount_of("energy")) - period_way) <= (0.005 * own_lines + FLOAT_SLACK)
         two_periods = sum(1 for e in kwh.values() if e > 100)
         assert (m in SUMMER_TIERS) == (two_periods == 2)
         if m in SUMMER_TIERS:  # each period's own first tier: ~100 kWh more at tier 1 prices
-            assert our_way - sam_way < -1.0
+            assert period_way - sam_way < -1.0
+        else:
+            assert own.amount_of("energy") == bill.amount_of("energy")
 
 
 def test_sam_counts_monthly_minimums_again_in_the_annual_minimum() -> None:

@@ -751,3 +751,57 @@ def test_true_up_without_a_surplus_rate_pays_nothing() -> None:
     ]
     assert "NEM credit of $1.00 expired at the annual true-up" in b.notes
     assert out == Carry()
+
+
+def test_tiers_on_the_cycle_total_share_each_block_by_period() -> None:
+    """``tier_basis: total``: on-peak 16:00-21:00 and off-peak, each with tiers of 100 kWh
+    (on 0.30 then 0.40; off 0.10 then 0.20). On 2024-01-02 (a Tuesday) 60 kWh on-peak
+    (12 kWh in each of the 5 hours) and 90 kWh off-peak (10 kWh in 9 other hours): the total
+    150 kWh is 100 kWh of tier 1 and 50 of tier 2.
+    on-peak share 60/150 = 0.4: tier 1 40 kWh × 0.30 = 12.00, tier 2 20 kWh × 0.40 = 8.00;
+    off-peak share 0.6: tier 1 60 kWh × 0.10 = 6.00, tier 2 30 kWh × 0.20 = 6.00.
+    Per period (the default) neither period passes its 100 kWh: 60 × 0.30 + 90 × 0.10 = 27."""
+    seasons = {"all": {"months": "1-12",
+                       "weekday": {"00:00": "off", "16:00": "on", "21:00": "off"}}}  # fmt: skip
+    energy = {
+        "on": {"tiers": [{"upto": 100, "rate": "0.30"}, {"rate": "0.40"}]},
+        "off": {"tiers": [{"upto": 100, "rate": "0.10"}, {"rate": "0.20"}]},
+    }
+    hours = [f"2024-01-02T{h:02d}:00" for h in range(24)]
+    ends = [at(h) + 3600 for h in hours]
+    kwh = [12 if 16 <= h < 21 else (10 if h < 9 else 0) for h in range(24)]
+    total_basis, _ = bill(tariff(seasons=seasons, energy=energy, tier_basis="total"),
+                          "2024-01", ends, kwh, interval_seconds=3600)  # fmt: skip
+    energy_lines = [(ln.period, ln.quantity, ln.amount) for ln in total_basis.lines
+                    if ln.code == "energy"]  # fmt: skip
+    assert energy_lines == [
+        ("on", D(40), D("12.00")),
+        ("on", D(20), D("8.00")),
+        ("off", D(60), D("6.00")),
+        ("off", D(30), D("6.00")),
+    ]
+    assert "of the cycle's total" in total_basis.lines[0].description
+    per_period, _ = bill(tariff(seasons=seasons, energy=energy), "2024-01", ends, kwh,
+                         interval_seconds=3600)  # fmt: skip
+    assert per_period.amount_of("energy") == D("27.00")
+
+
+def test_total_basis_shares_add_up_to_each_periods_energy() -> None:
+    """Shares that do not divide evenly: 1 kWh on-peak, 2 off-peak, tiers of 1.5 kWh. Total 3:
+    tier 1 1.5, tier 2 1.5. On-peak: 1.5 × 1/3 = 0.5 (tier 1), the rest 0.5 (tier 2);
+    off-peak: 1.5 × 2/3 = 1 (tier 1), the rest 1 (tier 2). Each period's blocks add up."""
+    seasons = {"all": {"months": "1-12",
+                       "weekday": {"00:00": "off", "16:00": "on", "17:00": "off"}}}  # fmt: skip
+    energy = {
+        "on": {"tiers": [{"upto": "1.5", "rate": "1"}, {"rate": "2"}]},
+        "off": {"tiers": [{"upto": "1.5", "rate": "1"}, {"rate": "2"}]},
+    }
+    ends = [at("2024-01-02T17:00"), at("2024-01-02T18:00")]
+    b, _ = bill(tariff(seasons=seasons, energy=energy, tier_basis="total"), "2024-01", ends,
+                ["1", "2"], interval_seconds=3600)  # fmt: skip
+    quantities: dict[str | None, D] = {}
+    for ln in b.lines:
+        if ln.code == "energy":
+            quantities[ln.period] = quantities.get(ln.period, D(0)) + ln.quantity
+    assert quantities == {"on": D(1), "off": D(2)}
+    assert b.amount_of("energy") == D("4.50")  # 0.5 + 1.0 + 1 + 2

@@ -22,12 +22,20 @@ from meterledger.billing.calendar import day_of_number, local_day_number
 from meterledger.billing.cycles import CycleRequest, parse_period
 from meterledger.billing.determinants import Aggregates, Usage, _midnight, compute
 from meterledger.billing.money import ZERO, kwh_of_milli, money
-from meterledger.billing.tariff import CompiledVersion, MeteringMode, Tariff, TariffVersion, Tier
+from meterledger.billing.tariff import (
+    CompiledVersion,
+    EnergyPrice,
+    MeteringMode,
+    Tariff,
+    TariffVersion,
+    Tier,
+)
 from meterledger.core.errors import InputError
 
 __all__ = ["Carry", "Rater", "split_tiers"]
 
 _KW_PLACES = Decimal("0.000001")
+_MWH_PLACES = Decimal("0.000001")  # kWh to the mWh
 _LIMIT_PLACES = Decimal("0.001")
 CREDIT_CODES = ("export_credit", "nem_credit", "nem_carry", "nsc")
 CHUNK = 256  # requests per vectorised pass (see Rater.bill_all)
@@ -91,6 +99,28 @@ def split_tiers(
 def _days(start: date, count: int) -> tuple[date, ...]:
     first = local_day_number(start)
     return tuple(day_of_number(first + k) for k in range(count))
+
+
+def _share_of_total(
+    charged: Decimal, total: Decimal, tiers: Sequence[Tier], scale: Decimal | None
+) -> list[Block]:
+    """Tiers on the cycle's total energy (``tier_basis: total``): the total is cut by this
+    period's limits and the period takes its share of each block, ``charged / total``, to the
+    mWh (half-up); the last block takes the remainder, so the blocks add up to ``charged``."""
+    if charged <= 0 or total <= 0:
+        return []
+    blocks: list[Block] = []
+    left = charged
+    whole = split_tiers(total, tiers, scale)
+    for index, (tier, block, rate, lo, hi) in enumerate(whole):
+        if index == len(whole) - 1:
+            qty = left
+        else:
+            qty = (block * charged / total).quantize(_MWH_PLACES, rounding=ROUND_HALF_UP)
+        left -= qty
+        if qty > 0:
+            blocks.append((tier, qty, rate, lo, hi))
+    return blocks
 
 
 def _kw(milli_window: int, window_seconds: int) -> Decimal:
@@ -275,6 +305,7 @@ class Rater:
         version = self.tariff.versions[v]
         lines: list[Line] = []
         mode = self.metering
+        charges: list[tuple[str, EnergyPrice, Decimal]] = []
         for name, price in version.energy.items():
             n = agg.energy_names.index(name)
             delivered = kwh_of_milli(int(agg.delivered[g, n]))
@@ -302,19 +333,7 @@ class Rater:
                 charged, exported = delivered, received
             else:
                 charged = delivered
-            if price.tier_unit == "kWh/day":
-                scale: Decimal | None = Decimal(days)
-            elif price.tier_unit == "kWh/kW":
-                scale = flat_kw
-            else:
-                scale = None if share is None else Decimal(share[0]) / share[1]
-            blocks = split_tiers(charged, price.blocks, scale)
-            for tier, qty, rate, lo, hi in blocks:
-                label = f"Energy {name}"
-                if len(price.blocks) > 1:
-                    bound = f"{lo}–{hi} kWh" if hi is not None else f"over {lo} kWh"
-                    label += f" tier {tier} ({bound})"
-                lines.append(Line.of("energy", label, qty, "kWh", rate, period=name, segment=tag))
+            charges.append((name, price, charged))
             if exported > 0:
                 sell = price.sell if price.sell is not None else ZERO
                 if price.sell is None:
@@ -330,6 +349,25 @@ class Rater:
                         segment=tag,
                     )
                 )
+        total = sum((max(c, ZERO) for _, _, c in charges), ZERO)
+        for name, price, charged in charges:
+            if price.tier_unit == "kWh/day":
+                scale: Decimal | None = Decimal(days)
+            elif price.tier_unit == "kWh/kW":
+                scale = flat_kw
+            else:
+                scale = None if share is None else Decimal(share[0]) / share[1]
+            if version.tier_basis == "total" and len(price.blocks) > 1:
+                blocks = _share_of_total(charged, total, price.blocks, scale)
+            else:
+                blocks = split_tiers(charged, price.blocks, scale)
+            for tier, qty, rate, lo, hi in blocks:
+                label = f"Energy {name}"
+                if len(price.blocks) > 1:
+                    bound = f"{lo}–{hi} kWh" if hi is not None else f"over {lo} kWh"
+                    basis = " of the cycle's total" if version.tier_basis == "total" else ""
+                    label += f" tier {tier} ({bound}{basis})"
+                lines.append(Line.of("energy", label, qty, "kWh", rate, period=name, segment=tag))
         return lines
 
     def _demand(

@@ -291,6 +291,7 @@ class TariffVersion(BaseModel):
     demand: Demand = Field(default_factory=Demand)
     fixed: tuple[FixedCharge, ...] = ()
     minimum: Minimum = Field(default_factory=Minimum)
+    tier_basis: Literal["period", "total"] = "period"
     taxes: tuple[Tax, ...] = ()
 
     @model_validator(mode="after")

@@ -5,7 +5,8 @@ either of them encoded once more as a JSON string. The result has one version. E
 ``i`` is ``period_i``, TOU demand period ``j`` is ``demand_j``, a tier costs ``rate + adj``, and
 periods that no schedule uses are left out. Months that share their energy and demand rows
 and flat demand price form one season named by its months (``"jun-sep"``, ``"oct-may"``,
-``"feb-apr+nov-dec"``). A tier ``max`` of none or 1e37 and more (URDB writes "no limit" as
+``"feb-apr+nov-dec"``). Energy tier limits apply to the cycle's total use across the periods
+(``tier_basis: total``), as SAM reads them. A tier ``max`` of none or 1e37 and more (URDB writes "no limit" as
 1e38) is unlimited; so is the last tier whatever its ``max`` (usage beyond it pays the last
 rate, as in SAM). ``startdate`` gives the effective date in UTC (2000-01-01 if missing), a
 missing ``demandwindow`` means 15 minutes, ``dgrules``/``usenetmetering`` give the metering.
@@ -133,6 +134,9 @@ def tariff_from_urdb(obj: object, *, origin: str, timezone: str | None = None) -
         "effective": _effective(raw, origin),
         "seasons": seasons,
         "energy": _prices(energy, used_energy, "period_", "energyratestructure", origin),
+        # URDB tier limits count the month's total use across the TOU periods (as SAM reads
+        # them); each period pays its share of every tier at its own tier rate.
+        "tier_basis": "total",
         "demand": {
             "window_minutes": _window(raw, origin),
             "tou": _prices(demand, used_demand, "demand_", "demandratestructure", origin),
