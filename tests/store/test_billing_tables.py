@@ -433,7 +433,12 @@ def test_db_upgrade_takes_a_version_2_store_with_data_to_version_3(
         assert in_force(store) == first
         with RawDb(url) as raw, raw.refused("bills is append-only"):
             raw.execute("DELETE FROM bills")
-        assert verify(store).ok
+        # Rows written straight to the store, not through a bill run, have no audit entry
+        # (and this tariff's made-up hash is not its document's): verify names exactly that.
+        assert {b.problem for b in verify(store).problems} == {
+            "the bill has no entry on the chain",
+            "the stored tariff does not match its content hash",
+        }
     finally:
         store.close()
 
