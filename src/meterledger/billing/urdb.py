@@ -3,13 +3,14 @@
 Input: one URDB v3/v7/v8 rate; an API response ``{"items": [rate]}`` with exactly one rate; or
 either of them encoded once more as a JSON string. The result has one version. Energy period
 ``i`` is ``period_i``, TOU demand period ``j`` is ``demand_j``, a tier costs ``rate + adj``, and
-periods that no schedule uses are left out. Months that share their energy and demand rows
-and flat demand price form one season named by its months (``"jun-sep"``, ``"oct-may"``,
+periods that no schedule uses are left out. Months that share their energy and demand rows and
+flat demand price form one season named by its months (``"jun-sep"``, ``"oct-may"``,
 ``"feb-apr+nov-dec"``). Energy tier limits apply to the cycle's total use across the periods
-(``tier_basis: total``), as SAM reads them. A tier ``max`` of none or 1e37 and more (URDB
-writes "no limit" as 1e38) is unlimited; so is the last tier whatever its ``max`` (usage
-beyond it pays the last rate, as in SAM). ``startdate`` gives the effective date in UTC (2000-01-01 if missing), a
-missing ``demandwindow`` means 15 minutes, ``dgrules``/``usenetmetering`` give the metering.
+(``tier_basis: total``), as SAM reads them. A tier ``max`` of none or 1e37 and more (URDB writes
+"no limit" as 1e38) is unlimited; so is the last tier whatever its ``max`` (usage beyond it pays
+the last rate, as in SAM). ``startdate`` gives the effective date in UTC (2000-01-01 if
+missing), a missing ``demandwindow`` means 15 minutes, ``dgrules``/``usenetmetering`` give the
+metering.
 
 URDB rates carry no time zone: the caller must give the meter's zone (``--tz`` on the command
 line); without it the schedules are read as UTC.
