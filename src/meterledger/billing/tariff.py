@@ -82,40 +82,32 @@ def _tiers(rate: Decimal | None, tiers: list[Tier] | None, what: str) -> tuple[T
     return tuple(tiers)
 
 
-class EnergyPrice(BaseModel):
-    """$/kWh of one energy TOU period, flat or tiered; ``sell`` is the export rate."""
+class _Priced(BaseModel):
+    """A price given as one ``rate`` or as ``tiers`` (never both)."""
 
     model_config = _STRICT
     rate: Decimal | None = None
     tiers: list[Tier] | None = None
+
+    @functools.cached_property
+    def blocks(self) -> tuple[Tier, ...]:
+        return _tiers(self.rate, self.tiers, "a price")
+
+    @model_validator(mode="after")
+    def _check(self) -> _Priced:
+        _tiers(self.rate, self.tiers, "a price")
+        return self
+
+
+class EnergyPrice(_Priced):
+    """$/kWh of one energy TOU period, flat or tiered; ``sell`` is the export rate."""
+
     tier_unit: TierUnit = "kWh"
     sell: Decimal | None = None
 
-    @functools.cached_property
-    def blocks(self) -> tuple[Tier, ...]:
-        return _tiers(self.rate, self.tiers, "an energy price")
 
-    @model_validator(mode="after")
-    def _check(self) -> EnergyPrice:
-        _tiers(self.rate, self.tiers, "an energy price")
-        return self
-
-
-class DemandPrice(BaseModel):
+class DemandPrice(_Priced):
     """$/kW of maximum demand, flat or tiered (tier ``upto`` in kW)."""
-
-    model_config = _STRICT
-    rate: Decimal | None = None
-    tiers: list[Tier] | None = None
-
-    @functools.cached_property
-    def blocks(self) -> tuple[Tier, ...]:
-        return _tiers(self.rate, self.tiers, "a demand price")
-
-    @model_validator(mode="after")
-    def _check(self) -> DemandPrice:
-        _tiers(self.rate, self.tiers, "a demand price")
-        return self
 
 
 def _parse_months(value: object) -> tuple[int, ...]:

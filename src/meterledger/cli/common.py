@@ -10,13 +10,23 @@ from typing import Annotated, Any, ParamSpec, TypeVar
 
 import typer
 from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
 from meterledger.config import Settings, load_settings
 from meterledger.core.errors import AuditError, MeterledgerError
 from meterledger.logs import setup_logging
 from meterledger.store import Store, open_store
 
-__all__ = ["DbOption", "JsonOption", "console", "emit_json", "fail", "handle_errors", "open_db"]
+__all__ = [
+    "DbOption",
+    "JsonOption",
+    "console",
+    "counter",
+    "emit_json",
+    "fail",
+    "handle_errors",
+    "open_db",
+]
 
 console = Console(stderr=True)
 out = Console(highlight=False)
@@ -44,6 +54,18 @@ def settings(db: str | None) -> Settings:
 
 def open_db(db: str | None) -> Store:
     return open_store(settings(db).db)
+
+
+def counter(*, show: bool) -> Progress:
+    """A transient "N of M" progress bar on stderr (hidden when ``show`` is false)."""
+    return Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        console=console,
+        transient=True,
+        disable=not show,
+    )
 
 
 def emit_json(payload: Any) -> None:

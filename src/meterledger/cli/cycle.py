@@ -8,7 +8,6 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 from rich.table import Table
 
 from meterledger.billing.invoice import write_invoices
@@ -16,7 +15,7 @@ from meterledger.cli.billing_service import RunReport, run_cycle
 from meterledger.cli.common import (
     DbOption,
     JsonOption,
-    console,
+    counter,
     emit_json,
     handle_errors,
     open_db,
@@ -37,14 +36,7 @@ AccountOption = Annotated[str | None, typer.Option("--account", help="Only this 
 
 
 def _run(store: Store, period: str, account: str | None, rebill: bool, quiet: bool) -> RunReport:
-    with Progress(
-        TextColumn("[bold]{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        console=console,
-        transient=True,
-        disable=quiet,
-    ) as bar:
+    with counter(show=not quiet) as bar:
         task = bar.add_task("bill" if not rebill else "rebill", total=None)
         return run_cycle(
             store, period, account, rebill=rebill, progress=lambda n: bar.advance(task, n)

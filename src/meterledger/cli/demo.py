@@ -16,14 +16,13 @@ from typing import Annotated, Any
 from zoneinfo import ZoneInfo
 
 import typer
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 from rich.table import Table
 
 from meterledger.billing.invoice import write_invoices
 from meterledger.billing.money import plain
 from meterledger.billing.tariff import load_tariff
 from meterledger.cli.billing_service import add_tariff, put_account, run_cycle
-from meterledger.cli.common import JsonOption, console, emit_json, handle_errors, out
+from meterledger.cli.common import JsonOption, counter, emit_json, handle_errors, out
 from meterledger.core.errors import ConflictError, InputError
 from meterledger.ingest.audit import verify
 from meterledger.ingest.pipeline import IngestOptions, Ingestor, register_meter
@@ -87,14 +86,7 @@ def run_demo(
             )
     totals = BatchCounts()
     ingestor = Ingestor(store)
-    with Progress(
-        TextColumn("[bold]{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        console=console,
-        transient=True,
-        disable=not show_progress,
-    ) as progress:
+    with counter(show=show_progress) as progress:
         task = progress.add_task("ingest", total=len(delivery.files))
         for path in delivery.files:
             progress.update(task, description=f"ingest {path.name}")
@@ -150,14 +142,7 @@ def bill_demo(
         )
     report = run_cycle(store, period)
     invoices = out_dir / "invoices"
-    with Progress(
-        TextColumn("[bold]{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        console=console,
-        transient=True,
-        disable=not show_progress,
-    ) as progress:
+    with counter(show=show_progress) as progress:
         task = progress.add_task("invoices", total=len(report.issued))
         for bill_id in report.issued:
             rec = store.get_bill(bill_id)
