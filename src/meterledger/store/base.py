@@ -19,6 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 import polars as pl
 
+from meterledger.store.collect_sql import ClockRead, Counters
 from meterledger.store.records import (
     AccountRecord,
     AuditRow,
@@ -142,6 +143,8 @@ STORE_TABLES = frozenset(
         "tariffs",
         "accounts",
         "bills",
+        "dlms_counters",
+        "clock_reads",
     }
 )
 
@@ -322,6 +325,18 @@ class WriteTx(ABC):
     def current_bill(self, account_id: str, period: str) -> BillRecord | None:
         """The bill in force, as :meth:`Store.current_bill`, read inside this transaction."""
 
+    # -- head-end (schema version 4) -------------------------------------------------------
+    @abstractmethod
+    def reserve_counters(self, meter_id: str, block: int) -> range:
+        """Reserve ``block`` DLMS invocation counters never handed out before."""
+
+    @abstractmethod
+    def accept_server_counter(self, meter_id: str, value: int) -> None:
+        """Record the meter's invocation counter; ConflictError if it is not above the last."""
+
+    @abstractmethod
+    def add_clock_read(self, read: ClockRead) -> None: ...
+
 
 class Store(ABC):
     """A meterledger database."""
@@ -469,3 +484,14 @@ class Store(ABC):
         """The bill in force for the account and period: of its ``bill`` and ``rebill``
         rows that no later ``cancel`` row names in ``replaces``, the one with the greatest
         ``bill_id``. None if there is none (never billed, or cancelled without a rebill)."""
+
+    # -- head-end (schema version 4) -------------------------------------------------------
+    @abstractmethod
+    def counters(self, meter_id: str) -> Counters: ...
+
+    @abstractmethod
+    def clock_reads(self, meter_id: str | None = None) -> list[ClockRead]: ...
+
+    @abstractmethod
+    def last_interval_end(self, meter_id: str, obis: str) -> int | None:
+        """The latest stored interval end (epoch seconds) of a meter's channel."""

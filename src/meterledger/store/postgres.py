@@ -47,6 +47,7 @@ from meterledger.store.base import (
     quarantine_query,
 )
 from meterledger.store.billing_sql import BillingReads
+from meterledger.store.collect_sql import CollectReads
 from meterledger.store.migrations import load_migrations
 from meterledger.store.pg_partitions import Partitions, months_for, months_of
 from meterledger.store.pgcopy import INT8_ARRAY_OID, Int8ArrayLoader, copy_out_ints
@@ -76,7 +77,7 @@ def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="microseconds")
 
 
-class PostgresStore(BillingReads, Store):
+class PostgresStore(BillingReads, CollectReads, Store):
     dialect = "postgresql"
 
     def __init__(self, url: str, *, pool_size: int = 4, connect_timeout_s: float = 10.0) -> None:

@@ -39,6 +39,7 @@ from meterledger.store.base import (
     quarantine_record,
 )
 from meterledger.store.billing_sql import BillingWrites
+from meterledger.store.collect_sql import CollectWrites
 from meterledger.store.pg_partitions import Partitions
 from meterledger.store.pgcopy import (
     copy_in_ints,
@@ -166,7 +167,7 @@ def encode_new(rows: pl.DataFrame) -> np.ndarray:
     return int8_records([*arrays, zeros, zeros, np.ones(height, dtype=np.int64)])
 
 
-class PostgresTx(BillingWrites, WriteTx):
+class PostgresTx(BillingWrites, CollectWrites, WriteTx):
     def __init__(self, conn: psycopg.Connection[Any], partitions: Partitions) -> None:
         self.conn = conn
         self.partitions = partitions

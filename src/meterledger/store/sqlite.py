@@ -39,6 +39,7 @@ from meterledger.store.base import (
     quarantine_query,
 )
 from meterledger.store.billing_sql import BillingReads
+from meterledger.store.collect_sql import CollectReads
 from meterledger.store.migrations import load_migrations
 from meterledger.store.sqlite_tx import (
     SqliteTx,
@@ -66,7 +67,7 @@ def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="microseconds")
 
 
-class SqliteStore(BillingReads, Store):
+class SqliteStore(BillingReads, CollectReads, Store):
     dialect = "sqlite"
 
     def __init__(self, url: str, *, busy_timeout_s: float = 60.0) -> None:

@@ -24,6 +24,7 @@ from meterledger.store.base import (
     quarantine_record,
 )
 from meterledger.store.billing_sql import BillingWrites
+from meterledger.store.collect_sql import CollectWrites
 
 __all__ = [
     "Q_COLUMNS",
@@ -78,7 +79,7 @@ def registry_version(conn: sqlite3.Connection) -> int:
     return int(conn.execute("SELECT version FROM registry_version WHERE id = 1").fetchone()[0])
 
 
-class SqliteTx(BillingWrites, WriteTx):
+class SqliteTx(BillingWrites, CollectWrites, WriteTx):
     def __init__(self, conn: sqlite3.Connection) -> None:
         self.conn = conn
 
