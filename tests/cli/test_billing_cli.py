@@ -3,9 +3,8 @@ late data → cycle rebill → bills → invoices on a store (each backend)."""
 
 from __future__ import annotations
 
-import csv
 import json
-from decimal import Decimal
+from decimal import ROUND_HALF_UP, Decimal
 from pathlib import Path
 
 import pytest
@@ -20,8 +19,8 @@ TARIFFS = Path(__file__).resolve().parents[2] / "src" / "meterledger" / "billing
 RESIDENTIAL = TARIFFS / "residential_tou.yaml"
 COMMERCIAL = TARIFFS / "commercial_tou_demand.yaml"
 MONTH_KEYS = {
-    "month", "energy", "demand_flat", "demand_tou", "fixed", "minimum", "nem_credit", "taxes",
-    "total", "kwh_delivered", "kwh_received", "peak_kw",
+    "month", "energy", "demand_flat", "demand_tou", "fixed", "minimum", "nem_credit", "total",
+    "kwh_delivered", "kwh_received", "peak_kw",
 }  # fmt: skip
 
 
@@ -55,26 +54,35 @@ def test_bill_json_contract_on_the_green_button_year(tmp_path: Path) -> None:
     months = data["months"]
     assert [m["month"] for m in months] == [f"2011-{m:02d}" for m in range(1, 13)]
     assert all(set(m) == MONTH_KEYS for m in months)
-    # Every amount is a decimal string with cents, and the components add up to the total.
+    # Every amount is a decimal string with cents; the components plus the tariff's one tax
+    # (5.5 % of all charges, rounded half-up) add up to the total.
     for m in months:
-        parts = [
-            Decimal(m[k])
-            for k in (
-                "energy",
-                "demand_flat",
-                "demand_tou",
-                "fixed",
-                "minimum",
-                "nem_credit",
-                "taxes",
-            )
-        ]
-        assert sum(parts) == Decimal(m["total"])
-        assert Decimal(m["total"]).as_tuple().exponent == -2
+        keys = ("energy", "demand_flat", "demand_tou", "fixed", "minimum", "nem_credit")
+        assert all(Decimal(m[k]).as_tuple().exponent == -2 for k in (*keys, "total"))
+        subtotal = sum(Decimal(m[k]) for k in keys)
+        tax = (subtotal * Decimal("0.055")).quantize(Decimal("0.01"), rounding=ROUND_HALF_UP)
+        assert subtotal + tax == Decimal(m["total"])
     assert sum(Decimal(m["total"]) for m in months) == Decimal(data["annual_total"])
     # The file's energy, exactly (4425.305 kWh in 8760 hourly values).
     assert sum(Decimal(m["kwh_delivered"]) for m in months) == Decimal("4425.305")
     assert max(Decimal(m["peak_kw"]) for m in months) == Decimal("0.944")
+
+
+def test_bill_prorates_the_months_a_file_covers_in_part() -> None:
+    """The Pacific-time year under the New York tariff: its last three hours fall on
+    2012-01-01 in New York, a month billed for that one day (the base charge is per day:
+    1 day × $0.394 = $0.39), with a note; --tz cannot move a YAML tariff's zone."""
+    code, out, err = invoke("bill", "--tariff", str(RESIDENTIAL), "--load", str(green_button()),
+                            "--tz", "America/Los_Angeles", "--json")  # fmt: skip
+    assert code == 0
+    months = json.loads(out)["months"]
+    assert [m["month"] for m in months][-2:] == ["2011-12", "2012-01"]
+    last = months[-1]
+    assert last["fixed"] == "0.39"
+    assert Decimal(last["kwh_delivered"]) == Decimal("1.687")
+    assert "bills in its own zone, America/New_York" in err
+    code, out, err = invoke("bill", "--tariff", str(RESIDENTIAL), "--load", str(green_button()))
+    assert "2012-01" in err and "1 of 31 days" in err
 
 
 def test_bill_urdb_with_zone_and_metering_override(tmp_path: Path) -> None:
@@ -313,18 +321,24 @@ def test_cycle_run_is_idempotent_then_rebills_late_data(db: str, tmp_path: Path)
     assert "CANCEL" in cancel_html.read_text().upper()
 
 
-def test_cycle_run_needs_accounts(db: str) -> None:
+def test_cycle_run_needs_accounts_and_a_valid_period(db: str, tmp_path: Path) -> None:
     assert invoke("init", "--db", db)[0] == 0
     code, _, err = invoke("cycle", "run", "--period", "2024-01", "--db", db)
     assert code == 2 and "accounts add" in err
+    _setup(db, tmp_path)
     code, _, err = invoke("cycle", "run", "--period", "2024-13", "--db", db)
-    assert code == 2
+    assert code == 2 and "YYYY-MM" in err
 
 
-def test_green_button_csv_is_read_with_its_offsets() -> None:
-    """The reference file's DST days: 23 and 25 hourly rows (interval starts)."""
-    with green_button().open() as handle:
-        days: dict[str, int] = {}
-        for record in csv.DictReader(handle):
-            days[record["timestamp"][:10]] = days.get(record["timestamp"][:10], 0) + 1
-    assert days["2011-03-13"] == 23 and days["2011-11-06"] == 25
+def test_open_cycles_and_cycles_without_readings_are_not_billed(db: str, tmp_path: Path) -> None:
+    _setup(db, tmp_path)
+    code, out, _ = invoke("cycle", "run", "--period", "2030-01", "--db", db, "--json")
+    report = json.loads(out)
+    assert code == 0 and report["issued"] == []
+    assert sorted(report["open"]) == ["ACC-1", "ACC-2"]
+    code, out, _ = invoke("cycle", "run", "--period", "2023-06", "--db", db, "--json")
+    report = json.loads(out)
+    assert report["issued"] == [] and report["no_readings"] == ["ACC-1"]
+    assert report["not_in_service"] == ["ACC-2"]  # moved in on 2024-01-11
+    code, out, _ = invoke("bills", "list", "--db", db, "--json")
+    assert json.loads(out) == []

@@ -235,6 +235,18 @@ class Rater:
                             prorate=share,
                         )
                     )
+        if req.service_days < req.days:
+            last_day = date.fromordinal(req.service_end.toordinal() - 1)
+            notes.append(
+                f"billed for {req.service_days} of {req.days} days ({req.service_start} to "
+                f"{last_day}): fixed and demand charges prorated"
+            )
+        first = self.tariff.versions[0].effective
+        if req.service_start < first:
+            notes.append(
+                f"the tariff takes effect on {first}; the days before it are billed under "
+                "its first version"
+            )
         _, month = parse_period(req.period)
         true_up = month == self.tariff.net_metering.true_up_month
         lines, carry_out = self._settle(lines, agg, segs, carry, true_up, notes)
@@ -458,7 +470,9 @@ class Rater:
         carry: Carry,
         true_up: bool,
     ) -> list[Line]:
-        base = sum((ln.amount for ln in lines), ZERO)
+        # Net surplus compensation is paid at the true-up whatever the minimum: it is not a
+        # charge the minimum tops up.
+        base = sum((ln.amount for ln in lines if ln.code != "nsc"), ZERO)
         out: list[Line] = []
         minimum = version.minimum
         floor = ZERO

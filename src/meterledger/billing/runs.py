@@ -3,7 +3,8 @@ that ``meterledger bill --json`` prints (a contract: keys documented in docs/cli
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -14,7 +15,7 @@ from meterledger.billing.calendar import local_midnight_utc
 from meterledger.billing.cycles import CycleRequest, cycle_dates, month_periods
 from meterledger.billing.determinants import Usage
 from meterledger.billing.loadfile import LoadSeries
-from meterledger.billing.money import ZERO, plain
+from meterledger.billing.money import ZERO, money, plain
 from meterledger.billing.rating import CREDIT_CODES, Carry, Rater
 from meterledger.billing.tariff import MeteringMode, Tariff
 
@@ -71,7 +72,11 @@ def bill_load(
     requests = []
     for period in month_periods(first, last):
         start, end = cycle_dates(period)
-        requests.append(CycleRequest(account, period, start, end, zone, start, end))
+        # A month the data covers only in part is billed for the days it covers (the first
+        # and last months of a file): fixed and demand charges are prorated by days.
+        lo = max(start, first)
+        hi = min(end, last + timedelta(days=1))
+        requests.append(CycleRequest(account, period, start, end, zone, lo, hi))
     usage = usage_for(
         requests,
         series.interval_end,
@@ -88,19 +93,23 @@ def month_summary(bill: Bill) -> dict[str, Any]:
     det = bill.determinants
     return {
         "month": bill.period,
-        "energy": str(bill.amount_of("energy")),
-        "demand_flat": str(bill.amount_of("demand_flat")),
-        "demand_tou": str(bill.amount_of("demand_tou")),
-        "fixed": str(bill.amount_of("fixed")),
-        "minimum": str(bill.amount_of("minimum")),
-        "nem_credit": str(bill.amount_of(*CREDIT_CODES)),
-        "taxes": str(bill.amount_of("tax")),
-        "total": str(bill.total),
+        "energy": _amount(bill.amount_of("energy")),
+        "demand_flat": _amount(bill.amount_of("demand_flat")),
+        "demand_tou": _amount(bill.amount_of("demand_tou")),
+        "fixed": _amount(bill.amount_of("fixed")),
+        "minimum": _amount(bill.amount_of("minimum")),
+        "nem_credit": _amount(bill.amount_of(*CREDIT_CODES)),
+        "total": _amount(bill.total),
         "kwh_delivered": plain(det.kwh_delivered),
         "kwh_received": plain(det.kwh_received),
         "peak_kw": plain(det.peak_kw),
     }
 
 
+def _amount(value: Decimal) -> str:
+    """Money as a decimal string with its cents (``"0.00"``, ``"-12.30"``)."""
+    return str(money(value))
+
+
 def annual_total(bills: list[Bill]) -> str:
-    return str(sum((b.total for b in bills), ZERO))
+    return _amount(sum((b.total for b in bills), ZERO))

@@ -55,6 +55,11 @@ def command(
             "[yellow]warning:[/] URDB rates carry no time zone; billing in UTC (give --tz ZONE)"
         )
     tariff = load_tariff(tariff_path, timezone=tz)
+    if tz is not None and tariff.source == "yaml" and tz != tariff.timezone:
+        console.print(
+            f"[yellow]note:[/] --tz {tz} reads naive timestamps only; the tariff bills in its "
+            f"own zone, {tariff.timezone}"
+        )
     series = read_load_csv(load, zone)
     results = bill_load(tariff, series, metering=cast("MeteringMode | None", metering))
     bills = [bill for bill, _ in results]
@@ -76,7 +81,7 @@ def command(
         "total",
     ):
         table.add_column(name, justify="left" if name == "month" else "right", no_wrap=True)
-    for m in months:
+    for m, bill in zip(months, bills, strict=True):
         demand = Decimal(m["demand_flat"]) + Decimal(m["demand_tou"])
         other = Decimal(m["fixed"]) + Decimal(m["minimum"])
         table.add_row(
@@ -88,7 +93,7 @@ def command(
             str(demand),
             str(other),
             m["nem_credit"],
-            m["taxes"],
+            str(bill.amount_of("tax")),
             m["total"],
         )
     out.print(table)

@@ -101,6 +101,9 @@ class RunReport:
     changed: list[str] = field(default_factory=list)
     rebilled: list[tuple[int, int]] = field(default_factory=list)
     not_in_service: list[str] = field(default_factory=list)
+    still_open: list[str] = field(default_factory=list)
+    no_readings: list[str] = field(default_factory=list)
+    incomplete: list[str] = field(default_factory=list)
     bills: list[Bill] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
@@ -111,6 +114,9 @@ class RunReport:
             "changed_need_rebill": self.changed,
             "rebilled": [{"cancel": c, "rebill": r} for c, r in self.rebilled],
             "not_in_service": self.not_in_service,
+            "open": self.still_open,
+            "no_readings": self.no_readings,
+            "incomplete": self.incomplete,
             "bills": [
                 {"account": b.account, "total": str(b.total), "hash": b.content_hash}
                 for b in self.bills
@@ -188,12 +194,17 @@ def previous_period(period: str) -> str:
 
 
 def rate_period(
-    store: Store, period: str, accounts: Sequence[AccountRecord]
-) -> tuple[list[Bill], list[str]]:
-    """Rate ``accounts`` for ``period`` from the readings now stored (nothing is written)."""
+    store: Store, period: str, accounts: Sequence[AccountRecord], now: datetime | None = None
+) -> tuple[list[Bill], list[str], list[str]]:
+    """Rate ``accounts`` for ``period`` from the readings now stored (nothing is written).
+
+    Returns the bills, the accounts not in service in the period, and the accounts whose
+    cycle has not ended yet at ``now`` (an open cycle is not billed)."""
     parse_period(period)
+    instant = int((now or datetime.now(UTC)).timestamp())
     bills: list[Bill] = []
     idle: list[str] = []
+    still_open: list[str] = []
     by_tariff: dict[str, list[AccountRecord]] = {}
     for acc in accounts:
         by_tariff.setdefault(acc.tariff_id, []).append(acc)
@@ -217,6 +228,9 @@ def rate_period(
             if req is None:
                 idle.append(acc.account_id)
                 continue
+            if local_midnight_utc(req.end, req.zone) > instant:
+                still_open.append(acc.account_id)
+                continue
             requests.append(req)
             before = store.current_bill(acc.account_id, previous_period(period))
             carries.append(
@@ -229,7 +243,7 @@ def rate_period(
         meters = sorted({m for r in requests for m in r.meters})
         usage = _account_usage(requests, _series(store, meters, lo, hi))
         bills.extend(b for b, _ in Rater(tariff).bill_all(requests, usage, carries))
-    return bills, idle
+    return bills, idle, still_open
 
 
 def _issue(tx: WriteTx, bill: NewBill, kind: str) -> int:
@@ -296,7 +310,12 @@ def run_cycle(
     rebill: bool = False,
     progress: Callable[[int], None] | None = None,
 ) -> RunReport:
-    """``cycle run`` (``rebill=False``) or ``cycle rebill`` for one period."""
+    """``cycle run`` (``rebill=False``) or ``cycle rebill`` for one period.
+
+    A cycle that has not ended is not billed (``open``); a cycle with no readings at all is
+    held, not billed (``no_readings``); one with some intervals missing is billed on what is
+    there and listed as ``incomplete`` (its bill notes how many intervals had readings)."""
+    parse_period(period)
     accounts = store.list_accounts()
     if account is not None:
         accounts = [a for a in accounts if a.account_id == account]
@@ -304,8 +323,18 @@ def run_cycle(
             raise NotFoundError(f"account {account!r} is not in the store (see accounts add)")
     if not accounts:
         raise InputError("no accounts to bill: add them with `meterledger accounts add`")
-    bills, idle = rate_period(store, period, accounts)
-    report = RunReport(period, not_in_service=idle, bills=bills)
+    rated, idle, still_open = rate_period(store, period, accounts)
+    bills = [b for b in rated if b.determinants.intervals > 0]
+    report = RunReport(
+        period,
+        not_in_service=idle,
+        still_open=still_open,
+        no_readings=[b.account for b in rated if b.determinants.intervals == 0],
+        incomplete=[
+            b.account for b in bills if b.determinants.intervals < b.determinants.intervals_expected
+        ],
+        bills=bills,
+    )
     now = datetime.now(UTC).isoformat(timespec="seconds")
     with store.write() as tx:
         for bill in bills:

@@ -28,7 +28,7 @@ __all__ = [
     "open_db",
 ]
 
-console = Console(stderr=True)
+console = Console(stderr=True, soft_wrap=True)  # messages are not cut at 80 columns
 out = Console(highlight=False)
 
 DbOption = Annotated[

@@ -50,7 +50,16 @@ def _print_report(report: RunReport) -> None:
         f"(need `cycle rebill`), {len(report.not_in_service)} not in service"
     )
     for account in report.changed:
-        out.print(f"  [yellow]changed[/] {account}: readings changed since the bill was issued")
+        out.print(
+            f"  [yellow]changed[/] {account}: the bill computed now differs from the bill in "
+            "force (late or corrected readings, or a changed account or carried credit)"
+        )
+    for account in report.still_open:
+        out.print(f"  [yellow]open[/] {account}: the cycle has not ended; not billed")
+    for account in report.no_readings:
+        out.print(f"  [red]no readings[/] {account}: nothing to bill; held")
+    for account in report.incomplete:
+        out.print(f"  [yellow]incomplete[/] {account}: intervals missing (see the bill's notes)")
 
 
 @cycle_app.command("run")

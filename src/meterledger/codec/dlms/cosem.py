@@ -203,7 +203,8 @@ class RegisterValue:
     def milli(self) -> int:
         """The value in milli-units of the unit (exact when scaler ≥ −3)."""
         exponent = self.scaler + 3
-        return self.raw * 10**exponent if exponent >= 0 else self.raw // 10 ** (-exponent)
+        factor: int = 10 ** abs(exponent)
+        return self.raw * factor if exponent >= 0 else self.raw // factor
 
 
 # -- Clock ------------------------------------------------------------------------------
