@@ -6,7 +6,7 @@ NREL SAM (PySAM ``Utilityrate5``) on a sample of the same accounts.
 
 The workload: ``--accounts`` commercial accounts on the bundled tariff
 ``commercial_tou_demand.yaml`` (TOU energy, flat and TOU demand, a customer charge, a monthly
-minimum and two taxes, in America/Los_Angeles), billed for April 2024: 30 days × 96 = 2,880
+minimum and two taxes, in America/New_York), billed for April 2024: 30 days × 96 = 2,880
 intervals each, 28.8 M for 10,000 accounts. Each account's load comes from a seeded generator
 (its own size, base load, opening hours, weekend use and noise). ``--days N`` below 30 gives
 each account only the first N days (it moves out on day N: a prorated cycle).

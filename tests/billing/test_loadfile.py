@@ -295,3 +295,34 @@ def test_green_button_year_under_the_residential_tariff() -> None:
     ]
     assert starts.count(date(2011, 3, 13)) == 23
     assert starts.count(date(2011, 11, 6)) == 25
+
+
+def test_a_file_mixing_interval_lengths_is_refused(tmp_path: Path) -> None:
+    """15-minute rows with one 5-minute step: the most common step (900 s) is the interval,
+    and a 300 s step is not a multiple of it."""
+    path = tmp_path / "mixed.csv"
+    path.write_text(
+        "timestamp,kwh_delivered\n"
+        "2024-01-01T00:00:00Z,1\n2024-01-01T00:15:00Z,1\n2024-01-01T00:30:00Z,1\n"
+        "2024-01-01T00:35:00Z,1\n2024-01-01T00:50:00Z,1\n"
+    )
+    with pytest.raises(FormatError, match="a step of 300 s"):
+        read_load_csv(path)
+
+
+def test_a_gap_is_a_multiple_of_the_interval(tmp_path: Path) -> None:
+    path = tmp_path / "gap.csv"
+    path.write_text(
+        "timestamp,kwh_delivered\n"
+        "2024-01-01T00:00:00Z,1\n2024-01-01T00:15:00Z,1\n2024-01-01T01:15:00Z,1\n"
+        "2024-01-01T01:30:00Z,1\n"
+    )
+    series = read_load_csv(path)
+    assert series.interval_seconds == 900 and len(series.interval_end) == 4
+
+
+def test_an_absurd_value_is_a_format_error(tmp_path: Path) -> None:
+    path = tmp_path / "huge.csv"
+    path.write_text("timestamp,kwh_delivered\n2024-01-01T00:00:00Z,1e30\n")
+    with pytest.raises(FormatError, match="implausible"):
+        read_load_csv(path)

@@ -203,10 +203,22 @@ def test_holidays_observed_days_and_subdivisions() -> None:
     assert tariff().holiday_dates(range(2024, 2025)) == frozenset()
 
 
-def test_unknown_holiday_calendar_is_an_input_error() -> None:
-    t = tariff(holidays={"country": "XX"})
+def test_unknown_holiday_calendar_is_refused_when_the_tariff_loads() -> None:
     with pytest.raises(InputError, match="unknown holiday calendar 'XX'"):
-        t.holiday_dates(range(2024, 2025))
+        tariff(holidays={"country": "XX"})
+
+
+def test_a_holiday_name_the_calendar_never_uses_is_refused() -> None:
+    with pytest.raises(InputError, match=r"holidays.names \['Labour Day'\] are not holidays of US"):
+        tariff(holidays={"country": "US", "names": ["Labour Day", "Labor Day"]})
+    with pytest.raises(InputError, match="need a country"):
+        tariff(holidays={"names": ["Labor Day"]})
+
+
+def test_months_beyond_twelve_are_named() -> None:
+    seasons = {"all": {"months": "6-13", "weekday": {"00:00": "flat"}}}
+    with pytest.raises(InputError, match="13 is not a month number"):
+        tariff(seasons=seasons)
 
 
 def test_bundled_holiday_names_select_only_the_named_holidays() -> None:

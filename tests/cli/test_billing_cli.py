@@ -295,6 +295,13 @@ def test_cycle_run_is_idempotent_then_rebills_late_data(db: str, tmp_path: Path)
     assert cancel["bill_id"] == pair["cancel"] and rebill["bill_id"] == pair["rebill"]
     assert cancel["replaces"] == original["bill_id"] == rebill["replaces"]
     assert Decimal(cancel["total"]) == -Decimal(original["total"])
+    code, out, _ = invoke("bills", "show", str(cancel["bill_id"]), "--db", db, "--json")
+    cancel_lines = json.loads(out)["document"]["lines"]
+    assert sum(Decimal(ln["amount"]) for ln in cancel_lines) == Decimal(cancel["total"])
+    for ln in cancel_lines:  # each reversed line still reads quantity × rate = amount
+        assert Decimal(ln["quantity"]) <= 0 and Decimal(ln["amount"]) <= 0
+        assert ln["explanation"].lstrip("$").startswith(ln["quantity"])
+        assert ln["explanation"].endswith(f"= ${ln['amount']}")
     code, out, _ = invoke("bills", "show", str(rebill["bill_id"]), "--db", db, "--json")
     delta = json.loads(out)["document"]["rebill"]["delta"]
     # 2.25 kWh replaced 0.25 kWh at 17:00 on a Saturday (winter mid-peak from 16:00).
@@ -342,3 +349,14 @@ def test_open_cycles_and_cycles_without_readings_are_not_billed(db: str, tmp_pat
     assert report["not_in_service"] == ["ACC-2"]  # moved in on 2024-01-11
     code, out, _ = invoke("bills", "list", "--db", db, "--json")
     assert json.loads(out) == []
+
+
+def test_an_account_takes_its_tariffs_zone_by_default(db: str) -> None:
+    assert invoke("tariffs", "add", str(RESIDENTIAL), "--db", db)[0] == 0
+    assert invoke("accounts", "add", "A", "--tariff", "res-tou-example", "--db", db)[0] == 0
+    code, _, err = invoke("accounts", "add", "B", "--tariff", "res-tou-example", "--tz",
+                          "America/Chicago", "--db", db)  # fmt: skip
+    assert code == 0 and "tariff's periods in America/New_York" in err
+    code, out, _ = invoke("accounts", "list", "--db", db, "--json")
+    zones = {a["account_id"]: a["timezone"] for a in json.loads(out)}
+    assert zones == {"A": "America/New_York", "B": "America/Chicago"}

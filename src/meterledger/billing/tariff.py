@@ -122,6 +122,9 @@ def _parse_months(value: object) -> tuple[int, ...]:
                 first, last = int(a), int(b)
             except ValueError:
                 raise ValueError(f"months {value!r}: expected a range like '6-9'") from None
+            for bound in (first, last):
+                if not 1 <= bound <= 12:
+                    raise ValueError(f"months {value!r}: {bound} is not a month number 1-12")
             items = []
             month = first
             while True:
@@ -370,28 +373,52 @@ class Tariff(BaseModel):
         spec = self.holidays
         days: set[date] = set()
         if spec.country:
-            import holidays as holidays_lib
-
-            try:
-                calendar = holidays_lib.country_holidays(
-                    spec.country, subdiv=spec.subdiv, years=list(years)
-                )
-            except (NotImplementedError, KeyError) as exc:
-                raise InputError(
-                    f"tariff {self.id}: unknown holiday calendar {spec.country!r}/"
-                    f"{spec.subdiv!r}: {exc}"
-                ) from None
             wanted = None if spec.names is None else set(spec.names)
-            for day, label in calendar.items():
-                # A date may carry several holidays ("A; B"); an observed day is named
-                # "X (observed)". Names match exactly, so "Independence Day" is not
-                # "Juneteenth National Independence Day".
-                names = {n.strip().removesuffix(" (observed)") for n in str(label).split(";")}
+            for day, names in _calendar(spec.country, spec.subdiv, years).items():
                 if wanted is None or names & wanted:
                     days.add(day)
         days.update(spec.dates)
         days.difference_update(spec.exclude)
         return frozenset(d for d in days if d.year in years)
+
+    @model_validator(mode="after")
+    def _holidays_exist(self) -> Tariff:
+        """An unknown calendar, or a holiday name the calendar never uses (a typo would
+        silently drop the holiday), is refused when the tariff is loaded."""
+        spec = self.holidays
+        if not spec.country:
+            if spec.names or spec.subdiv:
+                raise ValueError("holidays: names and subdiv need a country")
+            return self
+        first = self.versions[0].effective.year
+        try:
+            calendar = _calendar(spec.country, spec.subdiv, range(first, first + 8))
+        except InputError as exc:
+            raise ValueError(str(exc)) from None
+        known = set().union(*calendar.values()) if calendar else set()
+        unknown = sorted(set(spec.names or ()) - known)
+        if unknown:
+            raise ValueError(
+                f"holidays.names {unknown} are not holidays of {spec.country}"
+                f"{'/' + spec.subdiv if spec.subdiv else ''} (its names: {sorted(known)})"
+            )
+        return self
+
+
+def _calendar(country: str, subdiv: str | None, years: range) -> dict[date, set[str]]:
+    """The ``holidays`` package's calendar: date → holiday names. A date may carry several
+    holidays ("A; B"); an observed day is named "X (observed)". Names match exactly, so
+    "Independence Day" is not "Juneteenth National Independence Day"."""
+    import holidays as holidays_lib
+
+    try:
+        calendar = holidays_lib.country_holidays(country, subdiv=subdiv, years=list(years))
+    except (NotImplementedError, KeyError) as exc:
+        raise InputError(f"unknown holiday calendar {country!r}/{subdiv!r}: {exc}") from None
+    return {
+        day: {n.strip().removesuffix(" (observed)") for n in str(label).split(";")}
+        for day, label in calendar.items()
+    }
 
 
 @dataclass(frozen=True)
@@ -461,17 +488,27 @@ def _merge(base: dict[str, Any], change: dict[str, Any]) -> dict[str, Any]:
 
 
 def _where(error: ValidationError) -> str:
-    lines = []
-    for item in error.errors()[:5]:
+    lines: list[str] = []
+    seen: set[tuple[str, str]] = set()
+    for item in error.errors():
         loc = list(item["loc"])
+        inherited = False
         if len(loc) >= 2 and loc[0] == "versions" and isinstance(loc[1], int):
-            # Version 0 is the file's top level; version N is changes[N-1].
+            # Version 0 is the file's top level; version N is changes[N-1], which inherits
+            # what it does not restate: the same fault there is reported once.
+            inherited = loc[1] > 0
+            rest = ".".join(str(p) for p in loc[2:])
             loc = loc[2:] if loc[1] == 0 else [f"changes[{loc[1] - 1}]", *loc[2:]]
-        path = ".".join(str(p) for p in loc) or "(top level)"
+        else:
+            rest = ".".join(str(p) for p in loc)
         message = str(item["msg"]).removeprefix("Value error, ")
-        lines.append(f"{path}: {message}")
-    more = len(error.errors()) - 5
-    return "; ".join(lines) + (f"; and {more} more" if more > 0 else "")
+        if inherited and (rest, message) in seen:
+            continue
+        seen.add((rest, message))
+        lines.append(f"{'.'.join(str(p) for p in loc) or '(top level)'}: {message}")
+    shown = lines[:5]
+    more = len(lines) - len(shown)
+    return "; ".join(shown) + (f"; and {more} more" if more > 0 else "")
 
 
 def _json_default(value: object) -> object:

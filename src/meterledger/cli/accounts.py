@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Annotated
@@ -11,7 +12,15 @@ from rich.table import Table
 
 from meterledger.billing.tariff import load_tariff
 from meterledger.cli.billing_service import add_tariff, put_account
-from meterledger.cli.common import DbOption, JsonOption, emit_json, handle_errors, open_db, out
+from meterledger.cli.common import (
+    DbOption,
+    JsonOption,
+    console,
+    emit_json,
+    handle_errors,
+    open_db,
+    out,
+)
 from meterledger.core.errors import InputError
 from meterledger.core.time import parse_zone
 from meterledger.store.records import AccountRecord
@@ -94,13 +103,28 @@ def accounts_add(
     cycle_day: Annotated[
         int, typer.Option("--cycle-day", min=1, max=28, help="1 = calendar month.")
     ] = 1,
-    tz: Annotated[str, typer.Option("--tz", help="The account's IANA zone.")] = "UTC",
+    tz: Annotated[
+        str | None,
+        typer.Option("--tz", help="The account's IANA zone (default: the tariff's zone)."),
+    ] = None,
     move_in: Annotated[str | None, typer.Option("--move-in", help="First day served.")] = None,
     move_out: Annotated[str | None, typer.Option("--move-out", help="Last day served.")] = None,
     db_url: DbOption = None,
     json_out: JsonOption = False,
 ) -> None:
     """Add an account, or change one (tariff, cycle day, zone, move-in/move-out)."""
+    store = open_db(db_url)
+    record = store.get_tariff(tariff)
+    if record is None:
+        raise InputError(f"account {account}: unknown tariff {tariff!r}; add the tariff first")
+    tariff_zone = str(json.loads(record.document).get("timezone") or "UTC")
+    if tz is None:
+        tz = tariff_zone
+    elif tz != tariff_zone:
+        console.print(
+            f"[yellow]note:[/] the account's cycles run in {tz}, the tariff's periods in "
+            f"{tariff_zone}; the daily usage chart follows the tariff's zone"
+        )
     parse_zone(tz)
     now = datetime.now(UTC).isoformat(timespec="seconds")
     rec = AccountRecord(
@@ -113,7 +137,7 @@ def accounts_add(
         now,
         now,
     )
-    put_account(open_db(db_url), rec)
+    put_account(store, rec)
     if json_out:
         emit_json(
             {

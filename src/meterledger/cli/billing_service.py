@@ -21,7 +21,7 @@ from zoneinfo import ZoneInfo
 
 import numpy as np
 
-from meterledger.billing.bill import Bill
+from meterledger.billing.bill import Bill, Line
 from meterledger.billing.calendar import local_midnight_utc
 from meterledger.billing.cycles import CycleRequest, parse_period
 from meterledger.billing.determinants import Usage, infer_interval
@@ -363,6 +363,24 @@ def run_cycle(
     return report
 
 
+def _negated(line: dict[str, Any]) -> dict[str, Any]:
+    """A bill line reversed for a cancel: the quantity and amount negated, the rate kept, so
+    that quantity × rate = amount still reads true."""
+    prorate = line.get("prorate")
+    reversed_line = Line(
+        line["code"],
+        f"Cancel: {line['description']}",
+        -Decimal(line["quantity"]),
+        line["unit"],
+        Decimal(line["rate"]),
+        -Decimal(line["amount"]),
+        line.get("period"),
+        int(line.get("segment", 0)),
+        (int(prorate[0]), int(prorate[1])) if prorate else None,
+    )
+    return reversed_line.as_dict()
+
+
 def _rebill(tx: WriteTx, current: BillRecord, bill: Bill, now: str) -> tuple[int, int]:
     old = json.loads(current.document)
     cancel_doc = {
@@ -370,9 +388,7 @@ def _rebill(tx: WriteTx, current: BillRecord, bill: Bill, now: str) -> tuple[int
         "account": current.account_id,
         "period": current.period,
         "total": str(-Decimal(current.total)),
-        "lines": [
-            {**line, "amount": str(-Decimal(line["amount"]))} for line in old.get("lines", [])
-        ],
+        "lines": [_negated(line) for line in old.get("lines", [])],
         "original": old,
     }
     cancel_text = json.dumps(cancel_doc, sort_keys=True, separators=(",", ":"))

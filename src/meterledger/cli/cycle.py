@@ -10,6 +10,7 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
+from meterledger.billing.cycles import parse_period
 from meterledger.billing.invoice import write_invoices
 from meterledger.cli.billing_service import RunReport, run_cycle
 from meterledger.cli.common import (
@@ -114,6 +115,8 @@ def bills_list(
     json_out: JsonOption = False,
 ) -> None:
     """List the bill ledger: bills, cancels and rebills, oldest first."""
+    if period is not None:
+        parse_period(period)
     records = open_db(db_url).list_bills(account, period)
     if json_out:
         emit_json([_summary(r) for r in records])
@@ -183,7 +186,15 @@ def invoices_render(
     json_out: JsonOption = False,
 ) -> None:
     """Render every bill in the ledger (or a period/account's) as HTML and PDF."""
+    if period is not None:
+        parse_period(period)
     records = open_db(db_url).list_bills(account, period)
+    if not records:
+        raise NotFoundError(
+            "no bills to render"
+            + (f" for account {account!r}" if account else "")
+            + (f" in period {period}" if period else "")
+        )
     written = []
     for rec in records:
         doc = json.loads(rec.document)

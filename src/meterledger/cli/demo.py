@@ -1,8 +1,9 @@
-"""``meterledger demo``: one billing cycle's ingest on the embedded default, start to end.
+"""``meterledger demo``: one billing cycle on the embedded default, meter to invoice.
 
-A simulated fleet (50 meters, 30 days of 15-minute data) drops daily CSV files with known
+A simulated fleet (50 meters, 31 days of 15-minute data) drops daily CSV files with known
 faults; everything goes through the real pipeline into a fresh SQLite store; the audit chain
-is verified; the cycle summary compares what ingest found with what was injected.
+is verified; the cycle summary compares what ingest found with what was injected. Then every
+account is billed under the bundled tariffs and its invoice (HTML and PDF) is written.
 """
 
 from __future__ import annotations
@@ -279,7 +280,8 @@ def command(
     ] = "2024-10-15",
     json_out: JsonOption = False,
 ) -> None:
-    """Run one simulated billing-cycle ingest end to end and print the cycle summary."""
+    """Run one simulated billing cycle end to end: ingest with injected faults, the audit
+    check, bills for every account under the bundled tariffs, and their invoices."""
     try:
         first_day = date.fromisoformat(start)
     except ValueError as exc:
