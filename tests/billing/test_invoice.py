@@ -229,3 +229,29 @@ def test_write_invoices(tmp_path: Path, doc: dict[str, Any]) -> None:
     assert sorted(p.name for p in out.iterdir()) == ["2024-01-ACC.html", "2024-01-ACC.pdf"]
     write_invoices(doc, out, "2024-01-ACC", kind="bill", bill_id=3, replaces=None)  # overwrite
     assert sorted(p.name for p in out.iterdir()) == ["2024-01-ACC.html", "2024-01-ACC.pdf"]
+
+
+def test_a_long_legend_wraps_and_empty_periods_are_left_out(doc: dict[str, Any]) -> None:
+    """Six periods with long names: the legend takes rows of three inside the SVG, and a
+    period with no energy on any day is neither charted nor listed."""
+    names = [f"winter_period_with_a_long_name_{i}" for i in range(6)]
+    doc["determinants"]["daily"] = [
+        {"day": "2024-01-01", **{n: "1.5" for n in names}, "summer_on_peak": "0"},
+        {"day": "2024-01-02", **{n: "2" for n in names}, "summer_on_peak": "0"},
+    ]
+    doc["determinants"]["periods"] = [
+        {"period": n, "kwh_delivered": "3.5", "kwh_received": "0", "kwh_net": "3.5"}
+        for n in names
+    ] + [{"period": "summer_on_peak", "kwh_delivered": "0", "kwh_received": "0",
+          "kwh_net": "0"}]  # fmt: skip
+    html = render_html(doc)
+    svg = svg_of(html)
+    width, height = float(svg.get("width", "0")), float(svg.get("height", "0"))
+    legend = [g for g in svg.iter("{http://www.w3.org/2000/svg}g") if g.get("class") == "legend"]
+    texts = list(legend[0].iter("{http://www.w3.org/2000/svg}text"))
+    assert [t.text for t in texts] == names
+    # 33 characters at font size 10 need about 180 px: each column is (632 - 48) / 3 wide
+    assert all(float(t.get("x", "0")) + 180 <= width for t in texts)
+    assert max(float(t.get("y", "0")) for t in texts) < height
+    assert len({t.get("y") for t in texts}) == 2  # two rows
+    assert "summer_on_peak" not in html

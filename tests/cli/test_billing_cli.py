@@ -326,6 +326,10 @@ def test_cycle_run_is_idempotent_then_rebills_late_data(db: str, tmp_path: Path)
         assert Path(item["pdf"]).read_bytes().startswith(b"%PDF-")
     cancel_html = Path(next(w["html"] for w in written if w["bill_id"] == cancel["bill_id"]))
     assert "CANCEL" in cancel_html.read_text().upper()
+    rebill_html = Path(next(w["html"] for w in written if w["bill_id"] == rebill["bill_id"]))
+    page = rebill_html.read_text()
+    assert f"Changes from bill #{original['bill_id']}" in page
+    assert "kWh delivered 2," in page  # the delta of the late reading
 
 
 def test_cycle_run_needs_accounts_and_a_valid_period(db: str, tmp_path: Path) -> None:

@@ -93,6 +93,8 @@ def _chart(det: dict[str, Any]) -> _Chart | None:
     names = [p["period"] for p in det.get("periods", [])]
     for day in daily:
         names += [k for k in day if k != "day" and k not in names]
+    # A period with no energy on any day (a summer period on a winter bill) is left out.
+    names = [n for n in names if any(Decimal(d.get(n, "0")) for d in daily)] or names[:1]
     periods = tuple((n, PALETTE[i % len(PALETTE)]) for i, n in enumerate(names))
     days = tuple(
         (d["day"], tuple(_Seg(n, float(d.get(n, "0")), _num(d.get(n, "0"))) for n in names))
@@ -152,6 +154,43 @@ def _span(start: str, end: str) -> str:
     return f"{start} – {date.fromisoformat(end) - timedelta(days=1)}"
 
 
+def _used(periods: list[dict[str, str]]) -> list[dict[str, str]]:
+    """The TOU periods with energy delivered or received in the cycle."""
+    return [p for p in periods if Decimal(p["kwh_delivered"]) or Decimal(p["kwh_received"])]
+
+
+LEGEND_PER_ROW = 3
+
+
+def _legend(chart: _Chart) -> list[tuple[str, str, int, int]]:
+    """``(name, colour, column, row)``: three entries a row, so long names stay inside the chart."""
+    return [
+        (name, colour, i % LEGEND_PER_ROW, i // LEGEND_PER_ROW)
+        for i, (name, colour) in enumerate(chart.periods)
+    ]
+
+
+def _delta(doc: Doc, cur: str) -> dict[str, Any] | None:
+    """What a rebill changed against the bill it replaces (``doc["rebill"]``)."""
+    rebill = doc.get("rebill")
+    if not rebill:
+        return None
+    delta = rebill["delta"]
+    return {
+        "replaces": rebill["replaces"],
+        "cancel": rebill["cancel"],
+        "total": _money(delta["total"], cur),
+        "by_code": [
+            (code, _money(amount, cur))
+            for code, amount in delta["by_code"].items()
+            if Decimal(amount)
+        ],
+        "kwh_delivered": _num(delta["kwh_delivered"]),
+        "kwh_received": _num(delta["kwh_received"]),
+        "peak_kw": _num(delta["peak_kw"]),
+    }
+
+
 def _view(doc: Doc, kind: str, bill_id: int | None, replaces: int | None) -> dict[str, Any]:
     """Everything both renderings show, as display strings."""
     cur, det = doc["currency"], doc["determinants"]
@@ -183,7 +222,7 @@ def _view(doc: Doc, kind: str, bill_id: int | None, replaces: int | None) -> dic
         "timezone": doc["timezone"],
         "usage": [  # one row per TOU period, then the total
             [p["period"], *(_num(p[k]) for k in ("kwh_delivered", "kwh_received", "kwh_net"))]
-            for p in [*det["periods"], det | {"period": "Total"}]
+            for p in [*_used(det["periods"]), det | {"period": "Total"}]
         ],
         "demand": [(name, _num(kw)) for name, kw in det["demand_kw"].items()],
         "peak_kw": _num(det["peak_kw"]),
@@ -202,6 +241,7 @@ def _view(doc: Doc, kind: str, bill_id: int | None, replaces: int | None) -> dic
             if Decimal(doc[f"carry_{way}"])
         ],
         "notes": list(doc["notes"]),
+        "delta": _delta(doc, cur),
     }
 
 
@@ -216,11 +256,23 @@ def render_html(
     doc: Doc, *, kind: str = "bill", bill_id: int | None = None, replaces: int | None = None
 ) -> str:
     """The invoice as one self-contained HTML page (inline CSS and SVG, no scripts)."""
-    view, chart, svg = _view(doc, kind, bill_id, replaces), _chart(doc["determinants"]), None
+    view, chart = _view(doc, kind, bill_id, replaces), _chart(doc["determinants"])
+    svg: dict[str, Any] | None = None
     if chart:
         left, base = _SVG["left"], _SVG["base"]
         bars, ticks = _layout(chart, left, _SVG["right"] - left, base, base - _SVG["top"])
-        svg = {**_SVG, "bars": bars, "ticks": ticks, "periods": chart.periods}
+        legend = _legend(chart)
+        rows = max((row for *_, row in legend), default=0)
+        svg = {
+            **_SVG,
+            "h": _SVG["h"] + 14 * rows,
+            "legend_top": _SVG["h"] - 24,
+            "legend_dx": (_SVG["right"] - _SVG["left"]) / LEGEND_PER_ROW,
+            "bars": bars,
+            "ticks": ticks,
+            "periods": chart.periods,
+            "legend": legend,
+        }
     return _env().get_template("invoice.html.j2").render(v=view, svg=svg)
 
 
@@ -307,13 +359,16 @@ def _pdf_chart(pdf: FPDF, chart: _Chart) -> None:
     pdf.set_draw_color(0, 0, 0)
     pdf.line(left, base, left + width, base)
     pdf.line(left, top, left, base)
-    for i, (name, colour) in enumerate(chart.periods):
-        x = left + i * 40
+    legend = _legend(chart)
+    column = width / LEGEND_PER_ROW
+    for name, colour, col, row in legend:
+        x, y = left + col * column, base + 6 + row * 5
         pdf.set_fill_color(*_rgb(colour))
-        pdf.rect(x, base + 6.8, 3, 3, style="F")
-        pdf.set_xy(x + 4, base + 6)
-        pdf.cell(34, 4.5, _pdf_text(name))
-    pdf.set_xy(pdf.l_margin, base + 13)
+        pdf.rect(x, y + 0.8, 3, 3, style="F")
+        pdf.set_xy(x + 4, y)
+        pdf.cell(column - 5, 4.5, _pdf_text(name))
+    rows = max((row for *_, row in legend), default=0)
+    pdf.set_xy(pdf.l_margin, base + 13 + 5 * rows)
 
 
 def render_pdf(
@@ -390,6 +445,16 @@ def render_pdf(
     _grid(pdf, rows, (100, 35, 30, 25), bold=(len(v["charges"]) + 1, -1))
     for label, amount in v["credits"]:
         _para(pdf, f"{label}: {amount}")
+    if v["delta"]:
+        d = v["delta"]
+        _heading(pdf, f"Changes from bill #{d['replaces']} (cancelled by #{d['cancel']})")
+        rows = [["Charge", "Change"], *map(list, d["by_code"]), ["Total", d["total"]]]
+        _grid(pdf, rows, (100, 40), bold=(-1,))
+        _para(
+            pdf,
+            f"kWh delivered {d['kwh_delivered']}, kWh received {d['kwh_received']}, "
+            f"peak kW {d['peak_kw']} (this bill less the bill it replaces).",
+        )
     for note in v["notes"]:
         _para(pdf, note)
     return bytes(pdf.output())
