@@ -255,3 +255,9 @@ def test_a_long_legend_wraps_and_empty_periods_are_left_out(doc: dict[str, Any])
     assert max(float(t.get("y", "0")) for t in texts) < height
     assert len({t.get("y") for t in texts}) == 2  # two rows
     assert "summer_on_peak" not in html
+
+
+def test_a_tax_line_shows_its_base_and_percentage(doc: dict[str, Any]) -> None:
+    html = render_html(doc)
+    tax = next(line for line in doc["lines"] if line["code"] == "tax")
+    assert f'<td class="num">${tax["quantity"]}</td><td class="num">6.25 %</td>' in html

@@ -200,9 +200,13 @@ def _view(doc: Doc, kind: str, bill_id: int | None, replaces: int | None) -> dic
     def item(line: dict[str, Any]) -> dict[str, str]:
         per = f"/{line['unit']}" if line["unit"] not in ("", "$") else ""
         rate = f"{sym}{_num(line['rate'])}" if sym else f"{_num(line['rate'])} {cur}"
+        quantity = f"{_num(line['quantity'])} {per[1:]}".strip()
+        if line["unit"] == "$":  # a tax: a percentage of an amount
+            rate = f"{plain(Decimal(line['rate']) * 100)} %"
+            quantity = _money(line["quantity"], cur)
         return {
             "description": line["description"],
-            "quantity": f"{_num(line['quantity'])} {per[1:]}".strip(),
+            "quantity": quantity,
             "rate": rate + per,
             "amount": _money(line["amount"], cur),
             "explanation": line["explanation"],
