@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, tzinfo
 
 from meterledger.codec.dlms.data import CosemDateTime, Data, DataType
 from meterledger.codec.dlms.errors import DecodeError
@@ -217,15 +217,16 @@ class ClockValue:
     status: int | None
 
 
-def clock_value(d: Data) -> ClockValue:
-    """Clock attribute 2 (an octet-string of 12 or a date-time) → the instant."""
+def clock_value(d: Data, zone: tzinfo | None = None) -> ClockValue:
+    """Clock attribute 2 (an octet-string of 12 or a date-time) → the instant. A meter that
+    leaves the deviation unspecified sends local time: ``zone`` (its IANA zone) reads it."""
     from meterledger.codec.dlms.axdr import cosem_datetime_from_octets
 
     if d.type is DataType.DATE_TIME and isinstance(d.value, CosemDateTime):
         value = d.value
     else:
         value = cosem_datetime_from_octets(_octets(d, "clock time"))
-    return ClockValue(value.to_datetime(), value.deviation, value.status)
+    return ClockValue(value.to_datetime(zone), value.deviation, value.status)
 
 
 # -- Profile Generic --------------------------------------------------------------------
