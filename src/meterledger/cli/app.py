@@ -9,9 +9,11 @@ from meterledger.cli import (
     accounts,
     audit,
     bill,
+    collect,
     cycle,
     db,
     demo,
+    dlms,
     ingest,
     meters,
     quarantine,
@@ -39,6 +41,8 @@ app.add_typer(cycle.bills_app, name="bills")
 app.add_typer(cycle.invoices_app, name="invoices")
 app.command("ingest")(ingest.command)
 app.command("bill")(bill.command)
+app.command("collect")(collect.command)
+app.add_typer(dlms.app, name="dlms")
 
 
 @app.command("init")

@@ -1,0 +1,237 @@
+"""``meterledger collect``: read the DLMS fleet now, into the store, exactly once.
+
+This module is also the composition root of the head-end: :class:`StoreLedger` is the
+:class:`~meterledger.collect.fleet.Ledger` over a Store and the ingest pipeline (the
+collector itself imports neither; DESIGN.md: collect depends on codec and core).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import io
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from meterledger.cli.common import (
+    DbOption,
+    JsonOption,
+    console,
+    counter,
+    emit_json,
+    fail,
+    handle_errors,
+    open_db,
+    out,
+)
+from meterledger.collect.config import load_fleet
+from meterledger.collect.fleet import (
+    ClockSample,
+    CollectRun,
+    FleetCollector,
+    HandoffCounts,
+    MeterResult,
+)
+from meterledger.collect.profile import load_profile_map
+from meterledger.core.ids import CHANNEL_CATALOG
+from meterledger.core.reading import Reading
+from meterledger.core.time import epoch_of, iso_utc, parse_instant
+from meterledger.core.units import BaseUnit, Unit, text_from_milli
+from meterledger.ingest.pipeline import IngestOptions, Ingestor
+from meterledger.store import Store
+from meterledger.store.collect_sql import ClockRead
+
+__all__ = ["StoreLedger", "command", "readings_csv"]
+
+CSV_HEADER = "meter_id,channel,interval_end,interval_seconds,value,unit,quality"
+_UNIT_OF_BASE = {BaseUnit.WH: Unit.WH, BaseUnit.VARH: Unit.VARH, BaseUnit.LITRE: Unit.LITRE}
+
+
+def readings_csv(readings: Sequence[Reading]) -> bytes:
+    """Canonical CSV of ``readings``, values exact in the base unit (mWh → "1.234" Wh)."""
+    lines = [CSV_HEADER]
+    for r in readings:
+        channel = str(r.channel)
+        spec = CHANNEL_CATALOG.get(channel)
+        unit = _UNIT_OF_BASE[spec.base] if spec is not None else Unit.WH
+        lines.append(
+            f"{r.meter_id},{channel},{iso_utc(epoch_of(r.interval_end))},{r.interval_seconds},"
+            f"{text_from_milli(r.value, unit)},{unit.value},{r.quality.to_text()}"
+        )
+    return ("\n".join(lines) + "\n").encode("utf-8")
+
+
+class StoreLedger:
+    """The collector's ledger over ``store``: counters and clock reads in write
+    transactions, readings through :class:`Ingestor` (validation, idempotency keys,
+    quarantine, audit), so re-reading a range has no second effect. ``now`` is the receipt
+    clock handed to ingest (tests fix it)."""
+
+    def __init__(
+        self,
+        store: Store,
+        *,
+        now: Callable[[], datetime] | None = None,
+        source: str = "dlms-collect",
+    ) -> None:
+        self.store = store
+        self.now = now
+        self.source = source
+
+    def last_read_ms(self, meter_id: str) -> int | None:
+        reads = self.store.clock_reads(meter_id)
+        return reads[-1].read_at if reads else None
+
+    def last_interval_ends(self, meter_id: str, channels: Sequence[str]) -> dict[str, int | None]:
+        return {c: self.store.last_interval_end(meter_id, c) for c in channels}
+
+    def server_counter(self, meter_id: str) -> int:
+        return self.store.counters(meter_id).server_last
+
+    def reserve_counters(self, meter_id: str, block: int) -> range:
+        with self.store.write() as tx:
+            return tx.reserve_counters(meter_id, block)
+
+    def record_session(
+        self, meter_id: str, clock: ClockSample | None, server_counter: int | None
+    ) -> None:
+        with self.store.write() as tx:
+            if clock is not None:
+                tx.add_clock_read(
+                    ClockRead(meter_id, clock.read_at_ms, clock.meter_time_ms, clock.drift_ms)
+                )
+            if server_counter is not None:
+                last = self.store.counters(meter_id).server_last
+                if server_counter > last:  # equal: no ciphered answer since the last session
+                    tx.accept_server_counter(meter_id, server_counter)
+
+    def deliver(self, readings: Sequence[Reading]) -> HandoffCounts:
+        if not readings:
+            return HandoffCounts()
+        at = self.now() if self.now is not None else None
+        result = Ingestor(self.store, now=at).ingest_stream(
+            io.BytesIO(readings_csv(readings)),
+            fmt="csv",
+            source=self.source,
+            options=IngestOptions(fmt="csv"),
+        )
+        c = result.counts
+        return HandoffCounts(
+            records=c.records,
+            accepted=c.accepted,
+            duplicates=c.duplicates,
+            superseded=c.superseded,
+            conflicts=c.conflicts,
+            quarantined=c.quarantined,
+            batches=result.batches,
+        )
+
+
+def _summary(run: CollectRun) -> dict[str, object]:
+    h = run.handoff
+    return {
+        "meters": len(run.results),
+        "ok": sum(r.ok and not r.skipped for r in run.results),
+        "skipped": sum(r.skipped for r in run.results),
+        "failed": len(run.failed),
+        "seconds": round(run.seconds, 3),
+        "ingest": {
+            "records": h.records,
+            "accepted": h.accepted,
+            "duplicates": h.duplicates,
+            "superseded": h.superseded,
+            "conflicts": h.conflicts,
+            "quarantined": h.quarantined,
+            "batches": h.batches,
+        },
+    }
+
+
+def _table(results: Sequence[MeterResult]) -> Table:
+    table = Table("meter", "result", "intervals", "drift ms", "attempts", "s", "message")
+    for r in results:
+        status = "skipped" if r.skipped else ("ok" if r.ok else f"[red]{r.code}[/]")
+        table.add_row(
+            r.meter_id,
+            status,
+            str(r.intervals),
+            "" if r.drift_ms is None else str(r.drift_ms),
+            str(r.attempts),
+            f"{r.seconds:.2f}",
+            r.message,
+        )
+    return table
+
+
+def command(
+    meter_id: Annotated[
+        list[str] | None,
+        typer.Option("--meter-id", help="Read only this meter (repeat for more)."),
+    ] = None,
+    force: Annotated[
+        bool,
+        typer.Option("--force", help="Read even meters read less than every_seconds ago."),
+    ] = False,
+    since: Annotated[
+        str | None,
+        typer.Option(
+            "--since",
+            help="Re-read every selected meter from this ISO-8601 instant (stored intervals "
+            "come back as duplicates, with no effect).",
+        ),
+    ] = None,
+    fleet: Annotated[
+        Path,
+        typer.Option(
+            "--fleet",
+            envvar="METERLEDGER_FLEET",
+            help="Fleet file (YAML, see docs/collect.md).",
+            show_envvar=True,
+        ),
+    ] = Path("fleet.yaml"),
+    profile: Annotated[
+        Path | None,
+        typer.Option("--profile", help="OBIS -> channel map (default: the shipped profile.yaml)."),
+    ] = None,
+    db: DbOption = None,
+    json_out: JsonOption = False,
+) -> None:
+    """Read the DLMS meters of the fleet file now (outside the schedule) into the store.
+
+    A meter is due when its clock was last read at least every_seconds ago; --force reads
+    it anyway. Each read starts at the last stored interval, so a run can be repeated or
+    interrupted without duplicates. Exit 1 when any meter failed (codes E01-E09)."""
+    if not fleet.exists():
+        raise fail(f"fleet file {fleet} not found (pass --fleet FILE)")
+    plan = load_fleet(fleet).select(meter_id)
+    profiles = load_profile_map(profile)
+    start = parse_instant(since) if since else None
+    store = open_db(db)
+    collector = FleetCollector(
+        plan,
+        StoreLedger(store, now=lambda: datetime.now(UTC)),
+        profiles=profiles,
+        force=force,
+        since=start,
+    )
+    with counter(show=not json_out) as progress:
+        task = progress.add_task("collect", total=len(plan.meters))
+        run = asyncio.run(collector.run(lambda _: progress.advance(task)))
+    if json_out:
+        emit_json({"results": [r.to_dict() for r in run.results], "summary": _summary(run)})
+    else:
+        out.print(_table(run.results))
+        s = _summary(run)
+        console.print(
+            f"{s['ok']} read, {s['skipped']} skipped, {s['failed']} failed in {s['seconds']} s; "
+            f"ingest accepted {run.handoff.accepted}, duplicates {run.handoff.duplicates}"
+        )
+    if run.failed:
+        raise typer.Exit(1)
+
+
+command = handle_errors(command)

@@ -1,0 +1,108 @@
+"""``meterledger collect``: a fleet file, the simulator on loopback TCP, a real store."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import typer
+import yaml
+from typer.testing import CliRunner
+
+from meterledger.cli import collect
+from meterledger.simulate.dlms_server import DlmsSimulator, MeterBehaviour, SimulatorConfig
+from meterledger.store.base import Store
+from support import add_meter
+
+runner = CliRunner()
+cli = typer.Typer()
+cli.command("collect")(collect.command)
+
+
+@cli.callback()
+def _root() -> None:
+    """A stand-in for the meterledger app (cli/app.py wires the real one)."""
+
+
+@pytest.fixture
+def simulator() -> Iterator[DlmsSimulator]:
+    """Three meters on the wall clock (yesterday and today so far); the third is silent."""
+    sim = DlmsSimulator(
+        SimulatorConfig(
+            meters=3, port=0, days=1, tz="UTC", overrides={2: MeterBehaviour(silent=True)}
+        )
+    )
+    loop = asyncio.new_event_loop()
+    ready = threading.Event()
+
+    def run() -> None:
+        asyncio.set_event_loop(loop)
+        loop.run_until_complete(sim.start_serving())
+        ready.set()
+        loop.run_forever()
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    assert ready.wait(10)
+    yield sim
+    asyncio.run_coroutine_threadsafe(sim.close(), loop).result(10)
+    loop.call_soon_threadsafe(loop.stop)
+    thread.join(10)
+    loop.close()
+
+
+def test_collect_command(store: Store, simulator: DlmsSimulator, tmp_path: Path) -> None:
+    ids = ["MTR-00001", "MTR-00002", "MTR-00003"]
+    for meter_id in ids:
+        add_meter(store, meter_id, capacity=1_000_000_000)
+    fleet = tmp_path / "fleet.yaml"
+    fleet.write_text(
+        yaml.safe_dump(
+            {
+                "collector": {"attempts": 1, "every_seconds": 900},
+                "defaults": {"host": "127.0.0.1", "port": simulator.port, "timeout": 0.3},
+                "meters": [{"meter_id": m, "server_sap": i + 1} for i, m in enumerate(ids)],
+            }
+        )
+    )
+    base = ["collect", "--fleet", str(fleet), "--db", store.url, "--json"]
+
+    first = runner.invoke(cli, base)
+    assert first.exit_code == 1  # one meter failed; the others were read
+    payload = json.loads(first.stdout)
+    codes = {r["meter_id"]: r["code"] for r in payload["results"]}
+    assert codes == {"MTR-00001": None, "MTR-00002": None, "MTR-00003": "E04"}
+    assert payload["summary"]["failed"] == 1
+    accepted = payload["summary"]["ingest"]["accepted"]
+    assert accepted > 0 and store.count("readings") == accepted
+
+    again = runner.invoke(cli, [*base, "--meter-id", "MTR-00001", "--meter-id", "MTR-00002"])
+    assert again.exit_code == 0
+    assert all(r["skipped"] for r in json.loads(again.stdout)["results"])  # not due yet
+
+    forced = runner.invoke(
+        cli, [*base, "--meter-id", "MTR-00001", "--meter-id", "MTR-00002", "--force"]
+    )
+    assert forced.exit_code == 0
+    summary = json.loads(forced.stdout)["summary"]
+    assert summary["ok"] == 2 and summary["ingest"]["accepted"] <= 2 * 1  # at most a new row
+    assert store.count("readings") == accepted + summary["ingest"]["accepted"]
+
+    table = runner.invoke(cli, ["collect", "--fleet", str(fleet), "--db", store.url, "--force"])
+    assert table.exit_code == 1 and "E04" in table.stdout
+
+
+def test_collect_needs_a_fleet_file(tmp_path: Path) -> None:
+    result = runner.invoke(cli, ["collect", "--fleet", str(tmp_path / "none.yaml")])
+    assert result.exit_code == 2 and "fleet file" in result.stderr
+
+
+def test_collect_names_unknown_meters(tmp_path: Path) -> None:
+    fleet = tmp_path / "fleet.yaml"
+    fleet.write_text(yaml.safe_dump({"meters": [{"meter_id": "M1", "host": "h"}]}))
+    result = runner.invoke(cli, ["collect", "--fleet", str(fleet), "--meter-id", "M9"])
+    assert result.exit_code == 2 and "M9" in result.stderr
