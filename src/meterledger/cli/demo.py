@@ -24,6 +24,7 @@ from meterledger.billing.money import plain
 from meterledger.billing.tariff import load_tariff
 from meterledger.cli.billing_service import add_tariff, put_account, run_cycle
 from meterledger.cli.common import JsonOption, counter, emit_json, handle_errors, out
+from meterledger.cli.demo_dlms import collect_final_day
 from meterledger.core.errors import ConflictError, InputError
 from meterledger.ingest.audit import verify
 from meterledger.ingest.pipeline import IngestOptions, Ingestor, register_meter
@@ -63,7 +64,10 @@ def run_demo(
     seed: int,
     start: date,
     show_progress: bool,
+    dlms: bool = True,
 ) -> dict[str, Any]:
+    """Ingest ``days`` of file drops, read day ``days + 1`` from the meters over DLMS (unless
+    ``dlms`` is false), verify the audit chain, bill the cycle and write the invoices."""
     started = time.perf_counter()
     out_dir.mkdir(parents=True, exist_ok=True)
     store = _fresh_store(db, out_dir)
@@ -93,8 +97,15 @@ def run_demo(
             progress.update(task, description=f"ingest {path.name}")
             totals.add(ingestor.ingest_path(path, IngestOptions(fmt="csv")).counts)
             progress.advance(task)
-    report = verify(store)
     readings = store.count("readings")
+    head_end: dict[str, Any] | None = None
+    if dlms and fleet:
+        with counter(show=show_progress) as progress:
+            task = progress.add_task("read meters (DLMS)", total=len(fleet))
+            head_end = collect_final_day(
+                store, fleet, first, days, seed, lambda _: progress.advance(task)
+            )
+    report = verify(store)
     summary = {
         "meters": meters,
         "days": days,
@@ -114,6 +125,7 @@ def run_demo(
         "db": redact_url(store.url),
     }
     summary["matches_injected_faults"] = _matches(summary, delivery)
+    summary["head_end"] = head_end
     summary["billing"] = bill_demo(store, fleet, start, out_dir, show_progress)
     summary["seconds"] = round(time.perf_counter() - started, 2)
     store.close()
@@ -231,6 +243,18 @@ def _render(summary: dict[str, Any]) -> None:
     out.print(
         f"audit chain {status}: {audit['entries']} entries, {audit['rows_checked']:,} rows checked"
     )
+    head_end = summary.get("head_end")
+    if head_end:
+        out.print(
+            f"head-end (DLMS over loopback TCP, {head_end['secured']} meters with HLS-GMAC and "
+            f"suite 0): {head_end['meters_read']} meters read, "
+            f"{head_end['intervals_accepted']:,} intervals accepted"
+        )
+        for failure in head_end["failed"]:
+            out.print(
+                f"  [red]{failure['code']}[/] {failure['meter_id']}: {failure['message']} "
+                "(the cycle went on without it)"
+            )
     billing = summary["billing"]
     bills = Table(
         "account",
@@ -273,11 +297,20 @@ def command(
         typer.Option("--db", help="An empty store to use instead of a fresh OUT/demo.db."),
     ] = None,
     meters: Annotated[int, typer.Option(min=1, help="Fleet size.")] = 50,
-    days: Annotated[int, typer.Option(min=2, max=366, help="Days of 15-minute data.")] = 31,
+    days: Annotated[
+        int, typer.Option(min=2, max=366, help="Days of 15-minute data in the file drops.")
+    ] = 30,
     seed: Annotated[int, typer.Option(help="Seed: the same seed gives the same run.")] = 7,
     start: Annotated[
         str, typer.Option(help="First local day of the cycle (America/New_York).")
     ] = "2024-10-15",
+    dlms: Annotated[
+        bool,
+        typer.Option(
+            "--dlms/--no-dlms",
+            help="Read the day after the file drops from the simulated meters over DLMS.",
+        ),
+    ] = True,
     json_out: JsonOption = False,
 ) -> None:
     """Run one simulated billing cycle end to end: ingest with injected faults, the audit
@@ -294,6 +327,7 @@ def command(
         seed=seed,
         start=first_day,
         show_progress=not json_out,
+        dlms=dlms,
     )
     if json_out:
         emit_json(summary)
