@@ -18,6 +18,7 @@ from meterledger.cli import (
     meters,
     quarantine,
     readings,
+    simulate,
 )
 from meterledger.cli.common import DbOption, JsonOption, emit_json, handle_errors, open_db, out
 from meterledger.store.urls import redact_url
@@ -43,6 +44,7 @@ app.command("ingest")(ingest.command)
 app.command("bill")(bill.command)
 app.command("collect")(collect.command)
 app.add_typer(dlms.app, name="dlms")
+app.add_typer(simulate.app, name="simulate")
 
 
 @app.command("init")

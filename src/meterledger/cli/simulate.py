@@ -1,0 +1,233 @@
+"""``meterledger simulate``: meters that speak the real protocols, for demos and tests.
+
+``simulate dlms`` serves N simulated DLMS/COSEM meters on one TCP port (see
+docs/simulator.md): meter ``i`` is the logical device ``1 + i`` (wrapper wPort or upper
+HDLC address), its keys follow from the seed, and it runs until Ctrl-C.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+import yaml
+
+from meterledger.cli.common import JsonOption, console, emit_json, fail, handle_errors, out
+from meterledger.core.errors import ConfigError
+from meterledger.simulate.dlms_server import (
+    MANAGEMENT_CLIENT,
+    PUBLIC_CLIENT,
+    DlmsSimulator,
+    Framing,
+    MeterBehaviour,
+    SecurityMode,
+    SimulatorConfig,
+    logical_address,
+)
+
+__all__ = ["app", "dlms", "fleet_file"]
+
+app = typer.Typer(help="Simulated meters that speak the real protocols.", no_args_is_help=True)
+
+_AUTH = {
+    SecurityMode.NONE: ("none", "none"),
+    SecurityMode.LLS: ("low", "none"),
+    SecurityMode.HLS: ("hls-gmac", "none"),
+    SecurityMode.HLS_AUTH_ENC: ("hls-gmac", "auth-enc"),
+}
+
+
+def _delay(text: str) -> tuple[float, float]:
+    """``"50-500"`` or ``"200"`` milliseconds → seconds."""
+    try:
+        low, _, high = text.partition("-")
+        values = (float(low), float(high or low))
+    except ValueError:
+        raise ConfigError(f"--delay-ms is A-B or A in milliseconds, not {text!r}") from None
+    return values[0] / 1000, values[1] / 1000
+
+
+def _indices(text: str | None, meters: int, option: str) -> set[int]:
+    """``"0,5,9"`` → meter indices (0-based)."""
+    if not text:
+        return set()
+    try:
+        found = {int(part) for part in text.split(",") if part.strip()}
+    except ValueError:
+        raise ConfigError(f"{option} is a comma-separated list of meter indices") from None
+    if any(not 0 <= index < meters for index in found):
+        raise ConfigError(f"{option} names a meter index outside 0..{meters - 1}")
+    return found
+
+
+def fleet_file(sim: DlmsSimulator, host: str) -> dict[str, Any]:
+    """A collector fleet file (collect/config.py format) that reads every simulated meter
+    with the keys the simulator documents (a wrong-key meter holds others)."""
+    config = sim.config
+    auth, security = _AUTH[config.security]
+    client = PUBLIC_CLIENT if config.security is SecurityMode.NONE else MANAGEMENT_CLIENT
+    defaults: dict[str, Any] = {
+        "host": host,
+        "port": sim.port,
+        "framing": config.framing.value,
+        "client_sap": client,
+        "auth": auth,
+        "security": security,
+        "timezone": config.tz,
+    }
+    if config.framing is Framing.HDLC:
+        defaults.update({"physical": 17, "address_size": 4})
+    meters = []
+    for index in range(config.meters):
+        entry: dict[str, Any] = {
+            "meter_id": f"MTR-{index + 1:05d}",
+            "server_sap": logical_address(index),
+        }
+        keys = sim.keys(index)
+        if auth == "low":
+            entry["password"] = "text:" + keys.password.decode("ascii")
+        if auth == "hls-gmac" or security == "auth-enc":
+            entry["ek"] = "hex:" + keys.ek.hex().upper()
+            entry["ak"] = "hex:" + keys.ak.hex().upper()
+        meters.append(entry)
+    return {"defaults": defaults, "meters": meters}
+
+
+def _summary(sim: DlmsSimulator, host: str) -> dict[str, Any]:
+    config = sim.config
+    return {
+        "host": host,
+        "port": sim.port,
+        "framing": config.framing.value,
+        "meters": config.meters,
+        "addressing": "meter i (0-based) is logical device 1 + i: "
+        + ("the upper HDLC address (lower 17)" if config.framing is Framing.HDLC else "wPort"),
+        "security": config.security.value,
+        "clients": {
+            str(PUBLIC_CLIENT): "public, no authentication",
+            str(MANAGEMENT_CLIENT): {
+                SecurityMode.NONE: "management, no authentication",
+                SecurityMode.LLS: "management, LLS password",
+                SecurityMode.HLS: "management, HLS-GMAC",
+                SecurityMode.HLS_AUTH_ENC: "management, HLS-GMAC + suite 0 auth-enc",
+            }[config.security],
+        },
+        "seed": config.seed,
+        "keys": "key = HMAC-SHA256(b'meterledger-simulator', f'{seed}/{i}/0/{label}')[:16], "
+        "label ek|ak|kek|bek; password = hex of label lls, first 16 digits; "
+        "system title = b'MLS' + i as 5 octets",
+        "profile_start": sim.start.isoformat(),
+        "profile_days": sim.profile_days,
+    }
+
+
+async def _serve(
+    config: SimulatorConfig, json_out: bool, fleet_path: Path | None, duration: float | None
+) -> None:
+    async with DlmsSimulator(config) as sim:
+        summary = _summary(sim, config.host)
+        if fleet_path is not None:
+            text = yaml.safe_dump(fleet_file(sim, config.host), sort_keys=False)
+            fleet_path.write_text(text, "utf-8")
+            summary["fleet_file"] = str(fleet_path)
+        if json_out:
+            emit_json(summary)
+        else:
+            out.print(
+                f"DLMS simulator: {config.meters} meters on {config.host}:{sim.port} "
+                f"({summary['addressing']})"
+            )
+            for sap, role in summary["clients"].items():
+                out.print(f"  client SAP {sap}: {role}")
+            out.print(f"  keys: {summary['keys']} (seed {config.seed})")
+            out.print(
+                f"  profile: {sim.profile_days} days of 15-minute data from "
+                f"{summary['profile_start']}"
+            )
+            if fleet_path is not None:
+                out.print(f"  collector fleet file: {fleet_path}")
+            console.print("Ctrl-C to stop")
+        if duration is None:
+            await sim.run_forever()
+        else:
+            await asyncio.sleep(duration)
+
+
+@app.command("dlms")
+@handle_errors
+def dlms(
+    port: Annotated[int, typer.Option(help="TCP port (0: any free one).")] = 4059,
+    meters: Annotated[int, typer.Option(help="How many meters to serve.")] = 10,
+    hdlc: Annotated[bool, typer.Option("--hdlc", help="HDLC over TCP, not the wrapper.")] = False,
+    security: Annotated[
+        bool, typer.Option("--security", help="Management client: HLS-GMAC + suite 0.")
+    ] = False,
+    mode: Annotated[
+        SecurityMode | None,
+        typer.Option(help="Management client security (overrides --security)."),
+    ] = None,
+    days: Annotated[int, typer.Option(help="Whole days of profile before today.")] = 1,
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    seed: Annotated[int, typer.Option(help="Seed of the data and the keys.")] = 1,
+    delay_ms: Annotated[
+        str, typer.Option("--delay-ms", help="Response delay in ms: A-B (uniform) or A.")
+    ] = "0",
+    drop_rate: Annotated[float, typer.Option(help="Chance that a response is lost.")] = 0.0,
+    drift_s_per_day: Annotated[
+        float, typer.Option("--drift-s-per-day", help="Clock drift of every meter, s/day.")
+    ] = 0.0,
+    silent: Annotated[
+        str | None, typer.Option(help="Meter indices that never answer, e.g. 3,7.")
+    ] = None,
+    wrong_keys: Annotated[
+        str | None, typer.Option(help="Meter indices with keys the head-end lacks.")
+    ] = None,
+    tz: Annotated[str, typer.Option(help="The meters' time zone.")] = "America/New_York",
+    fleet: Annotated[
+        Path | None, typer.Option("--fleet-file", help="Write a collector fleet file here.")
+    ] = None,
+    duration: Annotated[
+        float | None, typer.Option(help="Stop after this many seconds (default: Ctrl-C).")
+    ] = None,
+    json_out: JsonOption = False,
+) -> None:
+    """Serve simulated DLMS/COSEM meters on one TCP port until Ctrl-C."""
+    behaviour = MeterBehaviour(
+        delay=_delay(delay_ms), drop_rate=drop_rate, clock_drift_s_per_day=drift_s_per_day
+    )
+    overrides: dict[int, MeterBehaviour] = {}
+    for index in _indices(silent, meters, "--silent"):
+        overrides[index] = MeterBehaviour(
+            delay=behaviour.delay, clock_drift_s_per_day=drift_s_per_day, silent=True
+        )
+    for index in _indices(wrong_keys, meters, "--wrong-keys"):
+        base = overrides.get(index, behaviour)
+        overrides[index] = MeterBehaviour(
+            delay=base.delay,
+            drop_rate=base.drop_rate,
+            silent=base.silent,
+            clock_drift_s_per_day=drift_s_per_day,
+            wrong_keys=True,
+        )
+    chosen = mode or (SecurityMode.HLS_AUTH_ENC if security else SecurityMode.NONE)
+    config = SimulatorConfig(
+        meters=meters,
+        seed=seed,
+        host=host,
+        port=port,
+        framing=Framing.HDLC if hdlc else Framing.WRAPPER,
+        security=chosen,
+        days=days,
+        tz=tz,
+        behaviour=behaviour,
+        overrides=overrides,
+    )
+    try:
+        asyncio.run(_serve(config, json_out, fleet, duration))
+    except KeyboardInterrupt:
+        console.print("simulator stopped")
+        raise typer.Exit(130) from None
+    except OSError as exc:
+        raise fail(f"cannot listen on {host}:{port}: {exc}") from exc
