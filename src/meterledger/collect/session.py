@@ -52,7 +52,7 @@ from meterledger.codec.dlms.cosem import (
     parse_object_list,
     parse_scaler_unit,
 )
-from meterledger.codec.dlms.cursor import _NeedDataType
+from meterledger.codec.dlms.cursor import NeedDataType as _NeedDataType
 from meterledger.codec.dlms.data import Data
 from meterledger.codec.dlms.errors import DlmsLocalError, DlmsRemoteError
 from meterledger.collect.config import MeterEndpoint

@@ -33,7 +33,7 @@ from typing import Literal
 
 from meterledger.codec.dlms.codes import ReleaseRequestReason, ReleaseResponseReason
 from meterledger.codec.dlms.cosem import obis_bytes
-from meterledger.codec.dlms.cursor import NEED_DATA, _NeedDataType
+from meterledger.codec.dlms.cursor import NEED_DATA, NeedDataType
 from meterledger.codec.dlms.errors import (
     AssociationRejectedError,
     DecodeError,
@@ -389,12 +389,12 @@ class WrapperFraming:
     def receive_data(self, data: bytes | bytearray | memoryview) -> None:
         self._parser.receive_data(data)
 
-    def next_item(self, learn_peer: bool) -> bytes | Connected | LinkDown | _NeedDataType:
+    def next_item(self, learn_peer: bool) -> bytes | Connected | LinkDown | NeedDataType:
         while True:
             pdu = self._parser.next_pdu()
             if pdu is NEED_DATA:
                 return NEED_DATA
-            assert not isinstance(pdu, _NeedDataType)
+            assert not isinstance(pdu, NeedDataType)
             if pdu.dst != self.local:
                 continue
             if self.peer != pdu.src:
@@ -422,7 +422,7 @@ class HdlcFraming:
     def receive_data(self, data: bytes | bytearray | memoryview) -> None:
         self.link.receive_data(data)
 
-    def next_item(self, learn_peer: bool) -> bytes | Connected | LinkDown | _NeedDataType:
+    def next_item(self, learn_peer: bool) -> bytes | Connected | LinkDown | NeedDataType:
         link = self.link
         while True:
             event = link.next_event()

@@ -11,7 +11,7 @@ import struct
 
 from meterledger.codec.dlms.errors import DecodeError
 
-__all__ = ["NEED_DATA", "Cursor", "NeedData", "encode_length"]
+__all__ = ["NEED_DATA", "Cursor", "NeedData", "NeedDataType", "encode_length"]
 
 
 class NeedData(Exception):  # noqa: N818 - a signal, not an error
@@ -33,6 +33,7 @@ class _NeedDataType:
 
 
 NEED_DATA = _NeedDataType()
+NeedDataType = _NeedDataType  # the public name, for annotations and isinstance
 
 _U16 = struct.Struct(">H")
 _U32 = struct.Struct(">I")

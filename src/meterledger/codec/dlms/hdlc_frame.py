@@ -27,7 +27,7 @@ import struct
 from dataclasses import dataclass, field
 
 from meterledger.codec.dlms.crc import crc16_x25, crc16_x25_prefixes
-from meterledger.codec.dlms.cursor import NEED_DATA, Cursor, NeedData, _NeedDataType
+from meterledger.codec.dlms.cursor import NEED_DATA, Cursor, NeedData, NeedDataType
 from meterledger.codec.dlms.errors import CorruptFrameError, DecodeError, DlmsLocalError
 
 __all__ = [
@@ -254,7 +254,7 @@ class FrameParser:
             )
         self._buf += data
 
-    def next_frame(self) -> HdlcFrame | _NeedDataType:
+    def next_frame(self) -> HdlcFrame | NeedDataType:
         """The next complete frame, or ``NEED_DATA``."""
         buf = self._buf
         end = len(buf)

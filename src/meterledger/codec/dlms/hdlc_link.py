@@ -48,7 +48,7 @@ from collections import deque
 from dataclasses import dataclass
 from typing import NoReturn
 
-from meterledger.codec.dlms.cursor import NEED_DATA, _NeedDataType
+from meterledger.codec.dlms.cursor import NEED_DATA, NeedDataType
 from meterledger.codec.dlms.errors import CorruptFrameError, DecodeError, DlmsLocalError
 from meterledger.codec.dlms.hdlc_frame import (
     MAX_FRAME_LENGTH,
@@ -236,7 +236,7 @@ class HdlcLink:
             self._state = LinkState.ERROR
             raise
 
-    def next_event(self) -> Event | _NeedDataType:
+    def next_event(self) -> Event | NeedDataType:
         """The next event from the received bytes, or ``NEED_DATA``. Drain
         :meth:`data_to_send` afterwards: handling a frame may have queued a reply."""
         if self._state is LinkState.ERROR:

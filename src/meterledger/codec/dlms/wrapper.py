@@ -16,7 +16,7 @@ from __future__ import annotations
 import struct
 from dataclasses import dataclass
 
-from meterledger.codec.dlms.cursor import NEED_DATA, _NeedDataType
+from meterledger.codec.dlms.cursor import NEED_DATA, NeedDataType
 from meterledger.codec.dlms.errors import CorruptFrameError, DlmsLocalError
 
 __all__ = [
@@ -94,7 +94,7 @@ class WrapperParser:
             )
         self._buf += data
 
-    def next_pdu(self) -> WrapperPdu | _NeedDataType:
+    def next_pdu(self) -> WrapperPdu | NeedDataType:
         """The next complete PDU, or ``NEED_DATA``."""
         if self._corrupt is not None:
             raise CorruptFrameError(self._corrupt)
