@@ -23,12 +23,14 @@ from meterledger.codec.dlms.apdu_common import (
     put_count,
     put_descriptor,
     put_get_data_result,
+    put_values,
     read_action_result,
     read_block,
     read_count,
     read_flag,
     read_get_data_result,
     read_method,
+    read_values,
 )
 from meterledger.codec.dlms.axdr import encode_data
 from meterledger.codec.dlms.codes import (
@@ -260,9 +262,7 @@ def encode_action(apdu: ActionRequest | ActionResponse) -> bytes:
         for descriptor in a.descriptors:
             put_descriptor(out, descriptor)
         if isinstance(a, ActionRequestWithList):
-            put_count(out, len(a.parameters))
-            for value in a.parameters:
-                out += encode_data(value)
+            put_values(out, a.parameters)
         else:
             put_block(out, a.last_block, a.block_number, a.raw_data)
     elif isinstance(a, ActionRequestWithFirstPblock):
@@ -284,10 +284,6 @@ def encode_action(apdu: ActionRequest | ActionResponse) -> bytes:
 # --- decoding (the cursor is past the APDU tag) ------------------------------------------
 
 
-def _read_values(cur: Cursor, read_data: ReadData, what: str) -> tuple[Data, ...]:
-    return tuple(read_data(cur) for _ in range(read_count(cur, what)))
-
-
 def decode_action_request(cur: Cursor, read_data: ReadData) -> ActionRequest:
     choice = cur.u8()
     invoke = cur.u8()
@@ -301,7 +297,7 @@ def decode_action_request(cur: Cursor, read_data: ReadData) -> ActionRequest:
         count = read_count(cur, "action-request-with-list")
         descriptors = tuple(read_method(cur) for _ in range(count))
         if choice == ActionRequestType.WITH_LIST:
-            values = _read_values(cur, read_data, "method-invocation-parameters")
+            values = read_values(cur, read_data, "method-invocation-parameters")
             return ActionRequestWithList(invoke, descriptors, values)
         return ActionRequestWithListAndFirstPblock(invoke, descriptors, *read_block(cur))
     if choice == ActionRequestType.WITH_FIRST_PBLOCK:

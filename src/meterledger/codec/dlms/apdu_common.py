@@ -210,6 +210,21 @@ def put_count(out: bytearray, n: int) -> None:
     out += encode_length(n)
 
 
+def put_items(out: bytearray, items: tuple[AttributeReference, ...]) -> None:
+    """SEQUENCE OF Cosem-Attribute-Descriptor-With-Selection (GET and SET with-list)."""
+    put_count(out, len(items))
+    for item in items:
+        put_descriptor(out, item.descriptor)
+        put_access(out, item.access)
+
+
+def put_values(out: bytearray, values: tuple[Data, ...]) -> None:
+    """SEQUENCE OF Data (SET values, ACTION parameters, with-list)."""
+    put_count(out, len(values))
+    for value in values:
+        out += encode_data(value)
+
+
 def put_block(out: bytearray, last_block: bool, block_number: int, raw_data: bytes) -> None:
     """DataBlock-SA: last-block, block-number, raw-data."""
     out += _BLOCK_HEAD.pack(last_block, block_number)
@@ -270,6 +285,20 @@ def read_count(cur: Cursor, what: str) -> int:
     if n > cur.remaining:
         raise DecodeError(f"{what}: {n} elements announced, {cur.remaining} bytes left")
     return n
+
+
+def read_items(cur: Cursor, read_data: ReadData, what: str) -> tuple[AttributeReference, ...]:
+    """SEQUENCE OF Cosem-Attribute-Descriptor-With-Selection (GET and SET with-list)."""
+    items = []
+    for _ in range(read_count(cur, what)):
+        descriptor = read_attribute(cur)
+        items.append(AttributeReference(descriptor, read_access(cur, read_data)))
+    return tuple(items)
+
+
+def read_values(cur: Cursor, read_data: ReadData, what: str) -> tuple[Data, ...]:
+    """SEQUENCE OF Data (SET values, ACTION parameters, with-list)."""
+    return tuple(read_data(cur) for _ in range(read_count(cur, what)))
 
 
 def read_block(cur: Cursor) -> tuple[bool, int, bytes]:

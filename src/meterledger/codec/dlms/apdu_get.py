@@ -25,11 +25,13 @@ from meterledger.codec.dlms.apdu_common import (
     put_count,
     put_descriptor,
     put_get_data_result,
+    put_items,
     read_access,
     read_attribute,
     read_count,
     read_dar,
     read_get_data_result,
+    read_items,
 )
 from meterledger.codec.dlms.axdr import encode_data
 from meterledger.codec.dlms.codes import ApduTag, DataAccessResult, GetRequestType, GetResponseType
@@ -169,10 +171,7 @@ def encode_get_request_with_list(apdu: GetRequestWithList) -> bytes:
     out = bytearray(
         _HEAD.pack(ApduTag.GET_REQUEST, GetRequestType.WITH_LIST, apdu.invoke_id_and_priority)
     )
-    put_count(out, len(apdu.items))
-    for item in apdu.items:
-        put_descriptor(out, item.descriptor)
-        put_access(out, item.access)
+    put_items(out, apdu.items)
     return bytes(out)
 
 
@@ -222,11 +221,8 @@ def decode_get_request(cur: Cursor, read_data: ReadData) -> GetRequest:
     if choice == GetRequestType.NEXT:
         return GetRequestNext(invoke, cur.u32())
     if choice == GetRequestType.WITH_LIST:
-        items = []
-        for _ in range(read_count(cur, "get-request-with-list")):
-            descriptor = read_attribute(cur)
-            items.append(AttributeReference(descriptor, read_access(cur, read_data)))
-        return GetRequestWithList(invoke, tuple(items))
+        items = read_items(cur, read_data, "get-request-with-list")
+        return GetRequestWithList(invoke, items)
     raise DecodeError(f"GET-Request choice {choice} is not defined")
 
 

@@ -24,11 +24,15 @@ from meterledger.codec.dlms.apdu_common import (
     put_block,
     put_count,
     put_descriptor,
+    put_items,
+    put_values,
     read_access,
     read_attribute,
     read_block,
     read_count,
     read_dar,
+    read_items,
+    read_values,
 )
 from meterledger.codec.dlms.axdr import encode_data
 from meterledger.codec.dlms.codes import (
@@ -233,14 +237,9 @@ def encode_set(apdu: SetRequest | SetResponse) -> bytes:
         else:
             put_block(out, a.last_block, a.block_number, a.raw_data)
     elif isinstance(a, SetRequestWithList | SetRequestWithListAndFirstDatablock):
-        put_count(out, len(a.items))
-        for item in a.items:
-            put_descriptor(out, item.descriptor)
-            put_access(out, item.access)
+        put_items(out, a.items)
         if isinstance(a, SetRequestWithList):
-            put_count(out, len(a.values))
-            for value in a.values:
-                out += encode_data(value)
+            put_values(out, a.values)
         else:
             put_block(out, a.last_block, a.block_number, a.raw_data)
     elif isinstance(a, SetRequestWithDatablock):
@@ -263,18 +262,6 @@ def encode_set(apdu: SetRequest | SetResponse) -> bytes:
 # --- decoding (the cursor is past the APDU tag) ------------------------------------------
 
 
-def _read_items(cur: Cursor, read_data: ReadData, what: str) -> tuple[AttributeReference, ...]:
-    items = []
-    for _ in range(read_count(cur, what)):
-        descriptor = read_attribute(cur)
-        items.append(AttributeReference(descriptor, read_access(cur, read_data)))
-    return tuple(items)
-
-
-def _read_values(cur: Cursor, read_data: ReadData, what: str) -> tuple[Data, ...]:
-    return tuple(read_data(cur) for _ in range(read_count(cur, what)))
-
-
 def _read_dars(cur: Cursor, what: str) -> tuple[DataAccessResult, ...]:
     return tuple(read_dar(cur) for _ in range(read_count(cur, what)))
 
@@ -293,10 +280,10 @@ def decode_set_request(cur: Cursor, read_data: ReadData) -> SetRequest:
     if choice == SetRequestType.WITH_DATABLOCK:
         return SetRequestWithDatablock(invoke, *read_block(cur))
     if choice == SetRequestType.WITH_LIST:
-        items = _read_items(cur, read_data, "set-request-with-list")
-        return SetRequestWithList(invoke, items, _read_values(cur, read_data, "value-list"))
+        items = read_items(cur, read_data, "set-request-with-list")
+        return SetRequestWithList(invoke, items, read_values(cur, read_data, "value-list"))
     if choice == SetRequestType.WITH_LIST_AND_FIRST_DATABLOCK:
-        items = _read_items(cur, read_data, "set-request-with-list-and-first-datablock")
+        items = read_items(cur, read_data, "set-request-with-list-and-first-datablock")
         return SetRequestWithListAndFirstDatablock(invoke, items, *read_block(cur))
     raise DecodeError(f"SET-Request choice {choice} is not defined")
 

@@ -369,6 +369,15 @@ def check_system_title(value: bytes | None, what: str) -> bytes:
     return bytes(value)
 
 
+def drain_queue(out: list[bytes]) -> bytes:
+    """The bytes queued in ``out``, joined; empties it."""
+    if not out:
+        return b""
+    data = out[0] if len(out) == 1 else b"".join(out)
+    out.clear()
+    return data
+
+
 class WrapperFraming:
     """APDUs over the IEC 62056-47 wrapper. ``peer`` ``None`` (a server before the first
     PDU) accepts any source wPort and answers the last one seen; PDUs for another

@@ -61,6 +61,7 @@ from meterledger.codec.dlms.association import (
     Released,
     Role,
     WrapperFraming,
+    drain_queue,
 )
 from meterledger.codec.dlms.client_association import ClientAssociation
 from meterledger.codec.dlms.client_events import (
@@ -77,7 +78,7 @@ from meterledger.codec.dlms.client_settings import DEFAULT_CONFORMANCE, ClientSe
 from meterledger.codec.dlms.codes import ApduTag, Conformance, ReleaseRequestReason
 from meterledger.codec.dlms.cursor import NEED_DATA, NeedDataType
 from meterledger.codec.dlms.errors import DlmsLocalError, DlmsRemoteError, SecurityError
-from meterledger.codec.dlms.hdlc_frame import HdlcAddress
+from meterledger.codec.dlms.hdlc_frame import HdlcAddress, server_address
 from meterledger.codec.dlms.hdlc_link import Connected, HdlcLink
 
 __all__ = [
@@ -122,12 +123,8 @@ class DlmsClient(ClientAssociation):
         self._out: list[bytes] = []
         self._framing: WrapperFraming | HdlcFraming
         if settings.framing == "hdlc":
-            server = (
-                HdlcAddress(settings.server_logical)
-                if settings.address_size == 1
-                else HdlcAddress(
-                    settings.server_logical, settings.server_physical, settings.address_size
-                )
+            server = server_address(
+                settings.server_logical, settings.server_physical, settings.address_size
             )
             self._link: HdlcLink | None = HdlcLink(
                 Role.CLIENT,
@@ -245,12 +242,7 @@ class DlmsClient(ClientAssociation):
 
     def data_to_send(self) -> bytes:
         """What the client sends on its own (see the module docstring); drains the queue."""
-        out = self._out
-        if not out:
-            return b""
-        data = out[0] if len(out) == 1 else b"".join(out)
-        out.clear()
-        return data
+        return drain_queue(self._out)
 
     def next_event(self) -> ClientEvent | NeedDataType:
         """The next event from the bytes received, or ``NEED_DATA``."""

@@ -153,6 +153,14 @@ class HdlcAddress:
 _ADDRESS_CACHE: dict[bytes, HdlcAddress] = {}
 
 
+def server_address(logical: int, physical: int, size: int) -> HdlcAddress:
+    """A server's HDLC address: the logical device alone in one byte, else the logical
+    (upper) and physical (lower) addresses in ``size`` bytes."""
+    if size == 1:
+        return HdlcAddress(logical)
+    return HdlcAddress(logical, physical, size)
+
+
 @dataclass(frozen=True, slots=True)
 class HdlcFrame:
     """One HDLC frame. ``send_seq`` is N(S) (I frames only), ``recv_seq`` N(R) (I, RR, RNR);

@@ -64,10 +64,11 @@ from meterledger.codec.dlms.association import (
     Released,
     Role,
     WrapperFraming,
+    drain_queue,
 )
 from meterledger.codec.dlms.codes import ApduTag, Conformance, ExceptionServiceError
 from meterledger.codec.dlms.cursor import NEED_DATA, NeedDataType
-from meterledger.codec.dlms.hdlc_frame import HdlcAddress
+from meterledger.codec.dlms.hdlc_frame import server_address
 from meterledger.codec.dlms.hdlc_link import Connected, HdlcLink
 from meterledger.codec.dlms.server_events import (
     AssociationOpened,
@@ -118,12 +119,8 @@ class DlmsServer(ServerServices):
         self._policies = {p.client_sap: p for p in settings.clients}
         self._framing: WrapperFraming | HdlcFraming
         if settings.framing == "hdlc":
-            local = (
-                HdlcAddress(settings.logical_address)
-                if settings.address_size == 1
-                else HdlcAddress(
-                    settings.logical_address, settings.physical_address, settings.address_size
-                )
+            local = server_address(
+                settings.logical_address, settings.physical_address, settings.address_size
             )
             self._link: HdlcLink | None = HdlcLink(
                 Role.SERVER,
@@ -179,12 +176,7 @@ class DlmsServer(ServerServices):
 
     def data_to_send(self) -> bytes:
         """The answers and link frames queued so far; drains the queue."""
-        out = self._out
-        if not out:
-            return b""
-        data = b"".join(out)
-        out.clear()
-        return data
+        return drain_queue(self._out)
 
     def next_event(self) -> ServerEvent | NeedDataType:
         while True:

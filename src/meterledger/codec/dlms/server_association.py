@@ -96,6 +96,14 @@ _UNDECIPHERABLE = ConfirmedServiceError(
 )
 
 
+def decode_request(apdu: bytes) -> Apdu:
+    """The message ``apdu`` decodes to; one that does not is refused (other-reason)."""
+    try:
+        return decode_apdu(apdu)
+    except DecodeError as exc:
+        raise _Refusal(str(exc), ExceptionServiceError.OTHER_REASON) from None
+
+
 class ServerAssociation:
     """The association of :class:`~meterledger.codec.dlms.server.DlmsServer` (see the
     module doc); not used alone."""
@@ -124,10 +132,7 @@ class ServerAssociation:
     # --- association ----------------------------------------------------------------------
 
     def _on_rlrq(self, apdu: bytes) -> ServerEvent:
-        try:
-            request = decode_apdu(apdu)
-        except DecodeError as exc:
-            raise _Refusal(str(exc), ExceptionServiceError.OTHER_REASON) from None
+        request = decode_request(apdu)
         if not isinstance(request, Rlrq):
             raise _Refusal("not an RLRQ", ExceptionServiceError.OTHER_REASON)
         self._send(encode(Rlre(ReleaseResponseReason.NORMAL)), None)
@@ -136,10 +141,7 @@ class ServerAssociation:
         return Released(request.reason)
 
     def _on_aarq(self, apdu: bytes) -> ServerEvent | None:
-        try:
-            aarq = decode_apdu(apdu)
-        except DecodeError as exc:
-            raise _Refusal(str(exc), ExceptionServiceError.OTHER_REASON) from None
+        aarq = decode_request(apdu)
         if not isinstance(aarq, Aarq):
             raise _Refusal("not an AARQ", ExceptionServiceError.OTHER_REASON)
         if not self._machine.allows(_T.AARE_ACCEPTED):

@@ -30,7 +30,6 @@ from meterledger.codec.dlms.apdu import (
     SetRequestWithList,
     SetResponseNormal,
     SetResponseWithList,
-    decode_apdu,
     encode,
 )
 from meterledger.codec.dlms.association import (
@@ -49,7 +48,7 @@ from meterledger.codec.dlms.cosem import object_list_data
 from meterledger.codec.dlms.data import Data
 from meterledger.codec.dlms.errors import DecodeError, SecurityError
 from meterledger.codec.dlms.security import parse_ciphered
-from meterledger.codec.dlms.server_association import ServerAssociation
+from meterledger.codec.dlms.server_association import ServerAssociation, decode_request
 from meterledger.codec.dlms.server_events import RequestServed, ServerEvent, _Refusal
 from meterledger.codec.dlms.server_settings import CosemModel
 
@@ -121,10 +120,7 @@ class ServerServices(ServerAssociation):
         if state is not _S.ASSOCIATED and state is not _S.AUTHENTICATING:
             raise _Refusal("no association", ExceptionServiceError.OPERATION_NOT_POSSIBLE)
         plain, style = self._unwrap(apdu)
-        try:
-            request = decode_apdu(plain)
-        except DecodeError as exc:
-            raise _Refusal(str(exc), ExceptionServiceError.OTHER_REASON) from None
+        request = decode_request(plain)
         if state is _S.AUTHENTICATING:
             return self._on_hls(request, style)
         kind = type(request)
