@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 RUNTIME := $(VENV)/.runtime-installed
 DEV := $(VENV)/.dev-installed
 
-.PHONY: demo test bench bench-postgresql bench-billing lint clean
+.PHONY: demo test bench bench-postgresql bench-billing bench-dlms lint clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -33,6 +33,9 @@ bench-postgresql: $(DEV)
 
 bench-billing: $(DEV)
 	$(BIN)/python bench/billing.py
+
+bench-dlms: $(DEV)
+	$(BIN)/python bench/dlms.py
 
 lint: $(DEV)
 	$(BIN)/ruff check src tests bench
