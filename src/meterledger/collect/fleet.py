@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
@@ -479,6 +480,12 @@ class FleetCollector:
                 if progress is not None:
                     progress(outcome)
 
+        # Thousands of live sessions make many short-lived objects and few cycles: full
+        # collections would pause every session at once. Objects alive now are frozen out
+        # of the collector and it runs less often, until the run ends.
+        threshold = gc.get_threshold()
+        gc.freeze()
+        gc.set_threshold(max(threshold[0], 50_000), threshold[1], max(threshold[2], 100))
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix="meterledger-ledger") as pool:
             self._executor = pool
             self._handoff = asyncio.Queue(maxsize=max(1, workers))
@@ -495,5 +502,7 @@ class FleetCollector:
                     await handoff
                 self._executor = None
                 self._handoff = None
+                gc.set_threshold(*threshold)
+                gc.unfreeze()
         results.sort(key=lambda r: r.meter_id)
         return CollectRun(tuple(results), totals, self.monotonic() - started)
