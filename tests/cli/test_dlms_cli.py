@@ -9,12 +9,13 @@ import json
 import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
 from typer.testing import CliRunner
 
-from meterledger.cli.dlms import app
+from meterledger.cli.dlms import app, reserve_local_counters
 from meterledger.simulate.dlms_server import (
     DlmsSimulator,
     Framing,
@@ -65,6 +66,12 @@ def serve(**options: Any) -> Iterator[Served]:
         yield served
     finally:
         served.close()
+
+
+@pytest.fixture(autouse=True)
+def _state_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Reads without a store keep their counters under METERLEDGER_STATE_DIR: a test's own."""
+    monkeypatch.setenv("METERLEDGER_STATE_DIR", str(tmp_path / "state"))
 
 
 @pytest.fixture(scope="module")
@@ -222,3 +229,24 @@ def test_help_for_every_command() -> None:
     for name in ("read", "objects"):
         result = runner.invoke(app, [name, "--help"])
         assert result.exit_code == 0 and "--host" in result.stdout
+
+
+def test_secured_reads_in_the_same_second_never_reuse_a_counter(
+    secured: Served, tmp_path: Path
+) -> None:
+    """Without a store or --counter, each read reserves a block above the last one (a state
+    file under METERLEDGER_STATE_DIR), so back-to-back reads pass the meter's replay check."""
+    keys = secured.sim.keys(2)  # a meter no other test reads, so its replay check is fresh
+    args = (
+        "--host", "127.0.0.1", "--port", secured.port, "--hdlc", "--server-sap", "3",
+        "--client-sap", "1", "--auth", "hls-gmac", "--security", "auth-enc",
+        "--ek", keys.ek.hex(), "--ak", keys.ak.hex(), "--obis", "1.0.1.8.0.255",
+    )  # fmt: skip
+    for _ in range(3):
+        code, payload, err = read_json(*args)
+        assert code == 0, err
+        assert payload["class_id"] == 3
+    held = json.loads((tmp_path / "state" / "dlms-counters.json").read_text())
+    (value,) = held.values()
+    first = reserve_local_counters(next(iter(held)))
+    assert first.start == value + 1 and len(first) == 256

@@ -11,9 +11,13 @@ from __future__ import annotations
 
 import asyncio
 import enum
+import fcntl
+import json
+import os
 import time
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, tzinfo
+from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
 import typer
@@ -103,7 +107,8 @@ CounterOption = Annotated[
     int | None,
     typer.Option(
         "--counter",
-        help="First invocation counter to use (default: the Unix time; with --meter-id, "
+        help="First invocation counter to use (default: a block above the last one handed out "
+        "from this machine, kept in $METERLEDGER_STATE_DIR; with --meter-id, "
         "a block reserved in the store).",
     ),
 ]
@@ -184,7 +189,8 @@ def _session_run(
     db: str | None,
     body: Callable[[DlmsSession], Awaitable[T]],
 ) -> T:
-    """Associate, run ``body``, release. Counters: --counter, the store, or the Unix time."""
+    """Associate, run ``body``, release. Counters: --counter, the store, or a local block
+    (:func:`reserve_local_counters`)."""
     title = _hex(system_title, "--system-title", 8)
     secured = meter.security != "none" or meter.auth == "hls-gmac"
     store = open_db(db) if meter_id is not None else None
@@ -196,9 +202,10 @@ def _session_run(
             floor = store.counters(meter_id).server_last
             with store.write() as tx:
                 counters = tx.reserve_counters(meter_id, 256)
+        elif counter is not None:
+            counters = range(counter, min(counter + 256, 2**32))
         else:
-            first = counter if counter is not None else int(time.time())
-            counters = range(first, min(first + 256, 2**32))
+            counters = reserve_local_counters(f"{meter.host}:{meter.port}/{meter.server_sap}")
     seen: list[int | None] = [None]
 
     async def run() -> T:
@@ -222,6 +229,35 @@ def _session_run(
         if store is not None and meter_id and known is not None and last and last > known:
             with store.write() as tx:
                 tx.accept_server_counter(meter_id, last)
+
+
+def _state_file() -> Path:
+    base = os.environ.get("METERLEDGER_STATE_DIR") or os.path.join(
+        os.environ.get("XDG_STATE_HOME") or os.path.expanduser("~/.local/state"), "meterledger"
+    )
+    return Path(base) / "dlms-counters.json"
+
+
+def reserve_local_counters(key: str, block: int = 256) -> range:
+    """Invocation counters for a read with no store: a block above every block handed out
+    before for ``key`` (kept in a small state file, under a lock), and above the Unix time,
+    so two reads in the same second never reuse a counter."""
+    path = _state_file()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path.with_suffix(".lock"), "a+") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            held = json.loads(path.read_text("utf-8")) if path.exists() else {}
+        except (OSError, ValueError):
+            held = {}
+        first = max(int(held.get(key, 0)) + 1, int(time.time()))
+        if first + block > 2**32:
+            raise InputError(f"invocation counters for {key} are exhausted; give --counter")
+        held[key] = first + block - 1
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(held, sort_keys=True), "utf-8")
+        os.replace(tmp, path)
+    return range(first, first + block)
 
 
 # -- rendering ------------------------------------------------------------------------
