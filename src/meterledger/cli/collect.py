@@ -81,6 +81,7 @@ class StoreLedger:
         self.store = store
         self.now = now
         self.source = source
+        self._ingestor = Ingestor(store)  # one for the run: it keeps the registry snapshot
 
     def last_read_ms(self, meter_id: str) -> int | None:
         reads = self.store.clock_reads(meter_id)
@@ -112,8 +113,8 @@ class StoreLedger:
     def deliver(self, readings: Sequence[Reading]) -> HandoffCounts:
         if not readings:
             return HandoffCounts()
-        at = self.now() if self.now is not None else None
-        result = Ingestor(self.store, now=at).ingest_stream(
+        self._ingestor.now = self.now() if self.now is not None else None
+        result = self._ingestor.ingest_stream(
             io.BytesIO(readings_csv(readings)),
             fmt="csv",
             source=self.source,

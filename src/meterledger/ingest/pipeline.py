@@ -177,6 +177,9 @@ class Ingestor:
     def __init__(self, store: Store, *, now: datetime | None = None) -> None:
         self.store = store
         self.now = now
+        # The registry as last loaded: a later call reuses it while the store's registry
+        # version is unchanged (a head-end hands over many small batches).
+        self._snapshot: Snapshot | None = None
 
     def _now(self) -> datetime:
         return self.now or datetime.now(UTC)
@@ -208,7 +211,8 @@ class Ingestor:
         progress: Progress | None = None,
     ) -> IngestResult:
         result = IngestResult()
-        snapshot = Snapshot.load(self.store)
+        held = self._snapshot
+        snapshot = held.refresh(self.store) if held is not None else Snapshot.load(self.store)
         blocks = read_blocks(stream, fmt, source, options.meter_id, options.block_bytes)
         stager: Stager = ThreadStager(blocks, snapshot, self._now, encode=self.store.encode_new)
         with stager:
@@ -221,6 +225,7 @@ class Ingestor:
                         stager.update(snapshot)
                 if progress is not None:
                     progress(staged.size)
+        self._snapshot = snapshot
         return result
 
     def _apply_block(
