@@ -57,6 +57,10 @@ def test_demo_is_rerunnable_and_refuses_a_used_store(tmp_path: Path) -> None:
         start=date(2024, 3, 9),
         show_progress=False,
     )
+    for one in (first, again):
+        # the head-end's batches (and so audit entries) depend on timing; their content not
+        for key in ("entries", "batches"):
+            one["audit"].pop(key)
     assert {k: v for k, v in first.items() if k != "seconds"} == {
         k: v for k, v in again.items() if k != "seconds"
     }
