@@ -15,7 +15,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date
-from decimal import ROUND_HALF_UP, Decimal
+from decimal import Decimal
 
 from meterledger.billing.bill import Bill, DailyTable, Determinants, Line, PeriodUsage, Segment
 from meterledger.billing.calendar import day_of_number, local_day_number
@@ -28,15 +28,14 @@ from meterledger.billing.tariff import (
     MeteringMode,
     Tariff,
     TariffVersion,
-    Tier,
 )
+from meterledger.billing.tiers import kw_of_window as _kw
+from meterledger.billing.tiers import share_of_total as _share_of_total
+from meterledger.billing.tiers import split_tiers
 from meterledger.core.errors import InputError
 
 __all__ = ["Carry", "Rater", "split_tiers"]
 
-_KW_PLACES = Decimal("0.000001")
-_MWH_PLACES = Decimal("0.000001")  # kWh to the mWh
-_LIMIT_PLACES = Decimal("0.001")
 CREDIT_CODES = ("export_credit", "nem_credit", "nem_carry", "nsc")
 CHUNK = 256  # requests per vectorised pass (see Rater.bill_all)
 
@@ -68,66 +67,10 @@ class Carry:
         )
 
 
-Block = tuple[int, Decimal, Decimal, Decimal, Decimal | None]
-
-
-def split_tiers(
-    quantity: Decimal, tiers: Sequence[Tier], scale: Decimal | None = None
-) -> list[Block]:
-    """``quantity`` cut into blocks: ``(tier number, block quantity, rate, from, upto)``;
-    limits are multiplied by ``scale`` (rounded to 0.001) when given. Zero blocks are left
-    out; a zero or negative quantity gives no block."""
-    blocks: list[Block] = []
-    below = ZERO
-    for number, tier in enumerate(tiers, start=1):
-        upto = None
-        if tier.upto is not None:
-            upto = tier.upto
-            if scale is not None:
-                upto = (tier.upto * scale).quantize(_LIMIT_PLACES, rounding=ROUND_HALF_UP)
-        top = quantity if upto is None else min(quantity, upto)
-        block = top - below
-        if block > 0:
-            blocks.append((number, block, tier.rate, below, upto))
-        if upto is None or quantity <= upto:
-            break
-        below = upto
-    return blocks
-
-
 @functools.lru_cache(maxsize=512)
 def _days(start: date, count: int) -> tuple[date, ...]:
     first = local_day_number(start)
     return tuple(day_of_number(first + k) for k in range(count))
-
-
-def _share_of_total(
-    charged: Decimal, total: Decimal, tiers: Sequence[Tier], scale: Decimal | None
-) -> list[Block]:
-    """Tiers on the cycle's total energy (``tier_basis: total``): the total is cut by this
-    period's limits and the period takes its share of each block, ``charged / total``, to the
-    mWh (half-up); the last block takes the remainder, so the blocks add up to ``charged``."""
-    if charged <= 0 or total <= 0:
-        return []
-    blocks: list[Block] = []
-    left = charged
-    whole = split_tiers(total, tiers, scale)
-    for index, (tier, block, rate, lo, hi) in enumerate(whole):
-        if index == len(whole) - 1:
-            qty = left
-        else:
-            qty = (block * charged / total).quantize(_MWH_PLACES, rounding=ROUND_HALF_UP)
-        left -= qty
-        if qty > 0:
-            blocks.append((tier, qty, rate, lo, hi))
-    return blocks
-
-
-def _kw(milli_window: int, window_seconds: int) -> Decimal:
-    if milli_window <= 0:
-        return ZERO
-    kw = kwh_of_milli(milli_window) * 3600 / window_seconds
-    return kw.quantize(_KW_PLACES, rounding=ROUND_HALF_UP)
 
 
 class Rater:

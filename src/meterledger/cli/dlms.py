@@ -11,13 +11,8 @@ from __future__ import annotations
 
 import asyncio
 import enum
-import fcntl
-import json
-import os
-import time
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, tzinfo
-from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
 import typer
@@ -36,7 +31,9 @@ from meterledger.cli.common import (
 from meterledger.codec.dlms.cosem import AccessRight, CaptureObject, ObjectListEntry
 from meterledger.codec.dlms.data import BitString, CompactArray, CosemDate, CosemTime, Data
 from meterledger.codec.dlms.data import CosemDateTime as _CosemDateTime
+from meterledger.codec.dlms.errors import DecodeError, DlmsLocalError
 from meterledger.collect.config import MeterEndpoint
+from meterledger.collect.counters import reserve_local_counters
 from meterledger.collect.errors import MeterDataAccessError
 from meterledger.collect.session import DlmsSession, open_session
 from meterledger.core.errors import ConfigError, InputError
@@ -231,35 +228,6 @@ def _session_run(
                 tx.accept_server_counter(meter_id, last)
 
 
-def _state_file() -> Path:
-    base = os.environ.get("METERLEDGER_STATE_DIR") or os.path.join(
-        os.environ.get("XDG_STATE_HOME") or os.path.expanduser("~/.local/state"), "meterledger"
-    )
-    return Path(base) / "dlms-counters.json"
-
-
-def reserve_local_counters(key: str, block: int = 256) -> range:
-    """Invocation counters for a read with no store: a block above every block handed out
-    before for ``key`` (kept in a small state file, under a lock), and above the Unix time,
-    so two reads in the same second never reuse a counter."""
-    path = _state_file()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path.with_suffix(".lock"), "a+") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        try:
-            held = json.loads(path.read_text("utf-8")) if path.exists() else {}
-        except (OSError, ValueError):
-            held = {}
-        first = max(int(held.get(key, 0)) + 1, int(time.time()))
-        if first + block > 2**32:
-            raise InputError(f"invocation counters for {key} are exhausted; give --counter")
-        held[key] = first + block - 1
-        tmp = path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(held, sort_keys=True), "utf-8")
-        os.replace(tmp, path)
-    return range(first, first + block)
-
-
 # -- rendering ------------------------------------------------------------------------
 
 
@@ -293,7 +261,7 @@ def _cell(d: Data, column: CaptureObject | None, zone: tzinfo | None) -> Any:
     if column is not None and column.class_id == 8 and column.attribute == 2:
         try:
             return _iso(d.to_cosem_datetime(), zone)
-        except Exception:
+        except (DlmsLocalError, DecodeError, ValueError):  # not one instant: show it as is
             pass
     return render_value(d, zone)
 
