@@ -1,0 +1,180 @@
+"""The arrays VEE works on: many channels' interval data, concatenated, plus their context.
+
+Everything is a numpy array so that rules and estimation run vectorised, never a Python
+loop per interval. Channel ``c`` owns rows ``offsets[c]:offsets[c + 1]`` of the row arrays,
+sorted by ``interval_end`` (UTC epoch seconds of the interval's end). Values are integer
+milli-units of the channel's base unit (mWh for energy), as the store keeps them.
+
+Rows with ``interval_end <= check_from[c]`` are history: rules read them for context
+(averages, hour-of-week statistics, like days) but report findings only on the rows after
+``check_from[c]``, up to ``check_to[c]`` (the end of the window looked at, which gap rules
+also use to see trailing gaps).
+
+Register reads (cumulative values, e.g. the 1.8.0 register read at a collection) and the
+meter's clock reads (DLMS clock against the head-end's clock) come in the same layout.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from functools import lru_cache
+from zoneinfo import ZoneInfo
+
+import numpy as np
+
+__all__ = [
+    "Channels",
+    "ClockReads",
+    "Registers",
+    "Series",
+    "local_epoch",
+    "offsets_of",
+    "ragged",
+]
+
+_I64 = np.int64
+
+
+def offsets_of(counts: Sequence[int] | np.ndarray) -> np.ndarray:
+    """The offsets (length ``len(counts) + 1``) of groups of these sizes."""
+    out = np.zeros(len(counts) + 1, dtype=_I64)
+    np.cumsum(np.asarray(counts, dtype=_I64), out=out[1:])
+    return out
+
+
+def ragged(offsets: np.ndarray) -> np.ndarray:
+    """The group index of every row: ``[0, 0, 1, 1, 1, ...]`` for these offsets."""
+    counts = np.diff(offsets)
+    return np.repeat(np.arange(len(counts), dtype=_I64), counts)
+
+
+@dataclass(frozen=True, slots=True)
+class Channels:
+    """Per-channel context, all of length C.
+
+    ``meter_class`` and ``source`` pick the rule parameters (see :mod:`meterledger.vee.config`);
+    ``source`` is the kind of feed the data came by (``csv``, ``jsonl``, ``greenbutton``,
+    ``dlms``, ...). ``step`` is the channel's expected interval length in seconds.
+    ``net`` is True for a net meter (reverse flow allowed) and ``allows_negative`` for a
+    channel whose values may be negative (a net channel)."""
+
+    channel_id: np.ndarray
+    meter_id: tuple[str, ...]
+    obis: tuple[str, ...]
+    timezone: tuple[str, ...]
+    meter_class: tuple[str, ...]
+    source: tuple[str, ...]
+    step: np.ndarray
+    net: np.ndarray
+    allows_negative: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.meter_id)
+
+
+@dataclass(frozen=True, slots=True)
+class Series:
+    """Interval rows of many channels (see the module docstring)."""
+
+    channels: Channels
+    offsets: np.ndarray
+    interval_end: np.ndarray
+    interval_seconds: np.ndarray
+    value: np.ndarray
+    quality: np.ndarray
+    check_from: np.ndarray
+    check_to: np.ndarray
+
+    @property
+    def rows(self) -> int:
+        return len(self.interval_end)
+
+    def row_channel(self) -> np.ndarray:
+        """The channel index of every row."""
+        return ragged(self.offsets)
+
+    def checked(self) -> np.ndarray:
+        """Boolean mask of the rows findings may be reported on."""
+        c = self.row_channel()
+        return (self.interval_end > self.check_from[c]) & (self.interval_end <= self.check_to[c])
+
+
+@dataclass(frozen=True, slots=True)
+class Registers:
+    """Cumulative register reads per channel: channel ``c`` owns ``offsets[c]:offsets[c+1]``
+    of ``read_at`` (UTC epoch seconds, ascending) and ``value`` (milli-units)."""
+
+    offsets: np.ndarray
+    read_at: np.ndarray
+    value: np.ndarray
+
+    @classmethod
+    def empty(cls, channels: int) -> Registers:
+        none = np.empty(0, dtype=_I64)
+        return cls(np.zeros(channels + 1, dtype=_I64), none, none)
+
+
+@dataclass(frozen=True, slots=True)
+class ClockReads:
+    """Clock reads per channel (a meter's reads repeated for each of its channels): channel
+    ``c`` owns ``offsets[c]:offsets[c+1]`` of ``read_at`` (UTC epoch seconds, ascending) and
+    ``drift_ms`` (meter clock minus head-end clock, milliseconds)."""
+
+    offsets: np.ndarray
+    read_at: np.ndarray
+    drift_ms: np.ndarray
+
+    @classmethod
+    def empty(cls, channels: int) -> ClockReads:
+        none = np.empty(0, dtype=_I64)
+        return cls(np.zeros(channels + 1, dtype=_I64), none, none)
+
+
+@lru_cache(maxsize=256)
+def _transitions(tz: str, first_hour: int, last_hour: int) -> tuple[np.ndarray, np.ndarray]:
+    """UTC-offset changes of ``tz`` between two epoch hours: ``(starts, offsets)`` where
+    ``offsets[i]`` (seconds) holds from ``starts[i]`` on. Zones change offset on whole
+    quarter-hours, so probing each hour finds every change to within the hour, which is
+    then refined to the exact second."""
+    zone = ZoneInfo(tz)
+    hours = np.arange(first_hour, last_hour + 2, dtype=_I64) * 3600
+
+    def offset(t: int) -> int:
+        delta = datetime.fromtimestamp(int(t), UTC).astimezone(zone).utcoffset()
+        return int((delta or timedelta(0)).total_seconds())
+
+    probes = np.array([offset(int(t)) for t in hours], dtype=_I64)
+    change = np.flatnonzero(np.diff(probes)) + 1
+    starts = [int(hours[0])]
+    values = [int(probes[0])]
+    for i in change:
+        lo, hi = int(hours[i - 1]), int(hours[i])
+        while hi - lo > 1:  # the first second with the new offset
+            mid = (lo + hi) // 2
+            if offset(mid) == probes[i]:
+                hi = mid
+            else:
+                lo = mid
+        starts.append(hi)
+        values.append(int(probes[i]))
+    return np.array(starts, dtype=_I64), np.array(values, dtype=_I64)
+
+
+def local_epoch(instants: np.ndarray, tz: str) -> np.ndarray:
+    """Wall-clock seconds in ``tz`` for UTC epoch ``instants``, as if the wall clock were
+    UTC: ``local_epoch(t) // 86400`` is the local day number, ``% 86400`` the time of day.
+    Vectorised: zoneinfo is asked once per hour of the span, not once per instant."""
+    instants = np.asarray(instants, dtype=_I64)
+    if not len(instants):
+        return instants.copy()
+    if tz == "UTC":
+        return instants.copy()
+    lo = int(instants.min()) // 3600 - 1
+    hi = int(instants.max()) // 3600 + 1
+    # cache per month-sized block of hours so that neighbouring calls share the probes
+    block = 24 * 32
+    starts, offsets = _transitions(tz, (lo // block) * block, (hi // block + 1) * block)
+    index = np.searchsorted(starts, instants, side="right") - 1
+    return instants + offsets[np.maximum(index, 0)]
