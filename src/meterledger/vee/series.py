@@ -98,7 +98,10 @@ class Series:
     def checked(self) -> np.ndarray:
         """Boolean mask of the rows findings may be reported on."""
         c = self.row_channel()
-        return (self.interval_end > self.check_from[c]) & (self.interval_end <= self.check_to[c])
+        mask: np.ndarray = (self.interval_end > self.check_from[c]) & (
+            self.interval_end <= self.check_to[c]
+        )
+        return mask
 
 
 @dataclass(frozen=True, slots=True)
@@ -177,4 +180,5 @@ def local_epoch(instants: np.ndarray, tz: str) -> np.ndarray:
     block = 24 * 32
     starts, offsets = _transitions(tz, (lo // block) * block, (hi // block + 1) * block)
     index = np.searchsorted(starts, instants, side="right") - 1
-    return instants + offsets[np.maximum(index, 0)]
+    local: np.ndarray = instants + offsets[np.maximum(index, 0)]
+    return local
