@@ -29,6 +29,12 @@ from meterledger.simulate.fleet import (
 from meterledger.simulate.loadshapes import LoadKind
 
 NY = ZoneInfo("America/New_York")
+VEE_KINDS = {
+    FaultKind.SHORT_GAP,
+    FaultKind.PLAUSIBLE_SPIKE,
+    FaultKind.FLAT_LINE,
+    FaultKind.ZERO_DAY,
+}
 DEMO_START = datetime(2024, 10, 15, tzinfo=NY)
 
 
@@ -80,10 +86,12 @@ def test_public_surface() -> None:
         "EFFECTS",
         "INTERVAL_SECONDS",
         "UNKNOWN_METER_ID",
+        "VEE_RULES",
         "Delivery",
         "FaultKind",
         "InjectedFault",
         "SimMeter",
+        "VeeExpectation",
         "make_fleet",
         "write_delivery",
     }
@@ -227,7 +235,7 @@ def test_every_fault_is_in_the_files_as_the_manifest_says(demo: Demo) -> None:
     index = _index(delivery)
     by_id = {meter.meter_id: meter for meter in demo.fleet}
     kinds = Counter(fault.kind for fault in delivery.faults)
-    assert kinds == dict.fromkeys(FaultKind, 1)
+    assert kinds == {kind: 3 if kind in VEE_KINDS else 1 for kind in FaultKind}
 
     (gap,) = delivery.of_kind(FaultKind.GAP)
     assert gap.count == 8 and len(gap.interval_ends) == 8
@@ -355,7 +363,8 @@ def test_expected_totals_agree_with_the_files(demo: Demo) -> None:
     assert expected == _replay(demo.delivery, demo.fleet)
     assert demo.delivery.fleet_keys == 50 * (29 * 96 + 100)
     assert expected == {
-        "accepted": 50 * (29 * 96 + 100) - 8 - 1 - 1 - 1,
+        # the long gap, three short gaps, the spike and the two malformed rows
+        "accepted": 50 * (29 * 96 + 100) - 8 - 3 * 3 - 1 - 1 - 1,
         "duplicates": 50 * 96,
         "superseded": 4,
         "conflicts": 3,
@@ -379,7 +388,11 @@ def test_faults_fit_into_two_days_and_one_meter(tmp_path: Path) -> None:
     fleet = make_fleet(1, seed=9)
     delivery = write_delivery(fleet, start=DEMO_START, days=2, out_dir=tmp_path, seed=9)
     assert delivery.expected() == _replay(delivery, fleet)
-    assert len(delivery.faults) == len(FaultKind)
+    classic = Counter(f.kind for f in delivery.faults if f.kind not in VEE_KINDS)
+    assert classic == {kind: 1 for kind in FaultKind if kind not in VEE_KINDS}
+    # VEE faults are placed where there is room; whatever is listed is in the files
+    keys = [(f.meter_id, end) for f in delivery.faults for end in f.interval_ends]
+    assert len(keys) == len(set(keys))
 
 
 def test_bad_arguments_are_refused(tmp_path: Path) -> None:

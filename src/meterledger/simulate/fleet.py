@@ -7,28 +7,45 @@ broken rows and readings of a meter nobody registered. Each fault is injected on
 and listed in the returned :class:`Delivery`, so a test (or the demo's cycle report) can
 state the exact totals the ingest must arrive at.
 
+VEE faults. Some faults are valid, plausible records that the ingest accepts but the VEE
+rules must catch: a spike below the meter's capacity, a flat line, a day of zeros without
+an outage flag, and short gaps that linear interpolation fills (the long gap above needs a
+like-day estimate). :attr:`Delivery.vee` lists, per finding VEE must make, the meter, the
+first and last ``interval_end``, the rule code (:data:`VEE_RULES`) and the estimation method
+expected to fill it. A register rollover is not among them: the CSV carries interval deltas
+on 1.0.1.8.0, which cannot go negative, so ingest quarantines a rolled-over delta as
+``NEGATIVE_VALUE`` before VEE could see it.
+
 Replacements. The spike and the two malformed rows *replace* the normal reading of their
 key: that key is quarantined and ends up missing from the billing view, as does each key of
 the gap. :meth:`Delivery.expected` accounts for this.
 
-Determinism. Each meter's data comes from ``random.Random(f"{seed}:{meter_id}")`` and the
-fault plan from ``random.Random(f"{seed}:faults")`` (string seeds hash with SHA-512, so
-they do not depend on ``PYTHONHASHSEED``): the same arguments give byte-identical files.
+Determinism. Each meter's data comes from ``random.Random(f"{seed}:{meter_id}")``, the
+fault plan from ``random.Random(f"{seed}:faults")`` and the VEE faults, placed after the
+others on keys they left free, from ``random.Random(f"{seed}:vee")`` (string seeds hash with
+SHA-512, so they do not depend on ``PYTHONHASHSEED``): the same arguments give
+byte-identical files.
 """
 
 from __future__ import annotations
 
-import enum
 import random
 from collections.abc import Sequence
-from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from pathlib import Path
 
-from meterledger.core.ids import Service
 from meterledger.core.time import iso_utc, parse_zone
-from meterledger.core.units import Unit, text_from_milli
-from meterledger.simulate.loadshapes import TYPICAL_DAILY_KWH, LoadKind, local_day_bounds, profile
+from meterledger.core.units import Unit
+from meterledger.simulate.faults import (
+    EFFECTS,
+    VEE_RULES,
+    Delivery,
+    FaultKind,
+    InjectedFault,
+    VeeExpectation,
+)
+from meterledger.simulate.feed import CHANNEL, CSV_HEADER, Feed, SimMeter, csv_bytes, kwh_text
+from meterledger.simulate.loadshapes import TYPICAL_DAILY_KWH, LoadKind, profile
 
 __all__ = [
     "CAPACITY_KW",
@@ -37,43 +54,32 @@ __all__ = [
     "EFFECTS",
     "INTERVAL_SECONDS",
     "UNKNOWN_METER_ID",
+    "VEE_RULES",
     "Delivery",
     "FaultKind",
     "InjectedFault",
     "SimMeter",
+    "VeeExpectation",
     "make_fleet",
     "write_delivery",
 ]
 
-CHANNEL = "1.0.1.8.0.255"
-CSV_HEADER = "meter_id,channel,interval_end,interval_seconds,value,unit,quality"
 INTERVAL_SECONDS = 900
 UNKNOWN_METER_ID = "MTR-99999"
 #: Service ratings: a 200 A home is about 48 kW, so 25 kW still leaves normal load far below;
 #: a 250 kW small-commercial service.
 CAPACITY_KW: dict[LoadKind, int] = {LoadKind.RESIDENTIAL: 25, LoadKind.COMMERCIAL: 250}
 _COMMERCIAL_SHARE = 0.3
-# Normal readings stay under this share of capacity, so no reading the manifest does not
-# list can be quarantined as implausible (a real service cannot exceed its rating either).
-_HEADROOM = 0.8
 _SPIKE_MILLI = 500 * 1_000_000  # 500 kWh in one interval
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class SimMeter:
-    """One simulated meter with one account, on the active energy import channel."""
-
-    meter_id: str
-    kind: LoadKind
-    account: str
-    daily_kwh: float
-    capacity_milli_per_hour: int
-    timezone: str = "America/New_York"
-    service: Service = Service.ELECTRIC
-
-    def capacity_per_interval(self, interval_seconds: int) -> int:
-        """Most mWh the service can deliver in one interval (the plausibility ceiling)."""
-        return self.capacity_milli_per_hour * interval_seconds // 3600
+_FLAT_LINE_INTERVALS = 32  # 8 hours of one value: well over a flat-line rule's 24
+_SHORT_GAP_INTERVALS = 3
+_LINEAR_MAX = 4  # gaps up to this many intervals are interpolated, longer ones like-day
+# A plausible spike: 10 times the day's third-highest interval and at least 2 kWh above
+# it, but at most 90 % of capacity (ingest quarantines only above capacity); a day whose
+# third-highest leaves no room for 5 times that is not given one.
+_SPIKE_FACTOR = (5, 10)
+_SPIKE_ABOVE_MILLI = 2 * 1_000_000
+_SPIKE_CAPACITY_SHARE = (9, 10)
 
 
 def make_fleet(n: int, *, seed: int, tz: str = "America/New_York") -> list[SimMeter]:
@@ -104,190 +110,6 @@ def make_fleet(n: int, *, seed: int, tz: str = "America/New_York") -> list[SimMe
     return fleet
 
 
-class FaultKind(enum.StrEnum):
-    """What was injected; :data:`EFFECTS` says what the ingest must make of it."""
-
-    GAP = "gap"
-    REDELIVERY = "redelivery"
-    ESTIMATE_THEN_ACTUAL = "estimate-then-actual"
-    REVISION_CONFLICT = "revision-conflict"
-    SPIKE = "spike"
-    MALFORMED_ROW = "malformed-row"
-    MALFORMED_VALUE = "malformed-value"
-    UNKNOWN_METER = "unknown-meter"
-
-
-#: What the ingest must do with each fault: a quarantine reason code (the text of
-#: ``meterledger.ingest.reasons.Reason``) or one of the effects missing, duplicate, superseded.
-EFFECTS: dict[FaultKind, str] = {
-    FaultKind.GAP: "missing",
-    FaultKind.REDELIVERY: "duplicate",
-    FaultKind.ESTIMATE_THEN_ACTUAL: "superseded",
-    FaultKind.REVISION_CONFLICT: "REVISION_CONFLICT",
-    FaultKind.SPIKE: "IMPLAUSIBLE_VALUE",
-    FaultKind.MALFORMED_ROW: "MALFORMED_ROW",
-    FaultKind.MALFORMED_VALUE: "MALFORMED_VALUE",
-    FaultKind.UNKNOWN_METER: "UNKNOWN_METER",
-}
-_QUARANTINED = (
-    FaultKind.SPIKE,
-    FaultKind.MALFORMED_ROW,
-    FaultKind.MALFORMED_VALUE,
-    FaultKind.UNKNOWN_METER,
-)
-_REMOVES_KEYS = (FaultKind.GAP, FaultKind.SPIKE, FaultKind.MALFORMED_ROW, FaultKind.MALFORMED_VALUE)
-
-
-@dataclass(frozen=True, slots=True)
-class InjectedFault:
-    """One injected fault.
-
-    ``meter_id`` is empty for a whole-file redelivery. ``file`` names the file that carries
-    the fault (for the redelivery: the copy); ``interval_ends`` are the UTC epochs of the
-    affected keys of ``meter_id`` on :data:`CHANNEL`; ``count`` is how many records the
-    effect applies to.
-    """
-
-    kind: FaultKind
-    meter_id: str
-    detail: str
-    expected_reason_or_effect: str
-    count: int
-    file: str
-    interval_ends: tuple[int, ...] = ()
-
-
-@dataclass(frozen=True, slots=True)
-class Delivery:
-    """The files in delivery order and the faults injected into them.
-
-    ``fleet_keys`` is how many natural keys a perfect feed would have delivered for the fleet
-    (every meter, every interval of its local days).
-    """
-
-    files: tuple[Path, ...]
-    faults: tuple[InjectedFault, ...]
-    fleet_keys: int
-    first_day: date
-    days: int
-
-    def of_kind(self, kind: FaultKind) -> list[InjectedFault]:
-        return [fault for fault in self.faults if fault.kind is kind]
-
-    def expected(self) -> dict[str, int | dict[str, int]]:
-        """Totals a correct ingest of :attr:`files`, in order, arrives at.
-
-        accepted: distinct natural keys in the billing view (the fleet's keys minus the gap,
-        the spike and the malformed rows); duplicates: delivered records without effect (the
-        redelivered file's rows); superseded: estimates replaced by actuals; conflicts:
-        differing second actuals held for review; quarantined: records per reason code.
-        """
-        removed = sum(fault.count for fault in self.faults if fault.kind in _REMOVES_KEYS)
-        quarantined: dict[str, int] = {}
-        for fault in self.faults:
-            if fault.kind in _QUARANTINED:
-                reason = fault.expected_reason_or_effect
-                quarantined[reason] = quarantined.get(reason, 0) + fault.count
-        return {
-            "accepted": self.fleet_keys - removed,
-            "duplicates": sum(f.count for f in self.of_kind(FaultKind.REDELIVERY)),
-            "superseded": sum(f.count for f in self.of_kind(FaultKind.ESTIMATE_THEN_ACTUAL)),
-            "conflicts": sum(f.count for f in self.of_kind(FaultKind.REVISION_CONFLICT)),
-            "quarantined": dict(sorted(quarantined.items())),
-        }
-
-
-def _kwh(milli: int) -> str:
-    return text_from_milli(milli, Unit.KWH)
-
-
-class _Feed:
-    """The generated data of one delivery and the edits the fault plan makes to it."""
-
-    def __init__(
-        self, fleet: Sequence[SimMeter], first_day: date, days: int, seed: int, seconds: int
-    ) -> None:
-        self.fleet = sorted(fleet, key=lambda meter: meter.meter_id)
-        self.seconds = seconds
-        self.bounds: dict[str, list[int]] = {}
-        for tz in sorted({meter.timezone for meter in fleet}):
-            spans = [local_day_bounds(first_day + timedelta(days=d), tz) for d in range(days)]
-            self.bounds[tz] = [begin for begin, _ in spans] + [spans[-1][1]]
-        self.series = {meter.meter_id: self._series(meter, seed) for meter in self.fleet}
-        # (meter_id, interval_end) -> replacement line, or None for a reading never delivered.
-        self.overrides: dict[tuple[str, int], str | None] = {}
-        self.extra: dict[int, list[tuple[str, int, str]]] = {}
-        self.corrections: list[tuple[str, int, str]] = []
-        self.taken: set[tuple[str, int]] = set()
-        self._iso: dict[int, str] = {}
-
-    def _series(self, meter: SimMeter, seed: int) -> list[int]:
-        edges = self.bounds[meter.timezone]
-        values = profile(
-            meter.kind,
-            start=edges[0] + self.seconds,
-            intervals=(edges[-1] - edges[0]) // self.seconds,
-            interval_seconds=self.seconds,
-            tz=meter.timezone,
-            daily_kwh=meter.daily_kwh,
-            rng=random.Random(f"{seed}:{meter.meter_id}"),
-        )
-        ceiling = int(meter.capacity_per_interval(self.seconds) * _HEADROOM)
-        return [min(value, ceiling) for value in values]
-
-    @property
-    def keys(self) -> int:
-        return sum(len(self.series[meter.meter_id]) for meter in self.fleet)
-
-    def ends(self, tz: str, day: int) -> range:
-        edges = self.bounds[tz]
-        return range(edges[day] + self.seconds, edges[day + 1] + self.seconds, self.seconds)
-
-    def value(self, meter: SimMeter, end: int) -> int:
-        index = (end - self.bounds[meter.timezone][0]) // self.seconds - 1
-        return self.series[meter.meter_id][index]
-
-    def line(self, meter_id: str, end: int, value: str, quality: str = "actual") -> str:
-        iso = self._iso.get(end)
-        if iso is None:
-            iso = self._iso[end] = iso_utc(end)
-        return f"{meter_id},{CHANNEL},{iso},{self.seconds},{value},{Unit.KWH},{quality}"
-
-    def pick_run(
-        self, rng: random.Random, day: int, length: int, meters: Sequence[SimMeter]
-    ) -> tuple[SimMeter, tuple[int, ...]]:
-        """Reserve ``length`` consecutive free keys of one of ``meters`` on ``day``."""
-        for _ in range(1000):
-            meter = rng.choice(meters)
-            ends = self.ends(meter.timezone, day)
-            if len(ends) < length:
-                continue
-            first = rng.randrange(len(ends) - length + 1)
-            run = tuple(ends[first : first + length])
-            if all((meter.meter_id, end) not in self.taken for end in run):
-                self.taken.update((meter.meter_id, end) for end in run)
-                return meter, run
-        raise ValueError("the fleet is too small to place every fault on its own keys")
-
-    def render_day(self, day: int) -> bytes:
-        rows = list(self.extra.get(day, ()))
-        for meter in self.fleet:
-            for end in self.ends(meter.timezone, day):
-                key = (meter.meter_id, end)
-                if key in self.overrides:
-                    replaced = self.overrides[key]
-                    if replaced is not None:
-                        rows.append((meter.meter_id, end, replaced))
-                    continue
-                rows.append((meter.meter_id, end, self.line(*key, _kwh(self.value(meter, end)))))
-        return _csv(rows)
-
-
-def _csv(rows: list[tuple[str, int, str]]) -> bytes:
-    rows.sort(key=lambda row: (row[0], row[1]))
-    return "".join([CSV_HEADER + "\n", *(row[2] + "\n" for row in rows)]).encode("utf-8")
-
-
 def _fault(
     kind: FaultKind, meter_id: str, file: str, ends: tuple[int, ...], detail: str
 ) -> InjectedFault:
@@ -295,7 +117,7 @@ def _fault(
 
 
 def _plan_faults(
-    feed: _Feed, rng: random.Random, days: list[date], seed: int
+    feed: Feed, rng: random.Random, days: list[date], seed: int
 ) -> tuple[list[InjectedFault], int]:
     """Choose the faults' meters, days and intervals, record them and edit ``feed``.
 
@@ -320,9 +142,11 @@ def _plan_faults(
     actuals = [feed.value(meter, end) for end in run]
     flat = 1000 * round(sum(actuals) / len(actuals) / 1000)  # a head-end's flat fill, whole Wh
     for end, actual in zip(run, actuals, strict=True):
-        estimate = _kwh(flat if flat != actual else flat + 1000)
+        estimate = kwh_text(flat if flat != actual else flat + 1000)
         feed.overrides[meter.meter_id, end] = feed.line(meter.meter_id, end, estimate, "estimated")
-        feed.corrections.append((meter.meter_id, end, feed.line(meter.meter_id, end, _kwh(actual))))
+        feed.corrections.append(
+            (meter.meter_id, end, feed.line(meter.meter_id, end, kwh_text(actual)))
+        )
     detail = f"estimates in {name[estimate_day]}, actuals in {corrections}"
     faults.append(_fault(FaultKind.ESTIMATE_THEN_ACTUAL, meter.meter_id, corrections, run, detail))
 
@@ -333,18 +157,18 @@ def _plan_faults(
         revised = actual + 1000 + actual // 10
         revised = revised if revised <= ceiling else actual // 2
         feed.corrections.append(
-            (meter.meter_id, end, feed.line(meter.meter_id, end, _kwh(revised)))
+            (meter.meter_id, end, feed.line(meter.meter_id, end, kwh_text(revised)))
         )
     detail = f"actuals of {name[conflict_day]} re-read with other values in {corrections}"
     faults.append(_fault(FaultKind.REVISION_CONFLICT, meter.meter_id, corrections, run, detail))
 
     meter, run = feed.pick_run(rng, spike_day, 1, homes)
-    spike = _kwh(max(_SPIKE_MILLI, 20 * meter.capacity_per_interval(feed.seconds)))
+    spike = kwh_text(max(_SPIKE_MILLI, 20 * meter.capacity_per_interval(feed.seconds)))
     feed.overrides[meter.meter_id, run[0]] = feed.line(meter.meter_id, run[0], spike)
     faults.append(_fault(FaultKind.SPIKE, meter.meter_id, name[spike_day], run, f"{spike} kWh"))
 
     meter, run = feed.pick_run(rng, broken_day, 1, feed.fleet)
-    full = feed.line(meter.meter_id, run[0], _kwh(feed.value(meter, run[0])))
+    full = feed.line(meter.meter_id, run[0], kwh_text(feed.value(meter, run[0])))
     feed.overrides[meter.meter_id, run[0]] = full.replace(f",{Unit.KWH},", ",", 1)
     detail = "unit field left out: 6 fields"
     faults.append(_fault(FaultKind.MALFORMED_ROW, meter.meter_id, name[broken_day], run, detail))
@@ -366,7 +190,7 @@ def _plan_faults(
         rng=random.Random(f"{seed}:{UNKNOWN_METER_ID}"),
     )
     feed.extra[unknown_day] = [
-        (UNKNOWN_METER_ID, end, feed.line(UNKNOWN_METER_ID, end, _kwh(value)))
+        (UNKNOWN_METER_ID, end, feed.line(UNKNOWN_METER_ID, end, kwh_text(value)))
         for end, value in zip(ends, values, strict=True)
     ]
     detail = "a whole local day of a meter that is not in the fleet"
@@ -381,6 +205,127 @@ def _plan_faults(
     return faults, clean
 
 
+def _spike_milli(feed: Feed, meter: SimMeter, day: int, end: int) -> int | None:
+    """A spike for ``end`` that the ingest accepts and VEE must flag, or ``None`` if the
+    day's other intervals leave no room for one (see ``_SPIKE_FACTOR``)."""
+    others = sorted(
+        (feed.value(meter, e) for e in feed.ends(meter.timezone, day) if e != end), reverse=True
+    )
+    low, high = _SPIKE_FACTOR
+    share, whole = _SPIKE_CAPACITY_SHARE
+    third = others[1]  # the spike itself is the day's highest
+    spike = max(high * third, third + _SPIKE_ABOVE_MILLI)
+    spike = min(spike, meter.capacity_per_interval(feed.seconds) * share // whole)
+    spike -= spike % 1000  # whole Wh, as a meter's display would show it
+    room = spike >= low * third and spike - third >= _SPIKE_ABOVE_MILLI
+    return spike if third > 0 and room and spike > 2 * others[0] else None
+
+
+def _plan_vee(
+    feed: Feed, rng: random.Random, names: list[str], clean: int, per_kind: int
+) -> list[InjectedFault]:
+    """Place ``per_kind`` faults of each VEE kind on the keys the other faults left free,
+    each on its own meter while the fleet has meters without a fault. Best effort: a fault
+    for which no room is found (a tiny fleet or delivery) is left out of the manifest."""
+    days = [d for d in range(len(names)) if d != clean]
+    busy = {key[0] for key in feed.taken}
+    homes = [m for m in feed.fleet if m.kind is LoadKind.RESIDENTIAL]
+    faults: list[InjectedFault] = []
+
+    def pools(preferred: Sequence[SimMeter]) -> list[list[SimMeter]]:
+        vee = {fault.meter_id for fault in faults}
+        free = [m for m in feed.fleet if m.meter_id not in busy | vee]
+        return [
+            [m for m in free if m in preferred],
+            free,
+            [m for m in feed.fleet if m.meter_id not in vee],
+            list(feed.fleet),
+        ]
+
+    def full_day(meter: SimMeter, day: int, run: tuple[int, ...]) -> bool:
+        # not the 23-hour day: its 92 zeros would be a shorter run than any other day's
+        return len(run) * feed.seconds >= 86_400
+
+    def add(kind: FaultKind, meter: SimMeter, day: int, run: tuple[int, ...], text: str) -> None:
+        faults.append(_fault(kind, meter.meter_id, names[day], run, text))
+
+    for _ in range(per_kind):
+        found = feed.find_run(rng, days, 0, pools(feed.fleet), accept=full_day)
+        if found is not None:
+            meter, day, run = found
+            for end in run:
+                feed.overrides[meter.meter_id, end] = feed.line(meter.meter_id, end, kwh_text(0))
+            add(FaultKind.ZERO_DAY, meter, day, run, "a whole local day of 0, no outage flag")
+    for _ in range(per_kind):
+        found = feed.find_run(rng, days, _FLAT_LINE_INTERVALS, pools(feed.fleet), margin=1)
+        if found is not None:
+            meter, day, run = found
+            mean = sum(feed.value(meter, end) for end in run) / len(run)
+            flat = kwh_text(max(1000, 1000 * int(mean / 1000 + 0.5)))  # whole Wh, half up
+            for end in run:
+                feed.overrides[meter.meter_id, end] = feed.line(meter.meter_id, end, flat)
+            add(FaultKind.FLAT_LINE, meter, day, run, f"{len(run)} intervals of {flat} kWh")
+    for _ in range(per_kind):
+        found = feed.find_run(
+            rng,
+            days,
+            1,
+            pools(homes),
+            accept=lambda m, d, r: _spike_milli(feed, m, d, r[0]) is not None,
+        )
+        if found is not None:
+            meter, day, run = found
+            spike = kwh_text(_spike_milli(feed, meter, day, run[0]) or 0)
+            feed.overrides[meter.meter_id, run[0]] = feed.line(meter.meter_id, run[0], spike)
+            cap = kwh_text(meter.capacity_per_interval(feed.seconds))
+            add(FaultKind.PLAUSIBLE_SPIKE, meter, day, run, f"{spike} kWh (capacity {cap})")
+    for _ in range(per_kind):
+        found = feed.find_run(rng, days, _SHORT_GAP_INTERVALS, pools(feed.fleet), margin=1)
+        if found is not None:
+            meter, day, run = found
+            feed.overrides.update(((meter.meter_id, end), None) for end in run)
+            span = f"{iso_utc(run[0] - feed.seconds)}..{iso_utc(run[-1])}"
+            add(FaultKind.SHORT_GAP, meter, day, run, f"{span} missing")
+    return faults
+
+
+def _vee_expectations(feed: Feed, faults: Sequence[InjectedFault]) -> list[VeeExpectation]:
+    """What VEE must find. Missing keys are merged per meter into runs, since adjacent
+    missing keys of two faults make one gap; every other VEE fault is one finding."""
+    step = feed.seconds
+    first_end, last_end = feed.bounds_of_series()
+    zones = {meter.meter_id: meter.timezone for meter in feed.fleet}
+    missing: dict[tuple[str, int], FaultKind] = {}
+    out: list[VeeExpectation] = []
+    for fault in faults:
+        rule = VEE_RULES.get(fault.kind)
+        if rule == "GAP":
+            missing.update(
+                dict.fromkeys(((fault.meter_id, e) for e in fault.interval_ends), fault.kind)
+            )
+        elif rule is not None:
+            ends = fault.interval_ends
+            out.append(
+                VeeExpectation(
+                    fault.kind, fault.meter_id, CHANNEL, ends[0], ends[-1], len(ends), rule, ""
+                )
+            )
+    runs: list[list[tuple[str, int]]] = []
+    for key in sorted(missing):
+        if runs and runs[-1][-1][0] == key[0] and runs[-1][-1][1] + step == key[1]:
+            runs[-1].append(key)
+        else:
+            runs.append([key])
+    for run in runs:
+        (meter_id, first), (_, last) = run[0], run[-1]
+        tz = zones[meter_id]
+        inside = first - step >= first_end[tz] and last + step <= last_end[tz]
+        method = "linear" if len(run) <= _LINEAR_MAX and inside else "like-day"
+        kind = missing[run[0]]
+        out.append(VeeExpectation(kind, meter_id, CHANNEL, first, last, len(run), "GAP", method))
+    return sorted(out, key=lambda e: (e.meter_id, e.first_end, e.rule))
+
+
 def write_delivery(
     fleet: Sequence[SimMeter],
     *,
@@ -390,13 +335,15 @@ def write_delivery(
     seed: int,
     faults: bool = True,
     interval_seconds: int = INTERVAL_SECONDS,
+    vee_faults: int = 3,
 ) -> Delivery:
     """Write ``days`` daily files (plus, with faults, a redelivery and ``corrections_1.csv``).
 
     Day 1 is the local date of ``start`` (aware) in the first meter's zone; each meter's
     file rows are the intervals of its own local day, sorted by meter then time. Faults
     need at least two days, because the redelivered day carries no other fault (so every
-    one of its rows is a pure duplicate). Existing files of the same names are overwritten.
+    one of its rows is a pure duplicate). With faults, ``vee_faults`` meters get each VEE
+    fault kind (as many as find room). Existing files of the same names are overwritten.
     """
     if start.tzinfo is None or start.utcoffset() is None:
         raise ValueError("start must be timezone-aware")
@@ -407,13 +354,17 @@ def write_delivery(
     ids = [meter.meter_id for meter in fleet]
     if len(set(ids)) != len(ids) or UNKNOWN_METER_ID in ids:
         raise ValueError(f"meter ids must be unique and not {UNKNOWN_METER_ID}")
+    if vee_faults < 0:
+        raise ValueError(f"vee_faults must not be negative, got {vee_faults}")
     first_day = start.astimezone(parse_zone(fleet[0].timezone)).date()
     dates = [first_day + timedelta(days=d) for d in range(days)]
-    feed = _Feed(fleet, first_day, days, seed, interval_seconds)
+    feed = Feed(fleet, first_day, days, seed, interval_seconds)
     injected: list[InjectedFault] = []
     clean = copy_after = -1
     if faults:
         injected, clean = _plan_faults(feed, random.Random(f"{seed}:faults"), dates, seed)
+        names = [f"readings_{day.isoformat()}.csv" for day in dates]
+        injected += _plan_vee(feed, random.Random(f"{seed}:vee"), names, clean, vee_faults)
         copy_after = min(clean + 3, days - 1)  # a few days late, as a head-end retry would be
 
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -429,5 +380,6 @@ def write_delivery(
             files[-1].write_bytes(copied)
     if faults:
         files.append(out_dir / "corrections_1.csv")
-        files[-1].write_bytes(_csv(feed.corrections))
-    return Delivery(tuple(files), tuple(injected), feed.keys, first_day, days)
+        files[-1].write_bytes(csv_bytes(feed.corrections))
+    expectations = tuple(_vee_expectations(feed, injected))
+    return Delivery(tuple(files), tuple(injected), feed.keys, first_day, days, expectations)
