@@ -8,11 +8,11 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-import support
 from backends import Databases, RawDb
 from meterledger.cli.app import app
-from meterledger.ingest.audit import verify
+from meterledger.ingest.audit import GENESIS, canonical_json, entry_hash, meter_payload, verify
 from meterledger.store import open_store
+from meterledger.store.base import MeterRecord
 
 runner = CliRunner()
 
@@ -44,12 +44,13 @@ def test_status_of_a_new_store_lists_every_migration_and_applies_none(
     before = status(url)
     assert before["backend"] == backend
     assert before["schema_version"] == 0
-    assert before["latest_version"] == 4
+    assert before["latest_version"] == 5
     assert before["pending"] == [
         {"version": 1, "name": "initial"},
         {"version": 2, "name": "anomalies"},
         {"version": 3, "name": "billing"},
         {"version": 4, "name": "collect"},
+        {"version": 5, "name": "vee"},
     ]
     assert status(url)["schema_version"] == 0  # status changed nothing
 
@@ -63,13 +64,14 @@ def test_upgrade_step_by_step_then_nothing_to_do(databases: Databases, backend: 
         {"version": 2, "name": "anomalies"},
         {"version": 3, "name": "billing"},
         {"version": 4, "name": "collect"},
+        {"version": 5, "name": "vee"},
     ]
     code, out = run("db", "upgrade", "--db", url, "--json")
-    assert json.loads(out)["applied"] == [2, 3, 4]
+    assert json.loads(out)["applied"] == [2, 3, 4, 5]
     code, out = run("db", "upgrade", "--db", url)
     assert code == 0 and "nothing to do" in out
     report = status(url)
-    assert report["schema_version"] == 4 and report["pending"] == []
+    assert report["schema_version"] == 5 and report["pending"] == []
     details = report["details"]
     assert isinstance(details, dict)
     if backend == "postgresql":
@@ -86,15 +88,27 @@ def test_upgrade_keeps_the_data_and_chain_of_a_version_1_store(
     url = databases.new_url("old")
     old = open_store(url, migrate=False)
     assert old.migrate(target=1) == [1]
-    support.add_meter(old)  # a meter and its audit entry, written by the version-1 schema
     old.close()
+    # a meter and its audit entry as a version 1 release wrote them (today's code writes
+    # the columns of later versions)
+    meter = MeterRecord("M1", "electric", "kWh", "UTC", None, "active", 25_000_000, "t")
+    payload = canonical_json(meter_payload(meter))
     with RawDb(url) as raw:
+        raw.execute(
+            "INSERT INTO meters (meter_id, service, unit, timezone, account, status, capacity,"
+            " created_at) VALUES ('M1', 'electric', 'kWh', 'UTC', NULL, 'active', 25000000, 't')"
+        )
+        raw.execute(
+            "INSERT INTO audit_log (seq, recorded_at, kind, subject, payload, prev_hash, hash)"
+            " VALUES (1, 't', 'meter.added', 'M1', ?, ?, ?)",
+            (payload, GENESIS, entry_hash(1, "t", "meter.added", "M1", payload, GENESIS)),
+        )
         assert raw.scalar("SELECT count(*) FROM audit_log") == 1
     code, out = run("db", "upgrade", "--db", url, "--json")
-    assert code == 0 and json.loads(out)["applied"] == [2, 3, 4]
+    assert code == 0 and json.loads(out)["applied"] == [2, 3, 4, 5]
     store = open_store(url)
     try:
-        assert [m.meter_id for m in store.list_meters()] == ["M1"]
+        assert store.list_meters() == [meter]  # of the default class
         assert store.registry_version() >= 0
         assert verify(store).ok
     finally:
@@ -109,7 +123,7 @@ def test_upgrade_refuses_a_downgrade_and_a_bad_target(databases: Databases) -> N
     assert "downgrades are not supported" in result.output
     result = runner.invoke(app, ["db", "upgrade", "--to", "9", "--db", url])
     assert result.exit_code == 2
-    assert "between 1 and 4" in result.output
+    assert "between 1 and 5" in result.output
 
 
 def test_status_of_an_unreachable_server_is_a_clear_error() -> None:

@@ -9,15 +9,22 @@ from collections.abc import Callable
 from dataclasses import astuple, replace
 from pathlib import Path
 
+import polars as pl
 import pytest
 from typer.testing import CliRunner
 
-import support
 from backends import Databases, RawDb
 from meterledger.cli.app import app
 from meterledger.core.errors import ConflictError, InputError
-from meterledger.ingest.audit import verify
-from meterledger.ingest.pipeline import IngestOptions, Ingestor, register_meter
+from meterledger.ingest.audit import (
+    BATCH_KIND,
+    GENESIS,
+    canonical_json,
+    entry_hash,
+    meter_payload,
+    verify,
+)
+from meterledger.ingest.canonical import batch_digest, quarantine_digest
 from meterledger.store import AccountRecord, BillRecord, NewBill, TariffRecord, open_store
 from meterledger.store.base import MeterRecord, Store
 from meterledger.store.postgres import PostgresStore
@@ -385,29 +392,72 @@ def test_the_tables_check_what_they_hold(billed: Store, raw_db: RawDb) -> None:
 # -- upgrade and roles ------------------------------------------------------------------------
 
 
-def make_version_2_store(url: str, tmp_path: Path) -> None:
-    """A store at schema version 2 with a meter of account A1, readings and a valid chain."""
+def make_version_2_store(url: str) -> None:
+    """A store at schema version 2 with a meter of account A1, readings and a valid chain,
+    written with SQL as a version 2 release wrote them (today's code writes the columns
+    and tables of later versions)."""
+    ends = [1_717_200_000 + 3600 * h for h in range(1, 5)]  # 2024-06-01T01:00Z ..
     old = open_store(url, migrate=False)
     try:
         assert old.migrate(target=2) == [1, 2]
-        with old.write() as tx:
-            register_meter(
-                tx, MeterRecord("M1", "electric", "kWh", "UTC", "A1", "active", 25_000_000, "t")
-            )
-        csv = tmp_path / "v2.csv"
-        rows = [support.row(f"2024-06-01T0{h}:00:00+00:00", "1.5") for h in range(1, 5)]
-        csv.write_text(support.HEADER + "\n" + "\n".join(rows) + "\n", encoding="utf-8")
-        result = Ingestor(old, now=support.NOW).ingest_path(csv, IngestOptions())
-        assert result.counts.accepted == 4
+        if isinstance(old, PostgresStore):
+            old.ensure_partitions(ends[0], ends[-1])
     finally:
         old.close()
+    meter = MeterRecord("M1", "electric", "kWh", "UTC", "A1", "active", 25_000_000, "t")
+    rows = pl.DataFrame(
+        {
+            "meter_id": ["M1"] * 4,
+            "channel": ["1.0.1.8.0.255"] * 4,
+            "interval_end": ends,
+            "interval_seconds": [900] * 4,
+            "value": [1_500_000] * 4,
+            "quality": [0] * 4,
+        }
+    )
+    batch = {
+        "batch_id": 1,
+        "stored_rows": 4,
+        "stored_digest": batch_digest(rows),
+        "quarantined": 0,
+        "quarantine_digest": quarantine_digest([]),
+    }
+    with RawDb(url) as raw:
+        raw.execute(
+            "INSERT INTO meters (meter_id, service, unit, timezone, account, status, capacity,"
+            " created_at) VALUES ('M1', 'electric', 'kWh', 'UTC', 'A1', 'active', 25000000, 't')"
+        )
+        raw.execute(
+            "INSERT INTO channels (meter_id, obis, base_unit) VALUES ('M1', '1.0.1.8.0.255', 'Wh')"
+        )
+        raw.execute(
+            "INSERT INTO batches (source, format, received_at, records, accepted, audit_seq)"
+            " VALUES ('v2.csv', 'csv', 't', 4, 4, 2)"
+        )
+        for end in ends:
+            raw.execute(
+                "INSERT INTO readings (channel_id, interval_end, interval_seconds, value, quality,"
+                " batch_id, received_at, version) VALUES (1, ?, 900, 1500000, 0, 1, 0, 1)",
+                (end,),
+            )
+        prev = GENESIS
+        entries = [("meter.added", "M1", meter_payload(meter)), (BATCH_KIND, "batch 1", batch)]
+        for seq, (kind, subject, payload) in enumerate(entries, start=1):
+            text = canonical_json(payload)
+            digest = entry_hash(seq, "t", kind, subject, text, prev)
+            raw.execute(
+                "INSERT INTO audit_log (seq, recorded_at, kind, subject, payload, prev_hash,"
+                " hash) VALUES (?, 't', ?, ?, ?, ?, ?)",
+                (seq, kind, subject, text, prev, digest),
+            )
+            prev = digest
 
 
 def test_db_upgrade_takes_a_version_2_store_with_data_to_version_3(
     databases: Databases, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     url = databases.new_url("v2")
-    make_version_2_store(url, tmp_path)
+    make_version_2_store(url)
     with RawDb(url) as raw:
         assert raw.scalar("SELECT max(version) FROM schema_migrations") == 2
         audit_before = raw.scalar("SELECT count(*) FROM audit_log")
@@ -417,10 +467,10 @@ def test_db_upgrade_takes_a_version_2_store_with_data_to_version_3(
     result = CliRunner().invoke(app, ["db", "upgrade", "--db", url, "--json"])
     assert result.exit_code == 0, result.output
     report = json.loads(result.stdout)
-    assert (report["from_version"], report["to_version"], report["applied"]) == (2, 4, [3, 4])
+    assert (report["from_version"], report["to_version"], report["applied"]) == (2, 5, [3, 4, 5])
     store = open_store(url, migrate=False)
     try:
-        assert store.schema_version() == 4 and store.pending_migrations() == []
+        assert store.schema_version() == 5 and store.pending_migrations() == []
         assert store.count("readings") == 4
         assert [m.meter_id for m in store.list_meters()] == ["M1"]
         assert verify(store).ok, verify(store).as_dict()
@@ -444,13 +494,13 @@ def test_db_upgrade_takes_a_version_2_store_with_data_to_version_3(
 
 
 def test_the_reader_role_selects_the_billing_tables_of_an_upgraded_store(
-    pg_url: str, tmp_path: Path
+    pg_url: str,
 ) -> None:
-    make_version_2_store(pg_url, tmp_path)
-    store = open_store(pg_url)  # migrates 2 -> 3
+    make_version_2_store(pg_url)
+    store = open_store(pg_url)  # migrates 2 -> 5
     assert isinstance(store, PostgresStore)
     try:
-        assert store.schema_version() == 4
+        assert store.schema_version() == 5
         with store.write() as tx:
             tx.add_tariff(tariff())
             tx.put_account(account("A1"))
@@ -485,4 +535,4 @@ def test_a_fresh_stores_billing_tables_are_readable_by_the_reader_role(
     # migration 2's default privileges cover tables its role makes later, as these are
     raw.execute("CREATE TABLE later_table (x int)")
     assert raw.scalar("SELECT has_table_privilege('meterledger_reader', 'later_table', 'SELECT')")
-    assert pg.schema_version() == 4
+    assert pg.schema_version() == 5

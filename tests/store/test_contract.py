@@ -50,6 +50,10 @@ SCHEMA_TABLES = {
     "tariffs",
     "accounts",
     "bills",
+    "dlms_counters",
+    "clock_reads",
+    "register_reads",
+    "batch_spans",
 }
 COUNTED = ("meters", "channels", "batches", "readings", "reading_versions", "quarantine")
 T0 = 1_717_200_000  # 2024-06-01T00:00Z
@@ -151,9 +155,9 @@ def held(
 
 def test_fresh_store_has_every_table_at_the_latest_version(store: Store, raw_db: RawDb) -> None:
     assert tables(raw_db) >= SCHEMA_TABLES
-    assert store.schema_version() == store.latest_version() == 4
+    assert store.schema_version() == store.latest_version() == 5
     versions = raw_db.execute("SELECT version FROM schema_migrations ORDER BY version")
-    assert [v for (v,) in versions] == [1, 2, 3, 4]
+    assert [v for (v,) in versions] == [1, 2, 3, 4, 5]
 
 
 def test_migrate_is_idempotent(store: Store, raw_db: RawDb) -> None:
@@ -161,10 +165,10 @@ def test_migrate_is_idempotent(store: Store, raw_db: RawDb) -> None:
     again = open_store(store.url, migrate=False)
     try:
         assert again.migrate() == []
-        assert again.schema_version() == 4
+        assert again.schema_version() == 5
     finally:
         again.close()
-    assert raw_db.scalar("SELECT count(*) FROM schema_migrations") == 4
+    assert raw_db.scalar("SELECT count(*) FROM schema_migrations") == 5
 
 
 def test_meters_table_has_the_issue_columns(raw_db: RawDb) -> None:
@@ -183,7 +187,7 @@ def test_migrations_stop_at_a_target_and_resume(databases: Databases) -> None:
         assert "meters" in tables(raw)
         assert "anomalies" not in tables(raw)
         assert store.migrate(target=1) == []
-        assert store.migrate() == [2, 3, 4]
+        assert store.migrate() == [2, 3, 4, 5]
         assert tables(raw) >= SCHEMA_TABLES
     finally:
         raw.close()
@@ -268,8 +272,8 @@ def test_upgrades_a_database_made_by_schema_version_1(databases: Databases) -> N
 
         upgraded = open_store(url, migrate=False)
         try:
-            assert upgraded.migrate() == [2, 3, 4]
-            assert upgraded.schema_version() == 4
+            assert upgraded.migrate() == [2, 3, 4, 5]
+            assert upgraded.schema_version() == 5
             assert tables(raw) >= SCHEMA_TABLES
             assert upgraded.count("readings") == 4
             assert upgraded.get_meter("OLD-1") == MeterRecord(
@@ -284,6 +288,10 @@ def test_upgrades_a_database_made_by_schema_version_1(databases: Databases) -> N
             )
             stored = upgraded.readings("OLD-1", ends[0] - 900, ends[-1], IMPORT)
             assert stored["value"].to_list() == [0, 1000, 2000, 3000]
+            # version 5: the old batch's spans are entered once; it counts as checked
+            assert upgraded.batch_spans([1]) == [(1, ends[0], ends[-1])]
+            assert upgraded.vee_pending() == []
+            assert raw.scalar("SELECT vee_at FROM batches WHERE batch_id = 1") is not None
             assert verify(upgraded).ok, verify(upgraded).as_dict()
             before = upgraded.registry_version()
             support.add_meter(upgraded, "NEW-1")  # version 2's registry counter counts it

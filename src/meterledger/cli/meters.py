@@ -16,6 +16,7 @@ from meterledger.core.ids import MeterId, MeterStatus, Service
 from meterledger.core.time import parse_zone
 from meterledger.ingest.pipeline import register_meter
 from meterledger.store.base import MeterRecord
+from meterledger.store.records import DEFAULT_METER_CLASS, check_meter_class
 
 app = typer.Typer(help="Register and list meters.", no_args_is_help=True)
 
@@ -50,12 +51,21 @@ def add(
         ),
     ] = None,
     status: Annotated[MeterStatus, typer.Option(help="Meter status.")] = MeterStatus.ACTIVE,
+    meter_class: Annotated[
+        str,
+        typer.Option(
+            "--class",
+            help="Meter class: picks the VEE rule settings (a lower-case letter, then up to"
+            " 31 of a-z, 0-9, _ and -).",
+        ),
+    ] = DEFAULT_METER_CLASS,
     db: DbOption = None,
     json_out: JsonOption = False,
 ) -> None:
     """Register a meter with every standard channel of its service."""
     MeterId(meter_id)
     parse_zone(tz)
+    check_meter_class(meter_class)
     record = MeterRecord(
         meter_id=meter_id,
         service=service.value,
@@ -65,6 +75,7 @@ def add(
         status=status.value,
         capacity=capacity_milli(service, capacity),
         created_at=datetime.now(UTC).isoformat(timespec="seconds"),
+        meter_class=meter_class,
     )
     store = open_db(db)
     with store.write() as tx:
@@ -72,7 +83,7 @@ def add(
     if json_out:
         emit_json(asdict(record))
     else:
-        out.print(f"added meter {meter_id} ({service.value}, {tz})")
+        out.print(f"added meter {meter_id} ({service.value}, {tz}, class {meter_class})")
 
 
 @app.command("list")
@@ -83,8 +94,10 @@ def list_meters(db: DbOption = None, json_out: JsonOption = False) -> None:
     if json_out:
         emit_json([asdict(m) for m in meters])
         return
-    table = Table("meter_id", "service", "unit", "timezone", "account", "status")
+    table = Table("meter_id", "service", "unit", "timezone", "account", "status", "class")
     for m in meters:
-        table.add_row(m.meter_id, m.service, m.unit, m.timezone, m.account or "", m.status)
+        table.add_row(
+            m.meter_id, m.service, m.unit, m.timezone, m.account or "", m.status, m.meter_class
+        )
     out.print(table)
     out.print(f"{len(meters)} meters")

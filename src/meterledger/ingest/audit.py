@@ -25,6 +25,7 @@ from meterledger.ingest.canonical import EMPTY_DIGEST, batch_digest, quarantine_
 from meterledger.ingest.ledger_audit import check_ledger
 from meterledger.ingest.reasons import Reason
 from meterledger.store.base import AuditRow, MeterRecord, QuarantineRecord, Store, WriteTx
+from meterledger.store.records import DEFAULT_METER_CLASS
 
 __all__ = [
     "BATCH_KIND",
@@ -42,8 +43,10 @@ BATCH_KIND = "batch.ingested"
 
 
 def meter_payload(meter: MeterRecord) -> dict[str, Any]:
-    """What the chain records of a meter, and what ``verify`` compares the table with."""
-    return {
+    """What the chain records of a meter, and what ``verify`` compares the table with.
+    ``meter_class`` (schema version 5) is recorded only when it is not ``default``: a
+    meter added before it existed is of the default class, and its entry stays valid."""
+    payload: dict[str, Any] = {
         "meter_id": meter.meter_id,
         "service": meter.service,
         "unit": meter.unit,
@@ -52,6 +55,9 @@ def meter_payload(meter: MeterRecord) -> dict[str, Any]:
         "status": meter.status,
         "capacity": meter.capacity,
     }
+    if meter.meter_class != DEFAULT_METER_CLASS:
+        payload["meter_class"] = meter.meter_class
+    return payload
 
 
 def canonical_json(payload: dict[str, Any]) -> str:

@@ -11,27 +11,31 @@ write cannot race another writer, and a crash leaves either all of it or none of
 
 from __future__ import annotations
 
-from abc import ABC, abstractmethod
+from abc import abstractmethod
 from collections.abc import Iterator, Sequence
 from contextlib import AbstractContextManager
-from dataclasses import dataclass
 
 import numpy as np
 import polars as pl
 
+from meterledger.store.arrays import BillingArrays
 from meterledger.store.collect_sql import ClockRead, Counters
 from meterledger.store.records import (
     AccountRecord,
+    AnomalyRecord,
     AuditRow,
     BatchCounts,
     BillRecord,
     ChannelRecord,
     MeterRecord,
+    NewAnomaly,
     NewBill,
     NewQuarantine,
     QuarantineRecord,
+    RegisterRead,
     TariffRecord,
 )
+from meterledger.store.vee_api import VeeReadAPI, VeeWriteAPI
 
 __all__ = [
     "Q_COLUMNS",
@@ -39,15 +43,18 @@ __all__ = [
     "STORE_TABLES",
     "VERSION_SCHEMA",
     "AccountRecord",
+    "AnomalyRecord",
     "AuditRow",
     "BatchCounts",
     "BillRecord",
     "BillingArrays",
     "ChannelRecord",
     "MeterRecord",
+    "NewAnomaly",
     "NewBill",
     "NewQuarantine",
     "QuarantineRecord",
+    "RegisterRead",
     "Store",
     "TariffRecord",
     "WriteTx",
@@ -66,61 +73,6 @@ READING_COLUMNS = (
     "received_at",
     "version",
 )
-
-
-@dataclass(frozen=True, slots=True)
-class BillingArrays:
-    """One channel of many meters over one period, as arrays ready for rating.
-
-    Meter ``meter_ids[i]`` owns rows ``offsets[i]:offsets[i + 1]`` of ``interval_end``
-    (UTC epoch seconds, ascending), ``value`` (milli-units) and ``quality`` (flags)."""
-
-    meter_ids: tuple[str, ...]
-    offsets: np.ndarray
-    interval_end: np.ndarray
-    value: np.ndarray
-    quality: np.ndarray
-
-    def for_meter(self, meter_id: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """``(interval_end, value, quality)`` of one meter (KeyError if it was not read)."""
-        try:
-            i = self.meter_ids.index(meter_id)
-        except ValueError:
-            raise KeyError(meter_id) from None
-        lo, hi = int(self.offsets[i]), int(self.offsets[i + 1])
-        return self.interval_end[lo:hi], self.value[lo:hi], self.quality[lo:hi]
-
-    @property
-    def rows(self) -> int:
-        return len(self.interval_end)
-
-    @classmethod
-    def group(
-        cls,
-        meters: Sequence[tuple[str, int]],
-        channel_id: np.ndarray,
-        interval_end: np.ndarray,
-        value: np.ndarray,
-        quality: np.ndarray,
-    ) -> BillingArrays:
-        """Arrange rows (any order) by ``meters``, a list of ``(meter_id, channel_id)``
-        in the order wanted, then by ``interval_end``."""
-        ordered = sorted(meters)
-        ids = np.array([c for _, c in ordered], dtype=np.int64)
-        position = np.full(int(ids.max()) + 1 if len(ids) else 1, -1, dtype=np.int64)
-        position[ids] = np.arange(len(ids), dtype=np.int64)
-        rank = position[channel_id] if len(channel_id) else np.empty(0, dtype=np.int64)
-        order = np.lexsort((interval_end, rank))
-        counts = np.bincount(rank, minlength=len(ids)) if len(rank) else np.zeros(len(ids))
-        offsets = np.zeros(len(ids) + 1, dtype=np.int64)
-        np.cumsum(counts, out=offsets[1:])
-        return cls(
-            tuple(m for m, _ in ordered),
-            offsets,
-            np.ascontiguousarray(interval_end[order], dtype=np.int64),
-            np.ascontiguousarray(value[order], dtype=np.int64),
-            np.ascontiguousarray(quality[order], dtype=np.int64),
-        )
 
 
 Q_COLUMNS = (
@@ -145,6 +97,8 @@ STORE_TABLES = frozenset(
         "bills",
         "dlms_counters",
         "clock_reads",
+        "register_reads",
+        "batch_spans",
     }
 )
 
@@ -194,8 +148,8 @@ def key_spans(keys: pl.DataFrame) -> list[tuple[int, int, int]]:
     return list(spans.sort("channel_id").iter_rows())
 
 
-class WriteTx(ABC):
-    """One serialised write transaction."""
+class WriteTx(VeeWriteAPI):
+    """One serialised write transaction (with the VEE writes of :class:`VeeWriteAPI`)."""
 
     @abstractmethod
     def new_batch(self, source: str, fmt: str, received_at: str) -> int: ...
@@ -338,8 +292,8 @@ class WriteTx(ABC):
     def add_clock_read(self, read: ClockRead) -> None: ...
 
 
-class Store(ABC):
-    """A meterledger database."""
+class Store(VeeReadAPI):
+    """A meterledger database (with the VEE reads of :class:`VeeReadAPI`)."""
 
     url: str
     dialect: str  # the migrations folder: "sqlite" or "postgresql"

@@ -33,6 +33,7 @@ from psycopg.pq import TransactionStatus
 from psycopg_pool import ConnectionPool, PoolClosed, PoolTimeout
 
 from meterledger.core.errors import ConfigError, StoreError, TerminalStoreError
+from meterledger.store.anomaly_sql import AnomalyReads, VeeRows
 from meterledger.store.base import (
     READING_COLUMNS,
     STORE_TABLES,
@@ -49,10 +50,12 @@ from meterledger.store.base import (
 from meterledger.store.billing_sql import BillingReads
 from meterledger.store.collect_sql import CollectReads
 from meterledger.store.migrations import load_migrations
+from meterledger.store.pg_arrays import channel_arrays, concat_channels
 from meterledger.store.pg_partitions import Partitions, months_for, months_of
-from meterledger.store.pgcopy import INT8_ARRAY_OID, Int8ArrayLoader, copy_out_ints
+from meterledger.store.pgcopy import copy_out_ints
 from meterledger.store.postgres_tx import (
     LOCK_SQL,
+    METER_COLUMNS,
     Q_COLUMNS,
     WRITER_LOCK,
     PostgresTx,
@@ -65,6 +68,8 @@ from meterledger.store.urls import redact_url
 __all__ = ["WRITER_LOCK", "PostgresStore"]
 
 _STATUS_CODES = ("current", "superseded", "pending_review", "ignored")
+_BILLED = ("interval_end", "value", "quality")
+_VEE_COLUMNS = ("interval_end", "interval_seconds", "value", "quality", "batch_id")
 # Periods: a period is ``start < interval_end <= end``, and queries say
 # ``interval_end >= start + 1``, because partition pruning does not know that bigint is
 # discrete: with ``> start`` the month before, whose upper bound is ``start + 1``
@@ -77,7 +82,7 @@ def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="microseconds")
 
 
-class PostgresStore(BillingReads, CollectReads, Store):
+class PostgresStore(BillingReads, CollectReads, AnomalyReads, Store):
     dialect = "postgresql"
 
     def __init__(self, url: str, *, pool_size: int = 4, connect_timeout_s: float = 10.0) -> None:
@@ -309,17 +314,13 @@ class PostgresStore(BillingReads, CollectReads, Store):
     # -- meters -------------------------------------------------------------------------
     def get_meter(self, meter_id: str) -> MeterRecord | None:
         rows = self._rows(
-            "SELECT meter_id, service, unit, timezone, account, status, capacity, created_at"
-            " FROM meters WHERE meter_id = %s",
+            f"SELECT {METER_COLUMNS} FROM meters WHERE meter_id = %s",
             (meter_id,),
         )
         return MeterRecord(*rows[0]) if rows else None
 
     def list_meters(self) -> list[MeterRecord]:
-        rows = self._rows(
-            "SELECT meter_id, service, unit, timezone, account, status, capacity, created_at"
-            ' FROM meters ORDER BY meter_id COLLATE "C"'
-        )
+        rows = self._rows(f'SELECT {METER_COLUMNS} FROM meters ORDER BY meter_id COLLATE "C"')
         return [MeterRecord(*row) for row in rows]
 
     def registry_version(self) -> int:
@@ -384,34 +385,26 @@ class PostgresStore(BillingReads, CollectReads, Store):
             wanted = set(meter_ids)
             meters = [m for m in meters if m[0] in wanted]
         meters.sort()
-        # One range scan of the primary key per channel, already in interval order, each
-        # channel's rows aggregated into three bigint[] loaded straight into ndarrays.
-        query = (
-            "SELECT s.c, a.e, a.v, a.q FROM unnest(%s::bigint[]) AS s (c) CROSS JOIN LATERAL"
-            " (SELECT array_agg(r.interval_end) AS e, array_agg(r.value) AS v,"
-            " array_agg(r.quality) AS q FROM (SELECT interval_end, value, quality"
-            " FROM readings WHERE channel_id = s.c AND interval_end >= %s"
-            " AND interval_end <= %s ORDER BY interval_end OFFSET 0) r) a"
-        )
-        with self._conn() as conn, conn.cursor(binary=True) as cursor:
-            cursor.adapters.register_loader(INT8_ARRAY_OID, Int8ArrayLoader)
+        with self._conn() as conn:
             try:
-                rows = cursor.execute(
-                    query,
-                    ([c for _, c in meters], start + 1, end),  # see Periods
-                ).fetchall()
+                found = channel_arrays(conn, [c for _, c in meters], start, end, _BILLED)
             except psycopg.Error as exc:
                 raise translate(exc) from exc
-        empty = np.empty(0, dtype=np.int64)
-        found = {int(c): (e, v, q) for c, e, v, q in rows if e is not None}
-        parts = [found.get(c, (empty, empty, empty)) for _, c in meters]
         offsets = np.zeros(len(meters) + 1, dtype=np.int64)
-        np.cumsum([len(p[0]) for p in parts], out=offsets[1:])
-        return BillingArrays(
-            tuple(m for m, _ in meters),
-            offsets,
-            *(np.concatenate([p[i] for p in parts]) if parts else empty for i in range(3)),
-        )
+        np.cumsum([len(found[c][0]) if c in found else 0 for _, c in meters], out=offsets[1:])
+        _, arrays = concat_channels(found, [c for _, c in meters], len(_BILLED))
+        read = BillingArrays(tuple(m for m, _ in meters), offsets, *arrays)
+        return self._drop_held(read, meters, start, end)
+
+    def vee_read(self, channel_ids: Sequence[int], start: int, end: int) -> VeeRows:
+        ids = sorted({int(c) for c in channel_ids})
+        with self._conn() as conn:
+            try:
+                found = channel_arrays(conn, ids, start, end, _VEE_COLUMNS)
+            except psycopg.Error as exc:
+                raise translate(exc) from exc
+        channel, arrays = concat_channels(found, ids, len(_VEE_COLUMNS))
+        return VeeRows(channel, *arrays)
 
     def stored_by_batch(self) -> pl.DataFrame:
         code = " ".join(f"WHEN '{s}' THEN {i}" for i, s in enumerate(_STATUS_CODES))

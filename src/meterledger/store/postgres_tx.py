@@ -26,6 +26,7 @@ from meterledger.core.errors import (
     TerminalStoreError,
     TransientStoreError,
 )
+from meterledger.store.anomaly_sql import AnomalyWrites
 from meterledger.store.base import (
     Q_COLUMNS,
     READING_COLUMNS,
@@ -47,9 +48,11 @@ from meterledger.store.pgcopy import (
     int8_records,
     select_int8_arrays,
 )
+from meterledger.store.records import check_meter_class
 
 __all__ = [
     "LOCK_SQL",
+    "METER_COLUMNS",
     "Q_COLUMNS",
     "WRITER_LOCK",
     "PostgresTx",
@@ -66,6 +69,10 @@ __all__ = [
 # as a big-endian 32-bit integer.
 WRITER_LOCK = 0x6D6C5772
 LOCK_SQL = "SELECT pg_advisory_xact_lock(%s::integer, hashtext(current_schema()))"
+# MeterRecord's fields in order
+METER_COLUMNS = (
+    "meter_id, service, unit, timezone, account, status, capacity, created_at, meter_class"
+)
 _TERMINAL_CLASSES = {"53", "54"}  # insufficient resources, program limit exceeded
 _TRANSIENT_STATES = {
     "40001",  # serialization_failure
@@ -167,7 +174,7 @@ def encode_new(rows: pl.DataFrame) -> np.ndarray:
     return int8_records([*arrays, zeros, zeros, np.ones(height, dtype=np.int64)])
 
 
-class PostgresTx(BillingWrites, CollectWrites, WriteTx):
+class PostgresTx(BillingWrites, CollectWrites, AnomalyWrites, WriteTx):
     def __init__(self, conn: psycopg.Connection[Any], partitions: Partitions) -> None:
         self.conn = conn
         self.partitions = partitions
@@ -274,6 +281,7 @@ class PostgresTx(BillingWrites, CollectWrites, WriteTx):
             raise TerminalStoreError("encoded rows do not match the rows to insert")
         records["v5"] = batch_id  # filled in here: known only inside the transaction
         records["v6"] = received_at
+        self._note_spans(rows, batch_id)
         try:
             with self.conn.transaction():  # a savepoint: a month gone since it was seen
                 copy_in_records(self.conn, "readings", READING_COLUMNS, records)
@@ -287,6 +295,7 @@ class PostgresTx(BillingWrites, CollectWrites, WriteTx):
         if rows.is_empty():
             return
         self._ensure(rows)
+        self._note_spans(rows)
         self.conn.execute(_STAGE)
         self.conn.execute("TRUNCATE ml_stage")
         copy_in_ints(self.conn, "ml_stage", READING_COLUMNS, _int8_columns(rows, READING_COLUMNS))
@@ -311,6 +320,7 @@ class PostgresTx(BillingWrites, CollectWrites, WriteTx):
         if rows.is_empty():
             return
         self._ensure(rows)
+        self._note_spans(rows)
         columns = [*READING_COLUMNS, "status", "reason"]
         statement = sql.SQL("COPY reading_versions ({}) FROM STDIN").format(
             sql.SQL(", ").join(map(sql.Identifier, columns))
@@ -419,6 +429,7 @@ class PostgresTx(BillingWrites, CollectWrites, WriteTx):
 
     @translated
     def add_meter(self, meter: MeterRecord) -> None:
+        check_meter_class(meter.meter_class)
         # checked first, under the writer lock: a failed INSERT would abort the transaction
         found = self.conn.execute(
             "SELECT 1 FROM meters WHERE meter_id = %s", (meter.meter_id,)
@@ -426,8 +437,7 @@ class PostgresTx(BillingWrites, CollectWrites, WriteTx):
         if found:
             raise ConflictError(f"meter {meter.meter_id} already exists")
         self.conn.execute(
-            "INSERT INTO meters (meter_id, service, unit, timezone, account, status, capacity,"
-            " created_at) VALUES (%s, %s, %s, %s, %s, %s, %s, %s)",
+            f"INSERT INTO meters ({METER_COLUMNS}) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)",
             (
                 meter.meter_id,
                 meter.service,
@@ -437,6 +447,7 @@ class PostgresTx(BillingWrites, CollectWrites, WriteTx):
                 meter.status,
                 meter.capacity,
                 meter.created_at,
+                meter.meter_class,
             ),
         )
 

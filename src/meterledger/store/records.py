@@ -1,22 +1,46 @@
-"""The records the Store passes in and out: registry, quarantine, audit, batch counts, and
-the billing tables (tariffs, accounts, bills). Import them from ``meterledger.store.base``."""
+"""The records the Store passes in and out: registry, quarantine, audit, batch counts, the
+billing tables (tariffs, accounts, bills) and VEE's (anomalies, register reads). Import
+them from ``meterledger.store.base`` or this module."""
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 
+from meterledger.core.errors import InputError
+
 __all__ = [
+    "ANOMALY_STATUSES",
+    "DEFAULT_METER_CLASS",
+    "SEVERITIES",
     "AccountRecord",
+    "AnomalyRecord",
     "AuditRow",
     "BatchCounts",
     "BillRecord",
     "ChannelRecord",
     "MeterRecord",
+    "NewAnomaly",
     "NewBill",
     "NewQuarantine",
     "QuarantineRecord",
+    "RegisterRead",
     "TariffRecord",
+    "check_meter_class",
 ]
+
+DEFAULT_METER_CLASS = "default"
+_METER_CLASS = re.compile(r"[a-z][a-z0-9_-]{0,31}")
+
+
+def check_meter_class(name: str) -> str:
+    """``name`` if it is a meter class name (``^[a-z][a-z0-9_-]{0,31}$``), else InputError."""
+    if not isinstance(name, str) or _METER_CLASS.fullmatch(name) is None:
+        raise InputError(
+            f"meter class must be a lower-case letter followed by up to 31 of a-z, 0-9, _"
+            f" and -, got {name!r}"
+        )
+    return name
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,6 +53,7 @@ class MeterRecord:
     status: str
     capacity: int
     created_at: str
+    meter_class: str = DEFAULT_METER_CLASS  # picks the VEE rule settings (schema version 5)
 
 
 @dataclass(frozen=True, slots=True)
@@ -186,3 +211,57 @@ class NewBill:
     document: str
     created_at: str
     audit_seq: int | None
+
+
+# -- VEE (schema version 5) -----------------------------------------------------------------
+
+SEVERITIES = ("warn", "fail")
+# open: raised and not acted on (a ``fail`` keeps the interval out of billing); released,
+# edited: a person acted on it (final); cleared: a later run no longer raises it
+ANOMALY_STATUSES = ("open", "released", "edited", "cleared")
+
+
+@dataclass(frozen=True, slots=True)
+class AnomalyRecord:
+    """One finding of the anomaly ledger, with the meter and channel (OBIS) it is on.
+    ``value`` is the reading's value when found (None for a gap); ``audit_seq`` the chain
+    entry of the decision that released or edited it."""
+
+    anomaly_id: int
+    channel_id: int
+    meter_id: str
+    channel: str
+    interval_end: int
+    rule: str
+    severity: str
+    detail: str
+    status: str
+    value: int | None
+    created_at: str
+    resolved_at: str | None
+    note: str | None
+    audit_seq: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class NewAnomaly:
+    """A finding of one VEE run (:meth:`WriteTx.record_findings`)."""
+
+    channel_id: int
+    interval_end: int
+    rule: str
+    severity: str
+    detail: str
+    value: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class RegisterRead:
+    """A cumulative register value of a channel (milli-units) read at ``read_at`` (UTC
+    epoch seconds), as delivered by ``source`` (in ``batch_id``, if it came in one)."""
+
+    channel_id: int
+    read_at: int
+    value: int
+    source: str
+    batch_id: int | None = None

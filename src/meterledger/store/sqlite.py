@@ -25,6 +25,8 @@ from meterledger.core.errors import (
     TerminalStoreError,
     TransientStoreError,
 )
+from meterledger.store.anomaly_sql import AnomalyReads, VeeRows
+from meterledger.store.arrays import by_key
 from meterledger.store.base import (
     READING_COLUMNS,
     STORE_TABLES,
@@ -42,6 +44,7 @@ from meterledger.store.billing_sql import BillingReads
 from meterledger.store.collect_sql import CollectReads
 from meterledger.store.migrations import load_migrations
 from meterledger.store.sqlite_tx import (
+    METER_COLUMNS,
     SqliteTx,
     get_quarantine,
     new_readings_sql,
@@ -67,7 +70,7 @@ def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="microseconds")
 
 
-class SqliteStore(BillingReads, CollectReads, Store):
+class SqliteStore(BillingReads, CollectReads, AnomalyReads, Store):
     dialect = "sqlite"
 
     def __init__(self, url: str, *, busy_timeout_s: float = 60.0) -> None:
@@ -177,17 +180,13 @@ class SqliteStore(BillingReads, CollectReads, Store):
     # -- meters -------------------------------------------------------------------------
     def get_meter(self, meter_id: str) -> MeterRecord | None:
         row = self.conn.execute(
-            "SELECT meter_id, service, unit, timezone, account, status, capacity, created_at"
-            " FROM meters WHERE meter_id = ?",
+            f"SELECT {METER_COLUMNS} FROM meters WHERE meter_id = ?",
             (meter_id,),
         ).fetchone()
         return MeterRecord(*row) if row else None
 
     def list_meters(self) -> list[MeterRecord]:
-        rows = self.conn.execute(
-            "SELECT meter_id, service, unit, timezone, account, status, capacity, created_at"
-            " FROM meters ORDER BY meter_id"
-        ).fetchall()
+        rows = self.conn.execute(f"SELECT {METER_COLUMNS} FROM meters ORDER BY meter_id").fetchall()
         return [MeterRecord(*row) for row in rows]
 
     def registry_version(self) -> int:
@@ -238,9 +237,22 @@ class SqliteStore(BillingReads, CollectReads, Store):
             (json.dumps(ids), start, end),
         ).fetchall()
         data = np.array(rows, dtype=np.int64).reshape(-1, 4)
-        return BillingArrays.group(
-            [(str(m), int(c)) for m, c in meters], data[:, 0], data[:, 1], data[:, 2], data[:, 3]
+        named = sorted((str(m), int(c)) for m, c in meters)
+        read = BillingArrays.group(named, data[:, 0], data[:, 1], data[:, 2], data[:, 3])
+        return self._drop_held(read, named, start, end)
+
+    def vee_read(self, channel_ids: Sequence[int], start: int, end: int) -> VeeRows:
+        ids = sorted({int(c) for c in channel_ids})
+        # one range seek of the primary key per channel, the channels in ascending order:
+        # the rows come out sorted by (channel_id, interval_end)
+        cursor = self.conn.execute(
+            "SELECT r.channel_id, r.interval_end, r.interval_seconds, r.value, r.quality,"
+            " r.batch_id FROM json_each(?) j CROSS JOIN readings r ON r.channel_id = j.value"
+            " AND r.interval_end > ? AND r.interval_end <= ?",
+            (json.dumps(ids), int(start), int(end)),
         )
+        flat = np.fromiter((v for row in cursor for v in row), dtype=np.int64).reshape(-1, 6)
+        return VeeRows(*by_key(*(np.ascontiguousarray(flat[:, i]) for i in range(6))))
 
     def all_readings(self) -> pl.DataFrame:
         return self._query_readings(

@@ -11,6 +11,7 @@ import numpy as np
 import polars as pl
 
 from meterledger.core.errors import ConflictError
+from meterledger.store.anomaly_sql import AnomalyWrites
 from meterledger.store.base import (
     Q_COLUMNS,
     READING_COLUMNS,
@@ -25,8 +26,10 @@ from meterledger.store.base import (
 )
 from meterledger.store.billing_sql import BillingWrites
 from meterledger.store.collect_sql import CollectWrites
+from meterledger.store.records import check_meter_class
 
 __all__ = [
+    "METER_COLUMNS",
     "Q_COLUMNS",
     "SqliteTx",
     "get_quarantine",
@@ -35,6 +38,10 @@ __all__ = [
     "registry_version",
 ]
 
+# MeterRecord's fields in order
+METER_COLUMNS = (
+    "meter_id, service, unit, timezone, account, status, capacity, created_at, meter_class"
+)
 _INSERT_READINGS = (
     "INSERT INTO readings (channel_id, interval_end, interval_seconds, value, quality, batch_id,"
     " received_at, version) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
@@ -79,7 +86,7 @@ def registry_version(conn: sqlite3.Connection) -> int:
     return int(conn.execute("SELECT version FROM registry_version WHERE id = 1").fetchone()[0])
 
 
-class SqliteTx(BillingWrites, CollectWrites, WriteTx):
+class SqliteTx(BillingWrites, CollectWrites, AnomalyWrites, WriteTx):
     def __init__(self, conn: sqlite3.Connection) -> None:
         self.conn = conn
 
@@ -153,6 +160,7 @@ class SqliteTx(BillingWrites, CollectWrites, WriteTx):
         del encoded  # nothing for SQLite to do ahead
         if rows.is_empty():
             return
+        self._note_spans(rows, batch_id)
         values = np.ascontiguousarray(rows.select(_NEW_COLUMNS).to_numpy(), dtype=np.int64)
         full = (len(values) // _ROWS_PER_STATEMENT) * _ROWS_PER_STATEMENT
         sql = new_readings_sql(int(batch_id), int(received_at))
@@ -170,6 +178,7 @@ class SqliteTx(BillingWrites, CollectWrites, WriteTx):
     def replace_readings(self, rows: pl.DataFrame, reason: str) -> None:
         if rows.is_empty():
             return
+        self._note_spans(rows)
         keys = list(zip(rows["channel_id"].to_list(), rows["interval_end"].to_list(), strict=True))
         self.conn.executemany(
             "INSERT INTO reading_versions (channel_id, interval_end, version, interval_seconds,"
@@ -186,6 +195,7 @@ class SqliteTx(BillingWrites, CollectWrites, WriteTx):
     def insert_versions(self, rows: pl.DataFrame, status: str, reason: str) -> None:
         if rows.is_empty():
             return
+        self._note_spans(rows)
         self.conn.executemany(
             "INSERT INTO reading_versions (channel_id, interval_end, interval_seconds, value,"
             " quality, batch_id, received_at, version, status, reason)"
@@ -278,10 +288,10 @@ class SqliteTx(BillingWrites, CollectWrites, WriteTx):
         )
 
     def add_meter(self, meter: MeterRecord) -> None:
+        check_meter_class(meter.meter_class)
         try:
             self.conn.execute(
-                "INSERT INTO meters (meter_id, service, unit, timezone, account, status, capacity,"
-                " created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                f"INSERT INTO meters ({METER_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     meter.meter_id,
                     meter.service,
@@ -291,6 +301,7 @@ class SqliteTx(BillingWrites, CollectWrites, WriteTx):
                     meter.status,
                     meter.capacity,
                     meter.created_at,
+                    meter.meter_class,
                 ),
             )
         except sqlite3.IntegrityError as exc:
