@@ -306,3 +306,21 @@ def test_an_open_fail_finding_keeps_its_interval_out_of_billing(store: Store, fl
         tx.record_findings([], spans=[(m2, T0, T0 + 3600)], rules=["GAP"], at=AT)
     assert store.billing_read(T0, T0 + 3600).value.tolist() == [1, 2, 3, 4, 5, 6]
     assert store.held(T0, T0 + 3600) == set()
+
+
+def test_the_reader_role_selects_the_vee_tables(pg: PostgresStore, raw: RawDb) -> None:
+    granted = raw.execute(
+        "SELECT t, has_table_privilege('meterledger_reader', t, 'SELECT'),"
+        " has_table_privilege('meterledger_reader', t, 'INSERT')"
+        " FROM unnest(ARRAY['anomalies', 'register_reads', 'batch_spans']) AS t"
+    )
+    assert granted == [
+        ("anomalies", True, False),
+        ("register_reads", True, False),
+        ("batch_spans", True, False),
+    ]
+    with raw.refused("register_reads is append-only"):
+        raw.execute("TRUNCATE register_reads")
+    with raw.refused("anomalies are kept"):
+        raw.execute("TRUNCATE anomalies")
+    assert pg.count("register_reads") == pg.count("batch_spans") == 0

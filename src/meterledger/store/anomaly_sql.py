@@ -175,12 +175,13 @@ class AnomalyReads(VeeReadAPI):
         ends: dict[int, list[int]] = {}
         for channel_id, interval_end in rows:
             ends.setdefault(int(channel_id), []).append(int(interval_end))
+        position = {channel_id: i for i, (_, channel_id) in enumerate(meters)}
         keep = np.ones(read.rows, dtype=bool)
-        for i, (_, channel_id) in enumerate(meters):  # a loop per meter, not per interval
-            held = ends.get(channel_id)
-            if held is not None:
+        for channel_id, held in ends.items():  # a loop per held channel, not per interval
+            i = position.get(channel_id)
+            if i is not None:
                 lo, hi = int(read.offsets[i]), int(read.offsets[i + 1])
-                keep[lo:hi] = ~np.isin(read.interval_end[lo:hi], held)
+                keep[lo:hi] &= ~np.isin(read.interval_end[lo:hi], held)
         return read if bool(keep.all()) else read.without(keep)
 
     def vee_pending(self) -> list[int]:
@@ -436,14 +437,14 @@ class AnomalyWrites(VeeWriteAPI):
         :meth:`AnomalyReads.batch_spans` is an index look-up, not a scan of readings."""
         if rows.is_empty():
             return
-        extra = ["batch_id"] if batch_id is None else []
-        frame = rows.select("channel_id", "interval_end", *extra)
-        if batch_id is not None:
-            frame = frame.with_columns(pl.lit(int(batch_id), pl.Int64).alias("batch_id"))
-        spans = frame.group_by("batch_id", "channel_id").agg(
+        keys = ["channel_id"] if batch_id is not None else ["batch_id", "channel_id"]
+        spans = rows.group_by(keys).agg(
             pl.col("interval_end").min().alias("lo"), pl.col("interval_end").max().alias("hi")
         )
-        found = spans.sort("batch_id", "channel_id").rows()
+        if batch_id is not None:
+            spans = spans.with_columns(pl.lit(int(batch_id), pl.Int64).alias("batch_id"))
+        ordered = spans.select("batch_id", "channel_id", "lo", "hi").sort("batch_id", "channel_id")
+        found = ordered.rows()
         for part in chunks(found):
             self._billing_rows(
                 "INSERT INTO batch_spans (batch_id, channel_id, lo, hi)"

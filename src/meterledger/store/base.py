@@ -371,7 +371,9 @@ class Store(VeeReadAPI):
         meter_ids: Sequence[str] | None = None,
     ) -> BillingArrays:
         """Current readings of ``channel`` with ``start < interval_end <= end`` for the
-        meters named (default: every meter with that channel), grouped by meter."""
+        meters named (default: every meter with that channel), grouped by meter. An
+        interval held by an open finding of severity ``fail`` is left out until someone
+        acts on it (:meth:`VeeReadAPI.held`)."""
 
     @abstractmethod
     def all_readings(self) -> pl.DataFrame:
