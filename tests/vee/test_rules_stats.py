@@ -1,0 +1,406 @@
+"""The statistical rules (spike, high and low usage, multiplier mismatch, z-score and IQR
+outliers) on hand-made series with exact findings."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from zoneinfo import ZoneInfo
+
+import numpy as np
+
+from meterledger.core.reading import Quality
+from meterledger.vee import rules_stats, rules_values
+from meterledger.vee.findings import Context, Hits, Rule
+from meterledger.vee.series import Channels, ClockReads, Registers, Series, offsets_of
+
+Q = 900
+IMPORT, EXPORT = "1.0.1.8.0.255", "1.0.2.8.0.255"
+KWH = 1_000_000  # mWh
+NY = "America/New_York"
+
+
+def at(text: str, tz: str = "UTC") -> int:
+    """Epoch seconds of a wall-clock time in ``tz`` (the first of a repeated hour)."""
+    return int(datetime.fromisoformat(text).replace(tzinfo=ZoneInfo(tz)).timestamp())
+
+
+@dataclass
+class Chan:
+    """Quarter-hours from local midnight of ``first`` for ``days`` local days; ``value``
+    gives each interval's value from its index and its start as a local datetime. Rows
+    starting before local ``checked`` (default: the last day) are history."""
+
+    first: date
+    days: int
+    value: Callable[[int, datetime], int]
+    tz: str = "UTC"
+    obis: str = IMPORT
+    checked: date | None = None
+    quality: Callable[[int, datetime], int] | None = None
+
+    def rows(self) -> tuple[list[int], list[int], list[int], int]:
+        zone = ZoneInfo(self.tz)
+        lo = int(
+            datetime(self.first.year, self.first.month, self.first.day, tzinfo=zone).timestamp()
+        )
+        stop = self.first + timedelta(days=self.days)
+        hi = int(datetime(stop.year, stop.month, stop.day, tzinfo=zone).timestamp())
+        checked = self.checked or stop - timedelta(days=1)
+        ends, values, flags, history = [], [], [], 0
+        for i, begin in enumerate(range(lo, hi, Q)):
+            local = datetime.fromtimestamp(begin, UTC).astimezone(zone)
+            ends.append(begin + Q)
+            values.append(self.value(i, local))
+            flags.append(self.quality(i, local) if self.quality else 0)
+            history += local.date() < checked
+        return ends, values, flags, history
+
+
+def build(*chans: Chan) -> Series:
+    parts = [c.rows() for c in chans]
+    n = len(chans)
+    return Series(
+        Channels(
+            channel_id=np.arange(1, n + 1, dtype=np.int64),
+            meter_id=tuple(f"M{i}" for i in range(n)),
+            obis=tuple(c.obis for c in chans),
+            timezone=tuple(c.tz for c in chans),
+            meter_class=("default",) * n,
+            source=("csv",) * n,
+            step=np.full(n, Q, dtype=np.int64),
+            net=np.zeros(n, dtype=bool),
+            allows_negative=np.zeros(n, dtype=bool),
+        ),
+        offsets_of([len(p[0]) for p in parts]),
+        np.array([e for p in parts for e in p[0]], dtype=np.int64),
+        np.full(sum(len(p[0]) for p in parts), Q, dtype=np.int64),
+        np.array([v for p in parts for v in p[1]], dtype=np.int64),
+        np.array([f for p in parts for f in p[2]], dtype=np.int64),
+        np.array([p[0][p[3] - 1] if p[3] else 0 for p in parts], dtype=np.int64),
+        np.array([p[0][-1] if p[0] else 0 for p in parts], dtype=np.int64),
+    )
+
+
+def context(series: Series, registers: Registers | None = None) -> Context:
+    count = len(series.channels)
+    regs = registers if registers is not None else Registers.empty(count)
+    return Context(series, regs, ClockReads.empty(count), now=at("2030-01-01T00:00"))
+
+
+def run(code: str, series: Series, ctx: Context | None = None, **params: object) -> Hits:
+    rules: dict[str, Rule] = {**rules_values.RULES, **rules_stats.RULES}
+    defaults = {**rules_values.DEFAULTS, **rules_stats.DEFAULTS}
+    merged = {k: v for k, v in defaults[code].items() if k != "severity"}
+    merged.update(params)
+    return rules[code](series, ctx or context(series), merged)
+
+
+def found(hits: Hits) -> list[tuple[int, int, str]]:
+    return sorted(
+        zip(hits.row_channel.tolist(), hits.interval_end.tolist(), hits.detail, strict=True)
+    )
+
+
+def flat(mwh: int) -> Callable[[int, datetime], int]:
+    return lambda i, t: mwh
+
+
+def on(day: date, mwh: int, other: int = 250_000) -> Callable[[int, datetime], int]:
+    """``mwh`` per interval on local ``day``, ``other`` on every other day."""
+    return lambda i, t: mwh if t.date() == day else other
+
+
+MAR2, MAR8 = date(2026, 3, 2), date(2026, 3, 8)
+
+
+def test_defaults_name_every_rule_and_are_warnings() -> None:
+    assert list(rules_stats.RULES) == [
+        "SPIKE",
+        "HIGH_USAGE",
+        "LOW_USAGE",
+        "MULTIPLIER_MISMATCH",
+        "OUTLIER_ZSCORE",
+        "OUTLIER_IQR",
+    ]
+    assert {d["severity"] for d in rules_stats.DEFAULTS.values()} == {"warn"}
+
+
+def _spiky(
+    day: date, spikes: dict[int, int], base: int = 500_000
+) -> Callable[[int, datetime], int]:
+    """``base`` everywhere, ``spikes`` (index within ``day`` → value) on that day."""
+
+    def value(i: int, t: datetime) -> int:
+        if t.date() != day:
+            return base
+        index = (t.hour * 3600 + t.minute * 60) // Q
+        return spikes.get(index, base)
+
+    return value
+
+
+def test_spike_against_the_third_highest_of_the_day() -> None:
+    s = build(Chan(MAR2, 1, _spiky(MAR2, {57: 12_400_000, 20: 1_200_000, 70: 1_100_000})))
+    assert found(run("SPIKE", s)) == [
+        (
+            0,
+            at("2026-03-02T14:30"),
+            "spike 12.400 kWh at 2026-03-02 14:15 vs 3rd-highest 1.100 kWh of the day (ratio 11.3)",
+        )
+    ]
+
+
+def test_two_interval_peak_still_spikes_but_a_modest_peak_does_not() -> None:
+    s = build(
+        Chan(MAR2, 1, _spiky(MAR2, {40: 9_000_000, 41: 9_000_000})),
+        Chan(MAR2, 1, _spiky(MAR2, {40: 1_800_000, 41: 1_000_000})),  # ratio 3.6
+    )
+    hits = run("SPIKE", s)
+    assert hits.row_channel.tolist() == [0]
+    assert hits.interval_end.tolist() == [at("2026-03-02T10:15")]
+
+
+def test_spike_at_low_load_below_the_floor_does_not_fire() -> None:
+    s = build(Chan(MAR2, 1, _spiky(MAR2, {50: 900_000}, base=10_000)))  # ratio 90, 0.89 kWh
+    assert len(run("SPIKE", s)) == 0
+    assert len(run("SPIKE", s, floor_mwh=500_000)) == 1
+
+
+def test_spike_on_the_23_hour_dst_day_in_local_time() -> None:
+    def value(i: int, t: datetime) -> int:
+        return 6 * KWH if (t.hour, t.minute) == (3, 15) else 400_000
+
+    s = build(Chan(MAR8, 1, value, tz=NY))
+    assert len(s.value) == 92
+    assert found(run("SPIKE", s)) == [
+        (
+            0,
+            at("2026-03-08T03:30", NY),
+            "spike 6.000 kWh at 2026-03-08 03:15 vs 3rd-highest 0.400 kWh of the day (ratio 15.0)",
+        )
+    ]
+
+
+def test_spike_in_a_history_day_is_not_reported() -> None:
+    s = build(Chan(MAR2, 2, _spiky(MAR2, {57: 12_400_000})))
+    assert len(run("SPIKE", s)) == 0
+
+
+def test_high_usage_against_the_average_of_the_days_before() -> None:
+    s = build(Chan(date(2026, 2, 1), 36, on(MAR8, 800_000)))  # 76.8 vs 24 kWh
+    assert found(run("HIGH_USAGE", s)) == [
+        (
+            0,
+            at("2026-03-09T00:00"),
+            "high usage on 2026-03-08: 76.800 kWh vs average 24.000 kWh a day (ratio 3.20)",
+        )
+    ]
+    assert len(run("LOW_USAGE", s)) == 0
+    assert len(run("MULTIPLIER_MISMATCH", s)) == 0
+
+
+def test_low_usage_on_the_23_hour_dst_day_counts_it_as_complete() -> None:
+    s = build(Chan(date(2026, 2, 1), 36, on(MAR8, 50_000), tz=NY))  # 92 × 50 Wh
+    assert found(run("LOW_USAGE", s)) == [
+        (
+            0,
+            at("2026-03-09T00:00", NY),
+            "low usage on 2026-03-08: 4.600 kWh vs average 24.000 kWh a day (ratio 0.19)",
+        )
+    ]
+    assert len(run("HIGH_USAGE", s)) == 0
+
+
+def test_the_25_hour_dst_day_is_a_complete_day_of_100_intervals() -> None:
+    s = build(Chan(date(2026, 10, 1), 32, flat(250_000), tz=NY))  # 2026-11-01: 25 kWh
+    assert s.value[-100:].sum() == 25 * KWH
+    assert len(run("HIGH_USAGE", s, high_factor=1.1)) == 0
+    assert found(run("LOW_USAGE", s, low_factor=1.05)) == [  # LOW needs a whole day
+        (
+            0,
+            at("2026-11-02T00:00", NY),
+            "low usage on 2026-11-01: 25.000 kWh vs average 24.000 kWh a day (ratio 1.04)",
+        )
+    ]
+
+
+def test_a_day_off_by_a_power_of_ten_is_a_multiplier_mismatch_not_high_or_low() -> None:
+    high = build(Chan(date(2026, 2, 1), 36, on(MAR8, 2_500_000)))
+    low = build(Chan(date(2026, 2, 1), 36, on(MAR8, 25_000)))
+    for s, total, ratio in ((high, "240.000", "10"), (low, "2.400", "0.1")):
+        assert len(run("HIGH_USAGE", s)) == 0
+        assert len(run("LOW_USAGE", s)) == 0
+        assert found(run("MULTIPLIER_MISMATCH", s)) == [
+            (
+                0,
+                at("2026-03-09T00:00"),
+                f"usage on 2026-03-08: {total} kWh vs average 24.000 kWh a day: ratio {ratio},"
+                " a power of ten (multiplier or unit mismatch)",
+            )
+        ]
+
+
+def test_register_delta_off_by_a_power_of_ten_is_a_multiplier_mismatch() -> None:
+    s = build(Chan(MAR2, 1, flat(250_000)))
+    regs = Registers(
+        offsets_of([2]),
+        np.array([at("2026-03-02T00:00"), at("2026-03-03T00:00")], dtype=np.int64),
+        np.array([0, 240 * KWH], dtype=np.int64),
+    )
+    ctx = context(s, regs)
+    assert found(run("MULTIPLIER_MISMATCH", s, ctx)) == [
+        (
+            0,
+            at("2026-03-03T00:00"),
+            "intervals sum to 24.000 kWh between register reads at 2026-03-02 00:00 and"
+            " 2026-03-03 00:00 local; the register advanced 240.000 kWh: ratio 0.1, a power"
+            " of ten (multiplier or unit mismatch)",
+        )
+    ]
+    assert len(run("SUM_CHECK", s, ctx)) == 0
+
+
+def test_daily_usage_needs_enough_clean_history() -> None:
+    short = build(Chan(date(2026, 3, 3), 6, on(MAR8, 800_000)))  # 5 days of history
+    estimated = build(
+        Chan(
+            date(2026, 2, 1),
+            36,
+            on(MAR8, 800_000),
+            quality=lambda i, t: 1 if t.date() < MAR8 else 0,
+        )
+    )
+    for s in (short, estimated):
+        assert len(run("HIGH_USAGE", s)) == 0
+        assert len(run("MULTIPLIER_MISMATCH", s, tolerance=1.0)) == 0
+
+
+def test_outage_day_and_half_day_are_not_low_usage_but_half_a_day_can_be_high() -> None:
+    outage = build(
+        Chan(
+            date(2026, 2, 1),
+            36,
+            on(MAR8, 0),
+            quality=lambda i, t: (
+                int(Quality.POWER_OUTAGE) if t.date() == MAR8 and t.hour == 3 else 0
+            ),
+        )
+    )
+    assert len(run("LOW_USAGE", outage)) == 0
+
+    def half(i: int, t: datetime) -> int:
+        return 1_600_000 if t.date() == MAR8 else 250_000
+
+    s = build(Chan(date(2026, 2, 1), 36, half))
+    s = Series(  # drop the afternoon of the last day
+        s.channels,
+        offsets_of([len(s.value) - 48]),
+        s.interval_end[:-48],
+        s.interval_seconds[:-48],
+        s.value[:-48],
+        s.quality[:-48],
+        s.check_from,
+        s.interval_end[-49:-48],
+    )
+    assert len(run("LOW_USAGE", s, low_factor=0.9)) == 0
+    assert found(run("HIGH_USAGE", s)) == [
+        (
+            0,
+            at("2026-03-08T12:00"),
+            "high usage on 2026-03-08: 76.800 kWh vs average 24.000 kWh a day (ratio 3.20)",
+        )
+    ]
+
+
+def _weeks(special: dict[tuple[datetime, int], int]) -> Callable[[int, datetime], int]:
+    """240 and 260 Wh alternating, with ``special`` values at given (local start, fold)."""
+
+    def value(i: int, t: datetime) -> int:
+        alternate = 240_000 if i % 2 == 0 else 260_000
+        return special.get((t.replace(tzinfo=None, fold=0), t.fold), alternate)
+
+    return value
+
+
+FIRST = date(2026, 2, 2)  # a Monday; 4 weeks of history, the 5th checked
+CHECKED = date(2026, 3, 2)
+NOON = (datetime(2026, 3, 4, 12, 0), 0)
+
+
+def test_zscore_flags_an_interval_far_from_the_same_hour_of_past_weeks() -> None:
+    s = build(Chan(FIRST, 35, _weeks({NOON: 1_000_000}), checked=CHECKED))
+    assert found(run("OUTLIER_ZSCORE", s)) == [
+        (
+            0,
+            at("2026-03-04T12:15"),
+            "1.000 kWh at 2026-03-04 12:00 vs 0.250 kWh ± 0.010 kWh at this hour of the week in"
+            " 4 weeks before (z +7.2, limit 5)",
+        )
+    ]
+    quiet = build(Chan(FIRST, 35, _weeks({NOON: 700_000}), checked=CHECKED))
+    assert len(run("OUTLIER_ZSCORE", quiet)) == 0
+
+
+def test_iqr_flags_an_interval_outside_the_fences() -> None:
+    s = build(Chan(FIRST, 35, _weeks({NOON: 1_000_000}), checked=CHECKED))
+    assert found(run("OUTLIER_IQR", s)) == [
+        (
+            0,
+            at("2026-03-04T12:15"),
+            "1.000 kWh at 2026-03-04 12:00 outside -0.228 kWh .. 0.728 kWh (quartiles ± 3 IQR)"
+            " of this hour of the week in 4 weeks before",
+        )
+    ]
+    quiet = build(Chan(FIRST, 35, _weeks({NOON: 700_000}), checked=CHECKED))
+    assert len(run("OUTLIER_IQR", quiet)) == 0
+
+
+def test_low_outliers_with_a_small_floor_and_explained_rows_left_alone() -> None:
+    s = build(
+        Chan(
+            FIRST, 35, _weeks({NOON: 0, (datetime(2026, 3, 5, 9, 0), 0): -300_000}), checked=CHECKED
+        )
+    )
+    ctx = context(s)
+    ctx.explained[np.flatnonzero(s.value < 0)] = True  # as a reset would
+    hits = run("OUTLIER_ZSCORE", s, ctx, std_floor_fraction=0.01, z=4.0)
+    assert hits.interval_end.tolist() == [at("2026-03-04T12:15")]
+    assert "(z -5.0, limit 4)" in hits.detail[0]
+    iqr = run("OUTLIER_IQR", s, ctx, iqr_floor_fraction=0.01, k=3.0)
+    assert iqr.interval_end.tolist() == [at("2026-03-04T12:15")]
+
+
+def test_outliers_need_usable_history_and_skip_export_unless_asked() -> None:
+    estimated = build(
+        Chan(
+            FIRST,
+            35,
+            _weeks({NOON: 1_000_000}),
+            checked=CHECKED,
+            quality=lambda i, t: 1 if t.date() < CHECKED else 0,
+        )
+    )
+    export = build(Chan(FIRST, 35, _weeks({NOON: 1_000_000}), checked=CHECKED, obis=EXPORT))
+    for code in ("OUTLIER_ZSCORE", "OUTLIER_IQR"):
+        assert len(run(code, estimated)) == 0
+        assert len(run(code, export)) == 0
+        assert run(code, export, export=True).interval_end.tolist() == [at("2026-03-04T12:15")]
+
+
+def test_outlier_in_the_repeated_autumn_hour() -> None:
+    # the second 01:30 of 2026-11-01 (EST); its history is 01:00-02:00 of the weeks before
+    special = {(datetime(2026, 11, 1, 1, 30), 1): 1_000_000}  # fold 1: the repeated hour
+    s = build(Chan(date(2026, 10, 4), 35, _weeks(special), tz=NY, checked=date(2026, 11, 1)))
+    end = at("2026-11-01T01:45", NY) + 3600  # the EST 01:45
+    for code in ("OUTLIER_ZSCORE", "OUTLIER_IQR"):
+        hits = run(code, s)
+        assert hits.interval_end.tolist() == [end]
+        assert hits.detail[0].startswith("1.000 kWh at 2026-11-01 01:30 ")
+
+
+def test_every_rule_copes_with_an_empty_series() -> None:
+    s = build(Chan(MAR2, 0, flat(1)))
+    for code in rules_stats.RULES:
+        assert len(run(code, s)) == 0
