@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 RUNTIME := $(VENV)/.runtime-installed
 DEV := $(VENV)/.dev-installed
 
-.PHONY: demo test bench bench-postgresql bench-billing bench-dlms lint clean
+.PHONY: demo test bench bench-postgresql bench-billing bench-dlms bench-vee lint clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -36,6 +36,9 @@ bench-billing: $(DEV)
 
 bench-dlms: $(DEV)
 	$(BIN)/python bench/dlms.py
+
+bench-vee: $(DEV)
+	$(BIN)/python bench/vee.py
 
 lint: $(DEV)
 	$(BIN)/ruff check src tests bench

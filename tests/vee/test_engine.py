@@ -75,10 +75,10 @@ def netted(s: Series, context: Context, params: Mapping[str, Any]) -> Hits:
 
 
 def rollover(s: Series, context: Context, params: Mapping[str, Any]) -> Hits:
-    """Test rollover: explains values of exactly 999 and flags them."""
-    context.explained |= s.value == 999
+    """Test rollover: explains values of exactly ``value`` (999) and flags them."""
+    context.explained |= s.value == int(params["value"])
     rc = s.row_channel()
-    at = np.flatnonzero(s.value == 999)
+    at = np.flatnonzero(s.value == int(params["value"]))
     return Hits.of(rc[at], s.interval_end[at], ["rollover"] * len(at))
 
 
@@ -88,7 +88,7 @@ TEST: Any = SimpleNamespace(
     DEFAULTS={
         "HIGH": {"severity": "warn", "limit": 100},
         "NETTED": {"severity": "warn"},
-        "ROLLOVER": {"severity": "warn"},
+        "ROLLOVER": {"severity": "warn", "value": 999},
     },
 )
 ONLY_TEST: tuple[RuleModule, ...] = (TEST,)
@@ -144,6 +144,34 @@ def test_rollover_runs_first_and_explains_what_later_rules_see() -> None:
     assert list(zip(found.rule, found.interval_end.tolist(), strict=True)) == [
         ("ROLLOVER", T0 + Q),
         ("HIGH", T0 + 2 * Q),  # 999 is explained, not high
+    ]
+
+
+def test_what_a_rollover_explains_in_one_setting_every_later_rule_sees() -> None:
+    """ROLLOVER runs per setting (commercial has its own), HIGH over everything at once
+    (and then per setting, when its limit differs): each sees every explained row."""
+    config = {"classes": {"commercial": {"rules": {"ROLLOVER": {"value": 555}}}}}
+    ruleset = RuleSet.from_mapping(config, modules=ONLY_TEST)
+    s = series([[999, 555, 200], [999, 555, 200]], ["residential", "commercial"], ["csv"] * 2)
+    found = run_rules(s, ruleset, now=NOW)
+    got = list(zip(found.channel_id.tolist(), found.rule, found.detail, strict=True))
+    assert got == [
+        (10, "ROLLOVER", "rollover"),
+        (10, "HIGH", "555 > 100"),
+        (10, "HIGH", "200 > 100"),
+        (20, "HIGH", "999 > 100"),
+        (20, "ROLLOVER", "rollover"),
+        (20, "HIGH", "200 > 100"),
+    ]
+    config["sources"] = {"dlms": {"rules": {"HIGH": {"limit": 150}}}}
+    split = RuleSet.from_mapping(config, modules=ONLY_TEST)
+    s2 = replace(s, channels=replace(s.channels, source=("csv", "dlms")))
+    found = run_rules(s2, split, now=NOW)
+    assert [d for r, d in zip(found.rule, found.detail, strict=True) if r == "HIGH"] == [
+        "555 > 100",
+        "200 > 100",
+        "999 > 150",
+        "200 > 150",
     ]
 
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -145,14 +145,11 @@ def _rows_of(offsets: np.ndarray, chans: np.ndarray) -> tuple[np.ndarray, np.nda
 
 
 def _subset(
-    series: Series, registers: Registers, clocks: ClockReads, chans: np.ndarray, net: bool
-) -> tuple[Series, Registers, ClockReads]:
+    series: Series, registers: Registers, clocks: ClockReads, chans: np.ndarray
+) -> tuple[Series, Registers, ClockReads, np.ndarray]:
+    """The channels ``chans`` taken out, with their registers and clock reads, and the row
+    index (into ``series``) of each row taken."""
     info = series.channels
-    every = len(chans) == len(info)
-    flags = np.asarray(info.net[chans], dtype=bool) | net
-    if every:
-        channels = replace(info, net=flags) if net else info
-        return replace(series, channels=channels), registers, clocks
     picked = chans.tolist()
 
     def pick(values: tuple[str, ...]) -> tuple[str, ...]:
@@ -166,7 +163,7 @@ def _subset(
         meter_class=pick(info.meter_class),
         source=pick(info.source),
         step=info.step[chans],
-        net=flags,
+        net=info.net[chans],
         allows_negative=info.allows_negative[chans],
     )
     offsets, rows = _rows_of(series.offsets, chans)
@@ -184,16 +181,7 @@ def _subset(
     regs = Registers(reg_offsets, registers.read_at[reg_rows], registers.value[reg_rows])
     clk_offsets, clk_rows = _rows_of(clocks.offsets, chans)
     clks = ClockReads(clk_offsets, clocks.read_at[clk_rows], clocks.drift_ms[clk_rows])
-    return sub, regs, clks
-
-
-def _groups(series: Series) -> list[tuple[tuple[str, str], np.ndarray]]:
-    """Channel indices per (meter class, source), in sorted key order."""
-    by_key: dict[tuple[str, str], list[int]] = {}
-    info = series.channels
-    for c, key in enumerate(zip(info.meter_class, info.source, strict=True)):
-        by_key.setdefault(key, []).append(c)
-    return [(key, np.array(by_key[key], dtype=_I64)) for key in sorted(by_key)]
+    return sub, regs, clks, rows
 
 
 def _tick(timings: dict[str, float] | None, name: str, started: float) -> float:
@@ -201,6 +189,26 @@ def _tick(timings: dict[str, float] | None, name: str, started: float) -> float:
     if timings is not None:
         timings[name] = timings.get(name, 0.0) + now - started
     return now
+
+
+@dataclass(slots=True)
+class _Hits:
+    """Hits gathered over the run, in global channel indices."""
+
+    chan: list[np.ndarray] = field(default_factory=list)
+    end: list[np.ndarray] = field(default_factory=list)
+    code: list[np.ndarray] = field(default_factory=list)
+    severity: list[np.ndarray] = field(default_factory=list)
+    detail: list[str] = field(default_factory=list)
+
+    def add(self, chans: np.ndarray, hits: Hits, rule: str, code: int, severity: Severity) -> None:
+        if len(hits) and (hits.row_channel.min() < 0 or hits.row_channel.max() >= len(chans)):
+            raise ValueError(f"rule {rule} named a channel outside its series")
+        self.chan.append(chans[hits.row_channel])
+        self.end.append(hits.interval_end)
+        self.code.append(np.full(len(hits), code, dtype=_I64))
+        self.severity.append(np.full(len(hits), int(severity), dtype=np.int8))
+        self.detail.extend(hits.detail)
 
 
 def run_rules(
@@ -214,74 +222,91 @@ def run_rules(
 ) -> Findings:
     """Every enabled rule of each channel's profile over ``series``; ``now`` is UTC epoch
     seconds. ``timings``, when given, is added the seconds spent per rule code (and in
-    ``partition``, ``local_time`` and ``findings``)."""
+    ``partition``, ``local_time`` and ``findings``).
+
+    Each channel's profile is that of its (meter class, source). A rule runs once over all
+    the channels whose profiles give it the same severity and parameters (usually all of
+    them, in one call over the whole series); the channels of each other setting are taken
+    out as a sub-series with its own context, whose ``explained`` rows are carried to and
+    from the whole series' context so that every rule sees what ``ROLLOVER`` explained."""
     count = len(series.channels)
     registers = registers if registers is not None else Registers.empty(count)
     clocks = clocks if clocks is not None else ClockReads.empty(count)
-    chan_parts: list[np.ndarray] = []
-    end_parts: list[np.ndarray] = []
-    code_parts: list[np.ndarray] = []
-    sev_parts: list[np.ndarray] = []
-    details: list[str] = []
-    codes = [info.code for info in ruleset.catalogue]
-    code_index = {code: i for i, code in enumerate(sorted(codes))}
     clock = time.perf_counter()
-    for (meter_class, source), chans in _groups(series):
-        profile = ruleset.profile(meter_class, source)
-        enabled = profile.enabled()
-        if not enabled:
-            continue
-        sub, regs, clks = _subset(series, registers, clocks, chans, profile.net_meter)
-        context = Context(sub, regs, clks, now)
-        clock = _tick(timings, "partition", clock)
-        _ = context.local_start  # computed once, shared by the group's rules
-        clock = _tick(timings, "local_time", clock)
-        for code in enabled:
-            hits: Hits = ruleset.rule(code)(sub, context, profile.params(code))
-            if len(hits):
-                if hits.row_channel.min() < 0 or hits.row_channel.max() >= len(chans):
-                    raise ValueError(f"rule {code} named a channel outside its series")
-                chan_parts.append(chans[hits.row_channel])
-                end_parts.append(hits.interval_end)
-                code_parts.append(np.full(len(hits), code_index[code], dtype=_I64))
-                sev_parts.append(np.full(len(hits), int(profile.severity(code)), dtype=np.int8))
-                details.extend(hits.detail)
-            clock = _tick(timings, code, clock)
-    found = _assemble(series, codes, chan_parts, end_parts, code_parts, sev_parts, details)
+    info = series.channels
+    keys = list(zip(info.meter_class, info.source, strict=True))
+    profiles = {key: ruleset.profile(*key) for key in sorted(set(keys))}
+    order = {key: i for i, key in enumerate(profiles)}
+    profile_of = np.array([order[key] for key in keys], dtype=_I64)
+    listed = list(profiles.values())
+    net = np.asarray(info.net, dtype=bool) | np.array(
+        [profiles[key].net_meter for key in keys], dtype=bool
+    )
+    if count and not np.array_equal(net, info.net):
+        series = replace(series, channels=replace(info, net=net))
+    whole = Context(series, registers, clocks, now)
+    everyone = np.arange(count, dtype=_I64)
+    parts: dict[bytes, tuple[Series, Context, np.ndarray]] = {}
+    codes = sorted(rule.code for rule in ruleset.catalogue)
+    code_index = {code: i for i, code in enumerate(codes)}
+    found = _Hits()
+    clock = _tick(timings, "partition", clock)
+    if count and any(p.enabled() for p in listed):
+        _ = whole.local_start  # computed once, shared by the rules
+    clock = _tick(timings, "local_time", clock)
+    for rule in ruleset.catalogue:
+        settings: dict[tuple[Severity, str], list[int]] = {}
+        for i, profile in enumerate(listed):
+            severity = profile.severity(rule.code)
+            if severity is not Severity.PASS:
+                setting = repr(sorted(profile.params(rule.code).items()))
+                settings.setdefault((severity, setting), []).append(i)
+        for (severity, _), members in settings.items():
+            params = listed[members[0]].params(rule.code)
+            chans = np.flatnonzero(np.isin(profile_of, members))
+            if len(chans) == count:
+                hits = rule.rule(series, whole, params)
+                found.add(everyone, hits, rule.code, code_index[rule.code], severity)
+                clock = _tick(timings, rule.code, clock)
+                continue
+            part = parts.get(chans.tobytes())
+            if part is None:
+                sub, regs, clks, rows = _subset(series, registers, clocks, chans)
+                part = parts[chans.tobytes()] = (sub, Context(sub, regs, clks, now), rows)
+                clock = _tick(timings, "partition", clock)
+            sub, context, rows = part
+            context.explained = whole.explained[rows]
+            hits = rule.rule(sub, context, params)
+            whole.explained[rows] = context.explained
+            found.add(chans, hits, rule.code, code_index[rule.code], severity)
+            clock = _tick(timings, rule.code, clock)
+    result = _assemble(series, codes, found)
     _tick(timings, "findings", clock)
-    return found
+    return result
 
 
-def _assemble(
-    series: Series,
-    codes: Sequence[str],
-    chan_parts: list[np.ndarray],
-    end_parts: list[np.ndarray],
-    code_parts: list[np.ndarray],
-    sev_parts: list[np.ndarray],
-    details: list[str],
-) -> Findings:
-    if not details:
+def _assemble(series: Series, codes: Sequence[str], found: _Hits) -> Findings:
+    if not found.detail:
         return Findings.empty()
-    chan = np.concatenate(chan_parts)
+    chan = np.concatenate(found.chan)
     channel_id = np.asarray(series.channels.channel_id, dtype=_I64)[chan]
-    end = np.concatenate(end_parts)
-    code = np.concatenate(code_parts)
+    end = np.concatenate(found.end)
+    code = np.concatenate(found.code)
     order = np.lexsort((code, end, channel_id))  # stable: a rule's first hit is kept
     channel_id, end, code, chan = channel_id[order], end[order], code[order], chan[order]
     keep = np.ones(len(order), dtype=bool)
     keep[1:] = (channel_id[1:] != channel_id[:-1]) | (end[1:] != end[:-1]) | (code[1:] != code[:-1])
     order, chan = order[keep], chan[keep]
-    names = np.asarray(sorted(codes), dtype=object)
+    names = np.asarray(codes, dtype=object)
     meters = np.asarray(series.channels.meter_id, dtype=object)
     obis = np.asarray(series.channels.obis, dtype=object)
-    text = np.asarray(details, dtype=object)
+    text = np.asarray(found.detail, dtype=object)
     return Findings(
         channel_id[keep],
         tuple(meters[chan].tolist()),
         tuple(obis[chan].tolist()),
         end[keep],
         tuple(names[code[keep]].tolist()),
-        np.concatenate(sev_parts)[order],
+        np.concatenate(found.severity)[order],
         tuple(text[order].tolist()),
     )

@@ -12,15 +12,16 @@ the zone (23 h and 25 h on DST days), so a 15-minute channel has 92, 96 or 100 i
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass
+import weakref
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
 from meterledger.core.reading import Quality
 from meterledger.vee.findings import Context, Hits, Rule
-from meterledger.vee.series import Series, local_epoch, ragged
+from meterledger.vee.series import Series, local_epoch, offsets_of, ragged
 
 __all__ = [
     "DEFAULTS",
@@ -53,31 +54,105 @@ def _dates(days: np.ndarray) -> np.ndarray:
     return np.datetime_as_string(np.asarray(days, dtype="datetime64[D]"))
 
 
+def _cols(*columns: np.ndarray) -> Iterator[tuple[Any, ...]]:
+    """Rows of plain Python values from equal-length arrays (for the detail texts)."""
+    return zip(*(c.tolist() for c in columns), strict=True)
+
+
 def _minutes(seconds: int) -> str:
     return f"{seconds // 60} min" if seconds % 60 == 0 else f"{seconds} s"
 
 
-def _prev_same(series: Series, rc: np.ndarray) -> np.ndarray:
-    """True at rows whose previous row is in the same channel."""
-    same = np.zeros(series.rows, dtype=bool)
-    same[1:] = rc[1:] == rc[:-1]
-    return same
+def _chan_of(series: Series, rows: np.ndarray) -> np.ndarray:
+    """The channel of each of a few ``rows``."""
+    chan: np.ndarray = np.searchsorted(series.offsets, rows, side="right") - 1
+    return chan
+
+
+def _count_at_or_before(series: Series, chan: np.ndarray, instant: np.ndarray) -> np.ndarray:
+    """Per query, the index one past the channel's last row ending at or before the instant
+    (``offsets[chan]`` when there is none): one binary search of all queries at once."""
+    left: np.ndarray = series.offsets[chan].astype(_I64)
+    right = series.offsets[chan + 1].astype(_I64)
+    top = max(series.rows - 1, 0)
+    while len(left) and (left < right).any():
+        mid = (left + right) // 2
+        open_ = left < right
+        below = series.interval_end[np.minimum(mid, top)] <= instant
+        left = np.where(open_ & below, mid + 1, left)
+        right = np.where(open_ & ~below, mid, right)
+    return left
+
+
+@dataclass(frozen=True, slots=True)
+class _Days:
+    """Every whole local day in each channel's window: its channel, day number, UTC end,
+    expected intervals and the distinct interval ends that start in it."""
+
+    chan: np.ndarray
+    day: np.ndarray
+    end: np.ndarray
+    expected: np.ndarray
+    count: np.ndarray
+
+
+@dataclass(frozen=True, slots=True)
+class _Rows:
+    """Facts about the rows that several rules need, found once per series (:func:`_rows`).
+    Rows are sorted by interval end within a channel, so most are ranges and searches."""
+
+    same: np.ndarray  # the previous row is in the same channel
+    checked: np.ndarray
+    irregular: np.ndarray  # rows not ending their own length after the row before
+    odd: np.ndarray  # rows whose length is not the channel's step
+    flagged: np.ndarray  # rows flagged estimated or clock-adjusted
+    lo: np.ndarray  # per channel, where the window looked at starts
+    days: dict[tuple[int, tuple[str, ...]], _Days] = field(default_factory=dict)
+
+
+_KEYED = ("interval_end", "interval_seconds", "quality", "offsets", "check_from", "check_to")
+_MEMO: dict[int, tuple[tuple[weakref.ref[np.ndarray], ...], _Rows]] = {}
+
+
+def _rows(series: Series) -> _Rows:
+    """The :class:`_Rows` of ``series``, shared by the rules that run on it; kept only while
+    the series' arrays live (weak references), so nothing outlives the run."""
+    arrays = (*(getattr(series, name) for name in _KEYED), series.channels.step)
+    key = id(series.interval_end)
+    held = _MEMO.get(key)
+    if held is not None and all(r() is a for r, a in zip(held[0], arrays, strict=True)):
+        return held[1]
+    end, secs, off, n = series.interval_end, series.interval_seconds, series.offsets, series.rows
+    chans = np.arange(len(series.channels), dtype=_I64)
+    counts = np.diff(off)
+    same = np.ones(n, dtype=bool)
+    same[off[:-1][off[:-1] < n]] = False
+    first = _count_at_or_before(series, chans, series.check_from)
+    last = np.maximum(_count_at_or_before(series, chans, series.check_to), first)
+    spans = np.stack([first - off[:-1], last - first, off[1:] - last], axis=1).ravel()
+    checked = np.repeat(np.tile(np.array([False, True, False]), len(chans)), spans)
+    irregular = np.flatnonzero(same[1:] & (np.diff(end) != secs[1:])) + 1
+    steps = series.channels.step
+    uniform = len(steps) and (steps == steps[0]).all()
+    odd = np.flatnonzero(secs != (steps[0] if uniform else np.repeat(steps, counts)))
+    flagged = np.flatnonzero((series.quality & (_ESTIMATED | int(Quality.CLOCK_ADJUSTED))) != 0)
+    at = np.minimum(off[:-1], max(n - 1, 0))
+    first_end = end[at] if n else np.zeros(len(at), dtype=_I64)
+    first_start = first_end - (secs[at] if n else 0)
+    history = (counts > 0) & (first_end <= series.check_from)
+    lo = np.where(history, series.check_from, np.maximum(series.check_from, first_start))
+    rows = _Rows(same, checked, irregular, odd, flagged, lo)
+
+    def forget(_: weakref.ref[np.ndarray]) -> None:
+        _MEMO.pop(key, None)
+
+    _MEMO[key] = ((weakref.ref(end, forget), *(weakref.ref(a) for a in arrays[1:])), rows)
+    return rows
 
 
 def _window(series: Series, context: Context) -> tuple[np.ndarray, np.ndarray]:
     """Per channel, the span looked at: ``(lo, hi]`` in UTC seconds (see the module doc)."""
-    off = series.offsets
-    has_rows = np.diff(off) > 0
-    first = np.minimum(off[:-1], max(series.rows - 1, 0))
-    if series.rows:
-        first_end = series.interval_end[first]
-        first_start = first_end - series.interval_seconds[first]
-    else:
-        first_end = first_start = np.zeros(len(first), dtype=_I64)
-    history = has_rows & (first_end <= series.check_from)
-    lo = np.where(history, series.check_from, np.maximum(series.check_from, first_start))
-    hi = np.minimum(series.check_to, context.now)
-    return lo, hi
+    return _rows(series).lo, np.minimum(series.check_to, context.now)
 
 
 def _day_starts(days: np.ndarray, tz: str) -> np.ndarray:
@@ -91,54 +166,65 @@ def _day_starts(days: np.ndarray, tz: str) -> np.ndarray:
     return starts
 
 
-@dataclass(frozen=True, slots=True)
-class _Days:
-    """Every whole local day in each channel's window: its channel, day number, UTC start
-    and end, expected intervals and the distinct interval ends found in it."""
-
-    chan: np.ndarray
-    day: np.ndarray
-    end: np.ndarray
-    expected: np.ndarray
-    count: np.ndarray
-
-
 def _whole_days(series: Series, context: Context) -> _Days:
-    chans = len(series.channels)
+    """The day table at ``context.now``, shared by COMPLETENESS and SIBLING_COMPLETENESS."""
+    memo = _rows(series)
+    key = (context.now, series.channels.timezone)
+    if key not in memo.days:
+        memo.days[key] = _count_days(series, context, memo)
+    return memo.days[key]
+
+
+def _count_days(series: Series, context: Context, memo: _Rows) -> _Days:
     lo, hi = _window(series, context)
-    d0 = np.zeros(chans, dtype=_I64)
-    n = np.zeros(chans, dtype=_I64)
+    d0 = np.zeros(len(series.channels), dtype=_I64)
+    n = np.zeros(len(series.channels), dtype=_I64)
     zones = np.asarray(series.channels.timezone, dtype=object)
     has_rows = np.diff(series.offsets) > 0
     for tz in sorted(set(series.channels.timezone)):
         ch = np.flatnonzero((zones == tz) & has_rows)
-        if not len(ch):
-            continue
-        first = local_epoch(lo[ch], tz) // _DAY
-        first += _day_starts(first, tz) < lo[ch]
-        last = local_epoch(hi[ch] - 1, tz) // _DAY
-        last -= _day_starts(last + 1, tz) > hi[ch]
-        d0[ch] = first
-        n[ch] = np.maximum(last - first + 1, 0)
-    base = np.concatenate([[0], np.cumsum(n)]).astype(_I64)
-    chan = ragged(base)
-    day = d0[chan] + np.arange(len(chan), dtype=_I64) - base[chan]
+        if len(ch):
+            first = local_epoch(lo[ch], tz) // _DAY
+            first += _day_starts(first, tz) < lo[ch]
+            last = local_epoch(hi[ch] - 1, tz) // _DAY
+            last -= _day_starts(last + 1, tz) > hi[ch]
+            d0[ch], n[ch] = first, np.maximum(last - first + 1, 0)
+    whole = offsets_of(n)
+    chan = ragged(whole)
+    day = d0[chan] + np.arange(len(chan), dtype=_I64) - whole[chan]
     start = np.empty(len(chan), dtype=_I64)
-    end = np.empty(len(chan), dtype=_I64)
+    stop = np.empty(len(chan), dtype=_I64)
     entry_zone = zones[chan]
     for tz in sorted(set(entry_zone.tolist())):
         at = entry_zone == tz
         start[at] = _day_starts(day[at], tz)
-        end[at] = _day_starts(day[at] + 1, tz)
-    expected = (end - start) // series.channels.step[chan]
+        stop[at] = _day_starts(day[at] + 1, tz)
+    step = series.channels.step[chan]
+    # a row of the step's length starts in [start, stop) when it ends in [start, stop) + step
+    count = _count_at_or_before(series, chan, stop + step - 1)
+    count -= _count_at_or_before(series, chan, start + step - 1)
+    end, secs = series.interval_end, series.interval_seconds
+    span = max(int(stop.max()) if len(stop) else 0, int(end.max()) if len(end) else 0) + 1
 
-    rc = series.row_channel()
-    row_day = context.local_start // _DAY - d0[rc]
-    distinct = np.ones(series.rows, dtype=bool)
-    distinct[1:] = (series.interval_end[1:] != series.interval_end[:-1]) | (rc[1:] != rc[:-1])
-    keep = distinct & (row_day >= 0) & (row_day < n[rc]) & series.checked()
-    count = np.bincount(base[rc][keep] + row_day[keep], minlength=len(chan)).astype(_I64)
-    return _Days(chan, day, end, expected, count)
+    def entry(rows: np.ndarray, instant: np.ndarray) -> np.ndarray:
+        """The day entry holding ``instant`` in each row's channel (-1 when none)."""
+        c = _chan_of(series, rows)
+        e = np.searchsorted(chan * span + start, c * span + instant, side="right") - 1
+        ok = (e >= 0) & (chan[np.maximum(e, 0)] == c) & (instant < stop[np.maximum(e, 0)])
+        found: np.ndarray = np.where(ok, e, -1)
+        return found
+
+    # rows of another length counted by their real start; a second row at one end, once
+    odd, irr = memo.odd, memo.irregular
+    twice = irr[end[irr] == end[irr - 1]]
+    for rows, instant, sign in (
+        (odd, end[odd] - series.channels.step[_chan_of(series, odd)], -1),
+        (odd, end[odd] - secs[odd], 1),
+        (twice, end[twice] - secs[twice], -1),
+    ):
+        e = entry(rows, instant)
+        np.add.at(count, e[e >= 0], sign)
+    return _Days(chan, day, stop, (stop - start) // step, count)
 
 
 def completeness(series: Series, context: Context, params: Mapping[str, Any]) -> Hits:
@@ -147,10 +233,7 @@ def completeness(series: Series, context: Context, params: Mapping[str, Any]) ->
     bad = days.count != days.expected
     text = _dates(days.day[bad])
     detail = [
-        f"{d}: {c} of {e} intervals"
-        for d, c, e in zip(
-            text.tolist(), days.count[bad].tolist(), days.expected[bad].tolist(), strict=True
-        )
+        f"{d}: {c} of {e} intervals" for d, c, e in _cols(text, days.count[bad], days.expected[bad])
     ]
     return Hits.of(days.chan[bad], days.end[bad], detail)
 
@@ -173,16 +256,11 @@ def sibling_completeness(series: Series, context: Context, params: Mapping[str, 
     group = np.cumsum(head) - 1
     best = np.flatnonzero(head)[group]  # the most complete sibling of each (meter, day)
     short = count * expected[best] < count[best] * expected
+    b = best[short]
     detail = [
         f"{d}: {c} of {e} intervals, {series.channels.obis[bc]} has {bn} of {be}"
-        for d, c, e, bc, bn, be in zip(
-            _dates(day[short]).tolist(),
-            count[short].tolist(),
-            expected[short].tolist(),
-            chan[best][short].tolist(),
-            count[best][short].tolist(),
-            expected[best][short].tolist(),
-            strict=True,
+        for d, c, e, bc, bn, be in _cols(
+            _dates(day[short]), count[short], expected[short], chan[b], count[b], expected[b]
         )
     ]
     return Hits.of(chan[short], days.end[data][order][short], detail)
@@ -191,17 +269,15 @@ def sibling_completeness(series: Series, context: Context, params: Mapping[str, 
 def gap(series: Series, context: Context, params: Mapping[str, Any]) -> Hits:
     """Missing interval ends between rows and after the last one: one finding per gap, at
     its first missing interval end inside the checked window."""
-    rc = series.row_channel()
-    end = series.interval_end
+    memo = _rows(series)
+    end, secs = series.interval_end, series.interval_seconds
     step_all = series.channels.step
     lo, hi = _window(series, context)
-    inner = np.flatnonzero(_prev_same(series, rc))
-    inner = inner[end[inner] - series.interval_seconds[inner] > end[inner - 1]]
-    chan_in = rc[inner]
+    inner = memo.irregular[end[memo.irregular] - end[memo.irregular - 1] > secs[memo.irregular]]
+    chan_in = _chan_of(series, inner)
     prev_in = end[inner - 1]
-    step_in = step_all[chan_in]
-    space = end[inner] - series.interval_seconds[inner] - prev_in
-    last_in = -(-space // step_in)  # any uncovered time is at least one missing interval
+    uncovered = end[inner] - secs[inner] - prev_in
+    last_in = -(-uncovered // step_all[chan_in])  # any uncovered time: at least one interval
     has_rows = np.flatnonzero(np.diff(series.offsets) > 0)
     tail_prev = end[series.offsets[has_rows + 1] - 1]
     last_tail = (hi[has_rows] - tail_prev) // step_all[has_rows]
@@ -209,9 +285,7 @@ def gap(series: Series, context: Context, params: Mapping[str, Any]) -> Hits:
     prev = np.concatenate([prev_in, tail_prev])
     step = step_all[chan]
     k_last = np.minimum(np.concatenate([last_in, last_tail]), (hi[chan] - prev) // step)
-    k_first = np.maximum(1, (series.check_from[chan] - prev) // step + 1)
-    k_first = np.maximum(k_first, (lo[chan] - prev) // step + 1)
-    k_last = np.minimum(k_last, (series.check_to[chan] - prev) // step)
+    k_first = np.maximum(1, (np.maximum(series.check_from, lo)[chan] - prev) // step + 1)
     ok = k_first <= k_last
     chan, prev, step, k_first, k_last = chan[ok], prev[ok], step[ok], k_first[ok], k_last[ok]
     first = prev + k_first * step
@@ -220,12 +294,7 @@ def gap(series: Series, context: Context, params: Mapping[str, Any]) -> Hits:
     chan, first, last, step = chan[order], first[order], last[order], step[order]
     detail = [
         f"{n} missing interval{'s' if n > 1 else ''}, {a} to {b}"
-        for n, a, b in zip(
-            ((last - first) // step + 1).tolist(),
-            _iso(first - step).tolist(),
-            _iso(last).tolist(),
-            strict=True,
-        )
+        for n, a, b in _cols(((last - first) // step + 1), _iso(first - step), _iso(last))
     ]
     return Hits.of(chan, first, detail)
 
@@ -233,47 +302,28 @@ def gap(series: Series, context: Context, params: Mapping[str, Any]) -> Hits:
 def duplicate(series: Series, context: Context, params: Mapping[str, Any]) -> Hits:
     """The same interval end twice in a channel, or an interval that starts before the one
     before it ends (a 30-minute row over two 15-minute rows)."""
-    rc = series.row_channel()
+    memo = _rows(series)
     end, secs = series.interval_end, series.interval_seconds
-    same = _prev_same(series, rc)
-    prev_end = np.roll(end, 1)
-    same_end = same & (end == prev_end)
-    clash = same & (end - secs < prev_end)
-    clash[1:] &= ~(clash[:-1] & same_end[1:])  # one finding per interval end
-    at = np.flatnonzero(clash & series.checked())
-    twin = same_end[at] & (secs[at] == secs[at - 1])
-    ends, starts = _iso(end[at]).tolist(), _iso(end[at] - secs[at]).tolist()
-    before = _iso(end[at - 1]).tolist()
+    irr = memo.irregular
+    clash = irr[end[irr] - end[irr - 1] < secs[irr]]
+    same_end = end[clash] == end[clash - 1]
+    after_clash = np.append(False, np.diff(clash) == 1)
+    at = clash[~(after_clash & same_end)]  # one finding per interval end
+    at = at[memo.checked[at]]
+    twin = (end[at] == end[at - 1]) & (secs[at] == secs[at - 1])
+    value, iso_start, iso_end, iso_prev = (
+        series.value,
+        *map(_iso, (end[at] - secs[at], end[at], end[at - 1])),
+    )
     detail = [
         f"duplicate: two rows end at {e} ({a} and {b} mWh)"
         if t
         else f"overlap: the {_minutes(s)} interval from {st} overlaps the one ending {p}"
-        for t, e, a, b, s, st, p in zip(
-            twin.tolist(),
-            ends,
-            series.value[at - 1].tolist(),
-            series.value[at].tolist(),
-            secs[at].tolist(),
-            starts,
-            before,
-            strict=True,
+        for t, e, a, b, s, st, p in _cols(
+            twin, iso_end, value[at - 1], value[at], secs[at], iso_start, iso_prev
         )
     ]
-    return Hits.of(rc[at], end[at], detail)
-
-
-def _last_row_at(series: Series, chan: np.ndarray, instant: np.ndarray) -> np.ndarray:
-    """Per query, the index of the channel's last row ending at or before the instant, or
-    -1 when it has none."""
-    if not series.rows or not len(chan):
-        return np.full(len(chan), -1, dtype=_I64)
-    rc = series.row_channel()
-    base = min(int(series.interval_end.min()), int(instant.min()))
-    span = max(int(series.interval_end.max()), int(instant.max())) - base + 1
-    keys = rc * span + (series.interval_end - base)
-    index = np.searchsorted(keys, chan * span + (instant - base), side="right") - 1
-    found: np.ndarray = np.where(index >= series.offsets[chan], index, -1)
-    return found
+    return Hits.of(_chan_of(series, at), end[at], detail)
 
 
 def clock_drift(series: Series, context: Context, params: Mapping[str, Any]) -> Hits:
@@ -281,12 +331,14 @@ def clock_drift(series: Series, context: Context, params: Mapping[str, Any]) -> 
     or before the read (the read time floored to the step when there is none)."""
     clocks = context.clocks
     tolerance_ms = int(params["tolerance_s"]) * 1000
-    chan = ragged(clocks.offsets)
     bad = np.flatnonzero(np.abs(clocks.drift_ms) > tolerance_ms)
-    chan, read_at, drift = chan[bad], clocks.read_at[bad], clocks.drift_ms[bad]
-    row = _last_row_at(series, chan, read_at)
+    chan = np.searchsorted(clocks.offsets, bad, side="right") - 1
+    read_at, drift = clocks.read_at[bad], clocks.drift_ms[bad]
+    row = _count_at_or_before(series, chan, read_at) - 1
     step = series.channels.step[chan]
-    at = np.where(row >= 0, series.interval_end[np.maximum(row, 0)], read_at // step * step)
+    some = row >= series.offsets[chan]
+    ends = series.interval_end[np.clip(row, 0, max(series.rows - 1, 0))] if series.rows else 0
+    at = np.where(some, ends, read_at // step * step)
     inside = (at > series.check_from[chan]) & (at <= series.check_to[chan])
     chan, read_at, drift, at = chan[inside], read_at[inside], drift[inside], at[inside]
     order = np.lexsort((-np.abs(drift), at, chan))  # the worst read of an interval speaks
@@ -295,95 +347,107 @@ def clock_drift(series: Series, context: Context, params: Mapping[str, Any]) -> 
     pick = order[head]
     detail = [
         f"clock off by {ms / 1000:+.3f} s at {t} (tolerance {tolerance_ms // 1000} s)"
-        for ms, t in zip(drift[pick].tolist(), _iso(read_at[pick]).tolist(), strict=True)
+        for ms, t in _cols(drift[pick], _iso(read_at[pick]))
     ]
     return Hits.of(chan[pick], at[pick], detail)
+
+
+def _local(series: Series, chan: np.ndarray, instants: np.ndarray) -> np.ndarray:
+    """Wall-clock seconds of ``instants`` in the zones of channels ``chan``."""
+    out = np.empty(len(instants), dtype=_I64)
+    zones = np.asarray(series.channels.timezone, dtype=object)[chan]
+    for tz in sorted(set(zones.tolist())):
+        at = zones == tz
+        out[at] = local_epoch(instants[at], tz)
+    return out
 
 
 def clock_set(series: Series, context: Context, params: Mapping[str, Any]) -> Hits:
     """An interval shorter or longer than the channel's step, flagged clock-adjusted, or off
     the step's grid on the local clock: the meter's clock was set during it."""
-    rc = series.row_channel()
-    secs = series.interval_seconds
-    step = series.channels.step[rc]
-    checked = series.checked()
-    adjusted = (series.quality & int(Quality.CLOCK_ADJUSTED)) != 0
-    local_end = context.local_start + secs
-    odd = np.flatnonzero(checked & (secs != step))
-    if len(odd):  # exact local ends where the length is odd (a daily row on a DST day)
-        zones = np.asarray(series.channels.timezone, dtype=object)[rc[odd]]
-        for tz in sorted(set(zones.tolist())):
-            rows = odd[zones == tz]
-            local_end[rows] = local_epoch(series.interval_end[rows], tz)
-    wrong_length = local_end - context.local_start != step
-    gridded = (_DAY % step) == 0
-    off_grid = gridded & (local_end % np.where(gridded, step, 1) != 0)
-    at = np.flatnonzero(checked & (adjusted | wrong_length | off_grid))
-    ends = _iso(series.interval_end[at]).tolist()
+    memo = _rows(series)
+    end, secs, steps = series.interval_end, series.interval_seconds, series.channels.step
+    adjusted = memo.flagged[(series.quality[memo.flagged] & int(Quality.CLOCK_ADJUSTED)) != 0]
+    # the length on the local clock: a daily row is 23 or 25 hours on a DST day
+    odd = memo.odd
+    odd_chan = _chan_of(series, odd)
+    odd_len = _local(series, odd_chan, end[odd]) - _local(series, odd_chan, end[odd] - secs[odd])
+    wrong_length = odd[odd_len != steps[odd_chan]]
+    # A row `step` after the one before is on the grid when that one is (offsets change by
+    # whole hours): only the heads of such runs are looked at, then spread over their runs.
+    starts = series.offsets[:-1][np.diff(series.offsets) > 0]
+    heads = np.union1d(np.union1d(starts, memo.irregular), odd)
+    coarse = 3600 % steps != 0  # steps an hour's shift can move off their grid
+    if coarse.any():
+        heads = np.union1d(heads, np.flatnonzero(np.repeat(coarse, np.diff(series.offsets))))
+    head_chan = _chan_of(series, heads)
+    head_step = steps[head_chan]
+    local = _local(series, head_chan, end[heads])
+    off_head = (_DAY % head_step == 0) & (local // head_step * head_step != local)
+    off_grid = np.empty(0, dtype=_I64)
+    if off_head.any():
+        runs = np.diff(np.append(heads, series.rows))
+        off_grid = np.flatnonzero(np.repeat(off_head, runs))
+    at = np.union1d(np.union1d(adjusted, wrong_length), off_grid)
+    at = at[memo.checked[at]]
+    chan = _chan_of(series, at)
     detail = []
-    for length, grid, s, want, e in zip(
-        wrong_length[at].tolist(),
-        off_grid[at].tolist(),
-        secs[at].tolist(),
-        step[at].tolist(),
-        ends,
-        strict=True,
+    for length, on_grid, s, want, e in _cols(
+        np.isin(at, wrong_length), np.isin(at, off_grid), secs[at], steps[chan], _iso(end[at])
     ):
         if length:
             kind = "short" if s < want else "long"
             detail.append(f"{kind} interval: {_minutes(s)}, expected {_minutes(want)}")
-        elif grid:
+        elif on_grid:
             detail.append(f"interval end {e} is off the {_minutes(want)} grid")
         else:
             detail.append(f"clock adjusted in the interval ending {e}")
-    return Hits.of(rc[at], series.interval_end[at], detail)
+    return Hits.of(chan, end[at], detail)
 
 
 def future_timestamp(series: Series, context: Context, params: Mapping[str, Any]) -> Hits:
     """An interval that ends after now (plus ``slack_s``)."""
-    rc = series.row_channel()
+    memo = _rows(series)
     limit = context.now + int(params["slack_s"])
-    at = np.flatnonzero(series.checked() & (series.interval_end > limit))
+    has_rows = np.flatnonzero(np.diff(series.offsets) > 0)
+    late = has_rows[series.interval_end[series.offsets[has_rows + 1] - 1] > limit]
+    first = _count_at_or_before(series, late, np.full(len(late), limit, dtype=_I64))
+    counts = series.offsets[late + 1] - first
+    at = np.repeat(first - offsets_of(counts)[:-1], counts) + np.arange(int(counts.sum()))
+    at = at[memo.checked[at]]
     now = str(_iso(np.array([context.now]))[0])
-    ahead = series.interval_end[at] - context.now
+    ends = series.interval_end[at]
     detail = [
         f"interval ends {e}, {_minutes(int(s))} after the check at {now}"
-        for e, s in zip(_iso(series.interval_end[at]).tolist(), ahead.tolist(), strict=True)
+        for e, s in _cols(_iso(ends), ends - context.now)
     ]
-    return Hits.of(rc[at], series.interval_end[at], detail)
+    return Hits.of(_chan_of(series, at), ends, detail)
 
 
 def estimation_too_long(series: Series, context: Context, params: Mapping[str, Any]) -> Hits:
     """A run of consecutive estimated rows longer than ``max_hours``: one finding per run,
     at the first interval that takes it past the limit."""
-    rc = series.row_channel()
+    memo = _rows(series)
     end = series.interval_end
     limit = int(params["max_hours"]) * 3600
-    est = (series.quality & _ESTIMATED) != 0
-    cont = np.zeros(series.rows, dtype=bool)
-    cont[1:] = est[1:] & est[:-1] & (rc[1:] == rc[:-1])
-    heads = np.flatnonzero(est & ~cont)
-    if not len(heads):
+    est = memo.flagged[(series.quality[memo.flagged] & _ESTIMATED) != 0]
+    if not len(est):
         return Hits.empty()
-    run = np.cumsum(est & ~cont) - 1
-    start = (end - series.interval_seconds)[heads][np.maximum(run, 0)]
-    over = est & (end - start > limit)
-    first = over.copy()
-    first[1:] &= ~(over[:-1] & cont[1:])
-    at = np.flatnonzero(first & series.checked())
-    tails = np.flatnonzero(est & ~np.append(cont[1:], False))  # the last row of each run
-    run_start, run_end = start[at], end[tails][run[at]]
+    cont = np.append(False, (np.diff(est) == 1) & memo.same[est[1:]])  # same run as before
+    run = np.cumsum(~cont) - 1
+    heads = est[~cont]
+    start = (end[heads] - series.interval_seconds[heads])[run]
+    over = end[est] - start > limit
+    first = over & ~np.append(False, over[:-1] & cont[1:])
+    run_end = end[est[~np.append(cont[1:], False)]][run[first]]
+    at = est[first]
+    keep = memo.checked[at]
+    at, run_start, run_end = at[keep], start[first][keep], run_end[keep]
     detail = [
         f"estimated for {(b - a) / 3600:g} h, {s} to {e} (limit {limit // 3600} h)"
-        for a, b, s, e in zip(
-            run_start.tolist(),
-            run_end.tolist(),
-            _iso(run_start).tolist(),
-            _iso(run_end).tolist(),
-            strict=True,
-        )
+        for a, b, s, e in _cols(run_start, run_end, _iso(run_start), _iso(run_end))
     ]
-    return Hits.of(rc[at], end[at], detail)
+    return Hits.of(_chan_of(series, at), end[at], detail)
 
 
 RULES: dict[str, Rule] = {
