@@ -194,7 +194,7 @@ def test_high_usage_against_the_average_of_the_days_before() -> None:
         (
             0,
             at("2026-03-09T00:00"),
-            "high usage on 2026-03-08: 76.800 kWh vs average 24.000 kWh a day (ratio 3.20)",
+            "high usage on Sun 2026-03-08: 76.800 kWh vs average 24.000 kWh a day (ratio 3.20)",
         )
     ]
     assert len(run("LOW_USAGE", s)) == 0
@@ -207,7 +207,7 @@ def test_low_usage_on_the_23_hour_dst_day_counts_it_as_complete() -> None:
         (
             0,
             at("2026-03-09T00:00", NY),
-            "low usage on 2026-03-08: 4.600 kWh vs average 24.000 kWh a day (ratio 0.19)",
+            "low usage on Sun 2026-03-08: 4.600 kWh vs average 24.000 kWh a day (ratio 0.19)",
         )
     ]
     assert len(run("HIGH_USAGE", s)) == 0
@@ -221,7 +221,7 @@ def test_the_25_hour_dst_day_is_a_complete_day_of_100_intervals() -> None:
         (
             0,
             at("2026-11-02T00:00", NY),
-            "low usage on 2026-11-01: 25.000 kWh vs average 24.000 kWh a day (ratio 1.04)",
+            "low usage on Sun 2026-11-01: 25.000 kWh vs average 24.000 kWh a day (ratio 1.04)",
         )
     ]
 
@@ -236,10 +236,28 @@ def test_a_day_off_by_a_power_of_ten_is_a_multiplier_mismatch_not_high_or_low() 
             (
                 0,
                 at("2026-03-09T00:00"),
-                f"usage on 2026-03-08: {total} kWh vs average 24.000 kWh a day: ratio {ratio},"
-                " a power of ten (multiplier or unit mismatch)",
+                f"usage on Sun 2026-03-08: {total} kWh vs 24.000 kWh on the same weekday before:"
+                f" ratio {ratio}, a power of ten (multiplier or unit mismatch)",
             )
         ]
+
+
+def test_a_business_sunday_times_ten_is_judged_against_sundays() -> None:
+    def week(i: int, t: datetime) -> int:
+        if t.date() == MAR8:
+            return 2_000_000  # 192 kWh: ten Sundays
+        return 200_000 if t.weekday() >= 5 else 1_000_000  # 19.2 kWh weekends, 96 weekdays
+
+    s = build(Chan(date(2026, 2, 1), 36, week))
+    assert len(run("HIGH_USAGE", s)) == 0  # 2.6 × the average day, but left to the multiplier
+    assert found(run("MULTIPLIER_MISMATCH", s)) == [
+        (
+            0,
+            at("2026-03-09T00:00"),
+            "usage on Sun 2026-03-08: 192.000 kWh vs 19.200 kWh on the same weekday before:"
+            " ratio 10, a power of ten (multiplier or unit mismatch)",
+        )
+    ]
 
 
 def test_register_delta_off_by_a_power_of_ten_is_a_multiplier_mismatch() -> None:
@@ -309,7 +327,7 @@ def test_outage_day_and_half_day_are_not_low_usage_but_half_a_day_can_be_high() 
         (
             0,
             at("2026-03-08T12:00"),
-            "high usage on 2026-03-08: 76.800 kWh vs average 24.000 kWh a day (ratio 3.20)",
+            "high usage on Sun 2026-03-08: 76.800 kWh vs average 24.000 kWh a day (ratio 3.20)",
         )
     ]
 

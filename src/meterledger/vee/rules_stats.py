@@ -59,8 +59,14 @@ def _texts(series: Series, chans: np.ndarray, *values: np.ndarray) -> list[list[
     return [quantities(series, chans, v) for v in values]
 
 
+_WEEKDAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
+
+
 def _dates(days: np.ndarray) -> list[str]:
-    return [str(d) for d in np.datetime_as_string(np.asarray(days, dtype="datetime64[D]"))]
+    """Local day numbers as ``Sun 2026-03-08``."""
+    text = np.datetime_as_string(np.asarray(days, dtype="datetime64[D]")).tolist()
+    weekday = ((np.asarray(days, dtype=_I64) + 3) % 7).tolist()  # 1970-01-01 was a Thursday
+    return [f"{_WEEKDAYS[w]} {d}" for w, d in zip(weekday, text, strict=True)]
 
 
 def _runs(series: Series, key: np.ndarray, rc: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -121,6 +127,8 @@ class _Daily:
     clean: np.ndarray  # no explained row, no outage
     average: np.ndarray  # mean of the usable history days (0 where too few)
     ratio: np.ndarray  # total / average (0 where no average)
+    like: np.ndarray  # mean of the usable same weekdays in the history (0 where under 2)
+    like_ratio: np.ndarray  # total / like (0 where no like average)
 
 
 def _daily(series: Series, context: Context, params: Mapping[str, Any]) -> _Daily:
@@ -151,9 +159,20 @@ def _daily(series: Series, context: Context, params: Mapping[str, Any]) -> _Dail
     days = cum_n[here] - cum_n[lo]
     enough = days >= int(params["min_days"])
     average = np.where(enough, (cum_t[here] - cum_t[lo]) / np.maximum(days, 1), 0.0)
-    average[average < int(params["floor_mwh"])] = 0.0
+    like_sum = np.zeros(len(key))
+    like_n = np.zeros(len(key), dtype=_I64)
+    for weeks in range(1, history // 7 + 1):  # the same weekday 1, 2, ... weeks before
+        at = np.minimum(np.searchsorted(key, key - 7 * weeks), len(key) - 1)
+        ok = (key[at] == key - 7 * weeks) & usable[at]
+        like_sum += np.where(ok, total[at], 0)
+        like_n += ok
+    like = np.where(like_n >= 2, like_sum / np.maximum(like_n, 1), 0.0)
+    floor = int(params["floor_mwh"])
+    average[average < floor] = 0.0
+    like[like < floor] = 0.0
     ratio = np.divide(total, average, out=np.zeros(len(total)), where=average > 0)
-    return _Daily(chan, day, last, total, complete, clean, average, ratio)
+    like_ratio = np.divide(total, like, out=np.zeros(len(total)), where=like > 0)
+    return _Daily(chan, day, last, total, complete, clean, average, ratio, like, like_ratio)
 
 
 def _day_hits(series: Series, daily: _Daily, hit: np.ndarray, what: str) -> Hits:
@@ -170,11 +189,13 @@ def _day_hits(series: Series, daily: _Daily, hit: np.ndarray, what: str) -> Hits
     return Hits.of(c, series.interval_end[daily.last[which]], detail)
 
 
-def _scaled(daily: _Daily, params: Mapping[str, Any]) -> np.ndarray:
-    """Days left to MULTIPLIER_MISMATCH: complete and clean, total off by a power of ten."""
-    k = power_of_ten(daily.ratio, float(params["power_of_ten_tolerance"]))
-    out: np.ndarray = daily.complete & daily.clean & (k != 0)
-    return out
+def _scaled(daily: _Daily, tolerance: float) -> tuple[np.ndarray, np.ndarray]:
+    """MULTIPLIER_MISMATCH's days: complete and clean, the total off by a power of ten
+    against the same weekdays before (first choice) or the average day. Also says which."""
+    like = power_of_ten(daily.like_ratio, tolerance) != 0
+    scaled = like | (power_of_ten(daily.ratio, tolerance) != 0)
+    out: np.ndarray = daily.complete & daily.clean & scaled
+    return out, like
 
 
 def high_usage(series: Series, context: Context, params: Mapping[str, Any]) -> Hits:
@@ -182,7 +203,8 @@ def high_usage(series: Series, context: Context, params: Mapping[str, Any]) -> H
     if not series.rows:
         return Hits.empty()
     daily = _daily(series, context, params)
-    hit = daily.clean & (daily.ratio > float(params["high_factor"])) & ~_scaled(daily, params)
+    scaled, _ = _scaled(daily, float(params["power_of_ten_tolerance"]))
+    hit = daily.clean & (daily.ratio > float(params["high_factor"])) & ~scaled
     return _day_hits(series, daily, hit, "high")
 
 
@@ -191,8 +213,8 @@ def low_usage(series: Series, context: Context, params: Mapping[str, Any]) -> Hi
     if not series.rows:
         return Hits.empty()
     daily = _daily(series, context, params)
-    low = daily.ratio < float(params["low_factor"])
-    hit = daily.complete & daily.clean & low & ~_scaled(daily, params)
+    scaled, _ = _scaled(daily, float(params["power_of_ten_tolerance"]))
+    hit = daily.complete & daily.clean & (daily.ratio < float(params["low_factor"])) & ~scaled
     return _day_hits(series, daily, hit, "low")
 
 
@@ -219,15 +241,18 @@ def multiplier_mismatch(series: Series, context: Context, params: Mapping[str, A
     ]
     chans, ends = [c], [series.interval_end[pairs.last_row[which]]]
     daily = _daily(series, context, params)
-    hit = (power_of_ten(daily.ratio, tolerance) != 0) & daily.complete & daily.clean
-    hit &= (daily.average > 0) & _usage_channels(series)[daily.chan]
+    hit, like = _scaled(daily, tolerance)
+    hit &= _usage_channels(series)[daily.chan]
     day = np.flatnonzero(hit & series.checked()[daily.last])
-    total, avg = _texts(series, daily.chan[day], daily.total[day], daily.average[day])
+    like = like[day]
+    base = np.where(like, daily.like[day], daily.average[day])
+    total, avg = _texts(series, daily.chan[day], daily.total[day], base)
+    ratio = np.where(like, daily.like_ratio[day], daily.ratio[day])
     detail += [
-        f"usage on {dt}: {t} vs average {a} a day: ratio {r:.3g}, a power of ten"
-        " (multiplier or unit mismatch)"
-        for dt, t, a, r in zip(
-            _dates(daily.day[day]), total, avg, daily.ratio[day].tolist(), strict=True
+        f"usage on {dt}: {t} vs {a} {'on the same weekday' if w else 'a day'} before:"
+        f" ratio {r:.3g}, a power of ten (multiplier or unit mismatch)"
+        for dt, t, a, w, r in zip(
+            _dates(daily.day[day]), total, avg, like.tolist(), ratio.tolist(), strict=True
         )
     ]
     chans.append(daily.chan[day])

@@ -137,9 +137,10 @@ def _positive_median(series: Series, rc: np.ndarray, wanted: np.ndarray) -> np.n
     return out
 
 
-def _modulus(magnitude: np.ndarray, min_power: int) -> np.ndarray:
-    """The smallest power of ten above each magnitude, at least ``10**min_power``."""
-    k = np.searchsorted(_POW10, magnitude, side="right")
+def _modulus(magnitude: np.ndarray, min_power: int, above: bool) -> np.ndarray:
+    """The smallest power of ten above (else: at least) each magnitude, at least
+    ``10**min_power``."""
+    k = np.searchsorted(_POW10, magnitude, side="right" if above else "left")
     return _POW10[np.clip(k, min_power, len(_POW10) - 1)]
 
 
@@ -219,7 +220,7 @@ def read_pairs(series: Series, context: Context, min_power: int, plausible: floa
     modulus = np.zeros(pairs, dtype=_I64)
     drop = np.flatnonzero(raw < 0)
     if len(drop):
-        mod = _modulus(a_val[drop], min_power)
+        mod = _modulus(a_val[drop], min_power, above=True)  # the read was below it
         advance = raw[drop] + mod
         median = _positive_median(series, rc, np.unique(chan[drop]))[chan[drop]]
         span = (b_at[drop] - a_at[drop]) / series.channels.step[chan[drop]]
@@ -254,7 +255,7 @@ def rollover(series: Series, context: Context, params: Mapping[str, Any]) -> Hit
     size = -value[neg]
     large = (size >= int(params["min_drop_mwh"])) & (size >= float(params["drop_factor"]) * median)
     neg, median, size = neg[large], median[large], size[large]
-    modulus = _modulus(size, min_power)
+    modulus = _modulus(size, min_power, above=False)  # -10**k: no use, wrapped
     roll = (median > 0) & (value[neg] + modulus <= plausible * median)
     context.explained[neg] = True  # history rows too: later rules must not learn from them
     shown = series.checked()[neg]
