@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -16,6 +17,7 @@ from meterledger.vee.findings import Context, Hits, Rule
 from meterledger.vee.series import Channels, ClockReads, Registers, Series, offsets_of
 
 Q = 900
+E = int(Quality.ESTIMATED | Quality.EST_LIKE_DAY)
 
 
 def at(text: str, tz: str = "UTC") -> int:
@@ -192,6 +194,22 @@ def test_completeness_counts_a_duplicated_interval_once_and_sees_an_empty_day() 
     assert run(rules_time.completeness, silent) == [(0, end, "2026-01-06: 0 of 96 intervals")]
 
 
+def test_a_long_row_counts_in_the_day_it_starts() -> None:
+    """A 35-minute row from 23:45 to 00:20 (the clock was set) belongs to the first day."""
+    start, end = day_of("2026-01-05T00:00", "UTC", days=2)
+    first_day = grid(start + Q, start + 95 * Q)
+    second_day = grid(start + 86_400 + 2 * Q, end)
+    long_end = start + 86_400 + 20 * 60
+    s = build(
+        Chan(
+            [*first_day, long_end, *second_day],
+            secs=[Q] * 95 + [35 * 60] + [Q] * len(second_day),
+            check_from=start,
+        )
+    )
+    assert run(rules_time.completeness, s) == [(0, end, "2026-01-06: 95 of 96 intervals")]
+
+
 def test_completeness_stops_at_now() -> None:
     start, end = day_of("2026-01-05T00:00", "UTC", days=2)
     s = build(Chan(grid(start + Q, start + 86_400), check_from=start, check_to=end))
@@ -236,6 +254,45 @@ def test_gap_from_history_is_clipped_to_the_checked_window() -> None:
     quiet = build(Chan([T0 + Q, T0 + 2 * Q], check_from=T0 + 2 * Q, check_to=T0 + 4 * Q))
     assert run(rules_time.gap, quiet) == [
         (0, T0 + 3 * Q, "2 missing intervals, 2026-01-05T00:30Z to 2026-01-05T01:00Z")
+    ]
+
+
+def test_estimates_fill_no_gap_unless_they_count() -> None:
+    ends = grid(T0 + Q, T0 + 8 * Q)
+    quality = [0, 0, E, E, E, 0, 0, E]  # estimates inside and at the end
+    s = build(Chan(ends, quality=quality, check_to=T0 + 9 * Q))
+    assert run(rules_time.gap, s) == [
+        (0, T0 + 3 * Q, "3 missing intervals, 2026-01-05T00:30Z to 2026-01-05T01:15Z, 3 estimated"),
+        (0, T0 + 8 * Q, "2 missing intervals, 2026-01-05T01:45Z to 2026-01-05T02:15Z, 1 estimated"),
+    ]
+    assert run(rules_time.gap, s, count_estimated=True) == [
+        (0, T0 + 9 * Q, "1 missing interval, 2026-01-05T02:00Z to 2026-01-05T02:15Z")
+    ]
+    only = build(Chan(ends[:3], quality=[E, E, E]))  # nothing but estimates: no reference
+    assert run(rules_time.gap, only) == []
+
+
+def test_estimated_days_are_incomplete_unless_estimates_count() -> None:
+    start, end = day_of("2026-01-05T00:00", "UTC")
+    ends = grid(start + Q, end)
+    quality = [E if 10 <= i < 14 else 0 for i in range(96)]
+    s = build(Chan(ends, quality=quality, check_from=start))
+    assert run(rules_time.completeness, s) == [(0, end, "2026-01-05: 92 of 96 intervals")]
+    assert run(rules_time.completeness, s, count_estimated=True) == []
+    # an estimate and an actual for one interval end: the end counts once
+    doubled = build(
+        Chan(
+            sorted([*ends, ends[20]]),
+            quality=[E if i == 20 else 0 for i in range(97)],
+            check_from=start,
+        )
+    )
+    assert run(rules_time.completeness, doubled) == []
+    sibling = build(
+        Chan(ends, check_from=start), Chan(ends, quality=quality, obis="2.8.0", check_from=start)
+    )
+    assert run(rules_time.sibling_completeness, sibling) == [
+        (1, end, "2026-01-05: 92 of 96 intervals, 1.8.0 has 96 of 96")
     ]
 
 
@@ -413,6 +470,17 @@ def test_clock_set_uses_the_local_grid_and_local_day_lengths() -> None:
     ]
 
 
+def test_a_run_of_rows_off_the_grid_is_flagged_row_by_row() -> None:
+    ends = [T0 + Q, T0 + Q + 420, T0 + 2 * Q + 420, T0 + 3 * Q + 420, T0 + 5 * Q]
+    s = build(Chan(ends, secs=[Q, 420, Q, Q, 22 * 60]))
+    assert [(e, d) for _, e, d in run(rules_time.clock_set, s)] == [
+        (T0 + Q + 420, "short interval: 7 min, expected 15 min"),
+        (T0 + 2 * Q + 420, "interval end 2026-01-05T00:37Z is off the 15 min grid"),
+        (T0 + 3 * Q + 420, "interval end 2026-01-05T00:52Z is off the 15 min grid"),
+        (T0 + 5 * Q, "long interval: 22 min, expected 15 min"),
+    ]
+
+
 def test_clock_set_ignores_history() -> None:
     s = build(Chan([T0 + Q, T0 + 2 * Q], secs=[600, Q], check_from=T0 + Q))
     assert run(rules_time.clock_set, s) == []
@@ -435,8 +503,6 @@ def test_future_timestamps_beyond_the_slack() -> None:
 
 
 # -- ESTIMATION_TOO_LONG --------------------------------------------------------------------
-
-E = int(Quality.ESTIMATED | Quality.EST_LIKE_DAY)
 
 
 def test_a_run_of_estimates_past_72_hours_is_one_finding_where_it_crosses() -> None:
@@ -491,6 +557,16 @@ def test_rules_and_defaults_agree() -> None:
         "FUTURE_TIMESTAMP": "fail",
         "ESTIMATION_TOO_LONG": "warn",
     }
+
+
+def test_shared_row_facts_do_not_outlive_the_series() -> None:
+    s = build(Chan(grid(T0 + Q, T0 + 4 * Q)))
+    key = id(s.interval_end)
+    assert run(rules_time.gap, s) == []
+    assert key in rules_time._MEMO
+    del s
+    gc.collect()
+    assert key not in rules_time._MEMO
 
 
 def test_every_rule_handles_an_empty_series() -> None:

@@ -13,7 +13,7 @@ the zone (23 h and 25 h on DST days), so a 15-minute channel has 92, 96 or 100 i
 from __future__ import annotations
 
 import weakref
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -23,18 +23,7 @@ from meterledger.core.reading import Quality
 from meterledger.vee.findings import Context, Hits, Rule
 from meterledger.vee.series import Series, local_epoch, offsets_of, ragged
 
-__all__ = [
-    "DEFAULTS",
-    "RULES",
-    "clock_drift",
-    "clock_set",
-    "completeness",
-    "duplicate",
-    "estimation_too_long",
-    "future_timestamp",
-    "gap",
-    "sibling_completeness",
-]
+__all__ = ["DEFAULTS", "RULES"]  # the rules are reached through RULES
 
 _I64 = np.int64
 _DAY = 86_400
@@ -61,6 +50,18 @@ def _cols(*columns: np.ndarray) -> Iterator[tuple[Any, ...]]:
 
 def _minutes(seconds: int) -> str:
     return f"{seconds // 60} min" if seconds % 60 == 0 else f"{seconds} s"
+
+
+def _per_zone(
+    series: Series, chan: np.ndarray, values: np.ndarray, fn: Callable[[np.ndarray, str], Any]
+) -> np.ndarray:
+    """``fn(values, zone)`` for the values of each zone, where ``chan`` gives their channels."""
+    out = np.empty(len(values), dtype=_I64)
+    zones = np.asarray(series.channels.timezone, dtype=object)[chan]
+    for tz in sorted(set(zones.tolist())):
+        at = zones == tz
+        out[at] = fn(values[at], tz)
+    return out
 
 
 def _chan_of(series: Series, rows: np.ndarray) -> np.ndarray:
@@ -106,8 +107,9 @@ class _Rows:
     irregular: np.ndarray  # rows not ending their own length after the row before
     odd: np.ndarray  # rows whose length is not the channel's step
     flagged: np.ndarray  # rows flagged estimated or clock-adjusted
+    estimated: np.ndarray  # rows flagged estimated
     lo: np.ndarray  # per channel, where the window looked at starts
-    days: dict[tuple[int, tuple[str, ...]], _Days] = field(default_factory=dict)
+    days: dict[tuple[int, tuple[str, ...], bool], _Days] = field(default_factory=dict)
 
 
 _KEYED = ("interval_end", "interval_seconds", "quality", "offsets", "check_from", "check_to")
@@ -141,7 +143,8 @@ def _rows(series: Series) -> _Rows:
     first_start = first_end - (secs[at] if n else 0)
     history = (counts > 0) & (first_end <= series.check_from)
     lo = np.where(history, series.check_from, np.maximum(series.check_from, first_start))
-    rows = _Rows(same, checked, irregular, odd, flagged, lo)
+    estimated = flagged[(series.quality[flagged] & _ESTIMATED) != 0]
+    rows = _Rows(same, checked, irregular, odd, flagged, estimated, lo)
 
     def forget(_: weakref.ref[np.ndarray]) -> None:
         _MEMO.pop(key, None)
@@ -166,16 +169,16 @@ def _day_starts(days: np.ndarray, tz: str) -> np.ndarray:
     return starts
 
 
-def _whole_days(series: Series, context: Context) -> _Days:
+def _whole_days(series: Series, context: Context, params: Mapping[str, Any]) -> _Days:
     """The day table at ``context.now``, shared by COMPLETENESS and SIBLING_COMPLETENESS."""
     memo = _rows(series)
-    key = (context.now, series.channels.timezone)
+    key = (context.now, series.channels.timezone, bool(params["count_estimated"]))
     if key not in memo.days:
-        memo.days[key] = _count_days(series, context, memo)
+        memo.days[key] = _count_days(series, context, memo, key[2])
     return memo.days[key]
 
 
-def _count_days(series: Series, context: Context, memo: _Rows) -> _Days:
+def _count_days(series: Series, context: Context, memo: _Rows, estimates: bool) -> _Days:
     lo, hi = _window(series, context)
     d0 = np.zeros(len(series.channels), dtype=_I64)
     n = np.zeros(len(series.channels), dtype=_I64)
@@ -192,13 +195,8 @@ def _count_days(series: Series, context: Context, memo: _Rows) -> _Days:
     whole = offsets_of(n)
     chan = ragged(whole)
     day = d0[chan] + np.arange(len(chan), dtype=_I64) - whole[chan]
-    start = np.empty(len(chan), dtype=_I64)
-    stop = np.empty(len(chan), dtype=_I64)
-    entry_zone = zones[chan]
-    for tz in sorted(set(entry_zone.tolist())):
-        at = entry_zone == tz
-        start[at] = _day_starts(day[at], tz)
-        stop[at] = _day_starts(day[at] + 1, tz)
+    start = _per_zone(series, chan, day, _day_starts)
+    stop = _per_zone(series, chan, day + 1, _day_starts)
     step = series.channels.step[chan]
     # a row of the step's length starts in [start, stop) when it ends in [start, stop) + step
     count = _count_at_or_before(series, chan, stop + step - 1)
@@ -214,13 +212,16 @@ def _count_days(series: Series, context: Context, memo: _Rows) -> _Days:
         found: np.ndarray = np.where(ok, e, -1)
         return found
 
-    # rows of another length counted by their real start; a second row at one end, once
+    # rows of another length counted by their real start; a second row at one end, once;
+    # estimates not at all unless they count
     odd, irr = memo.odd, memo.irregular
-    twice = irr[end[irr] == end[irr - 1]]
+    est = np.empty(0, dtype=_I64) if estimates else memo.estimated
+    twice = irr[(end[irr] == end[irr - 1]) & ~np.isin(irr, est) & ~np.isin(irr - 1, est)]
     for rows, instant, sign in (
         (odd, end[odd] - series.channels.step[_chan_of(series, odd)], -1),
         (odd, end[odd] - secs[odd], 1),
         (twice, end[twice] - secs[twice], -1),
+        (est, end[est] - secs[est], -1),
     ):
         e = entry(rows, instant)
         np.add.at(count, e[e >= 0], sign)
@@ -229,7 +230,7 @@ def _count_days(series: Series, context: Context, memo: _Rows) -> _Days:
 
 def completeness(series: Series, context: Context, params: Mapping[str, Any]) -> Hits:
     """Intervals per local day against the day's length (92, 96 or 100 quarter-hours)."""
-    days = _whole_days(series, context)
+    days = _whole_days(series, context, params)
     bad = days.count != days.expected
     text = _dates(days.day[bad])
     detail = [
@@ -240,21 +241,21 @@ def completeness(series: Series, context: Context, params: Mapping[str, Any]) ->
 
 def sibling_completeness(series: Series, context: Context, params: Mapping[str, Any]) -> Hits:
     """A channel with fewer intervals in a local day than another channel of its meter."""
-    days = _whole_days(series, context)
+    days = _whole_days(series, context, params)
     data = np.flatnonzero(days.count > 0)
     if not len(data):
         return Hits.empty()
     _, meter = np.unique(np.asarray(series.channels.meter_id, dtype=object), return_inverse=True)
-    chan, day = days.chan[data], days.day[data]
-    count, expected = days.count[data], days.expected[data]
-    ratio = count / np.maximum(expected, 1)
-    order = np.lexsort((-ratio, day, meter[chan]))
-    chan, day, count, expected = chan[order], day[order], count[order], expected[order]
-    key_meter = meter[chan]
-    head = np.ones(len(order), dtype=bool)
-    head[1:] = (key_meter[1:] != key_meter[:-1]) | (day[1:] != day[:-1])
-    group = np.cumsum(head) - 1
-    best = np.flatnonzero(head)[group]  # the most complete sibling of each (meter, day)
+    ratio = days.count[data] / np.maximum(days.expected[data], 1)
+    data = data[np.lexsort((-ratio, days.day[data], meter[days.chan[data]]))]
+    chan, day, count, expected = (
+        days.chan[data],
+        days.day[data],
+        days.count[data],
+        days.expected[data],
+    )
+    head = np.append(True, (meter[chan][1:] != meter[chan][:-1]) | (day[1:] != day[:-1]))
+    best = np.flatnonzero(head)[np.cumsum(head) - 1]  # the most complete of (meter, day)
     short = count * expected[best] < count[best] * expected
     b = best[short]
     detail = [
@@ -263,38 +264,59 @@ def sibling_completeness(series: Series, context: Context, params: Mapping[str, 
             _dates(day[short]), count[short], expected[short], chan[b], count[b], expected[b]
         )
     ]
-    return Hits.of(chan[short], days.end[data][order][short], detail)
+    return Hits.of(chan[short], days.end[data][short], detail)
+
+
+def _runs(memo: _Rows, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Runs of consecutive ``rows`` (sorted) within a channel: whether each row continues
+    the run before it, and each run's first and last row."""
+    cont = np.append(False, (np.diff(rows) == 1) & memo.same[rows[1:]])
+    return cont, rows[~cont], rows[~np.append(cont[1:], False)]
 
 
 def gap(series: Series, context: Context, params: Mapping[str, Any]) -> Hits:
     """Missing interval ends between rows and after the last one: one finding per gap, at
-    its first missing interval end inside the checked window."""
+    its first missing interval end inside the checked window. Estimates fill no gap unless
+    ``count_estimated``: a gap they fill is still one (the detail says how many)."""
     memo = _rows(series)
-    end, secs = series.interval_end, series.interval_seconds
-    step_all = series.channels.step
+    end, secs, off = series.interval_end, series.interval_seconds, series.offsets
     lo, hi = _window(series, context)
-    inner = memo.irregular[end[memo.irregular] - end[memo.irregular - 1] > secs[memo.irregular]]
-    chan_in = _chan_of(series, inner)
-    prev_in = end[inner - 1]
-    uncovered = end[inner] - secs[inner] - prev_in
-    last_in = -(-uncovered // step_all[chan_in])  # any uncovered time: at least one interval
-    has_rows = np.flatnonzero(np.diff(series.offsets) > 0)
-    tail_prev = end[series.offsets[has_rows + 1] - 1]
-    last_tail = (hi[has_rows] - tail_prev) // step_all[has_rows]
-    chan = np.concatenate([chan_in, has_rows])
-    prev = np.concatenate([prev_in, tail_prev])
-    step = step_all[chan]
-    k_last = np.minimum(np.concatenate([last_in, last_tail]), (hi[chan] - prev) // step)
-    k_first = np.maximum(1, (np.maximum(series.check_from, lo)[chan] - prev) // step + 1)
+    est = np.empty(0, dtype=_I64) if params["count_estimated"] else memo.estimated
+    irr = memo.irregular[~np.isin(memo.irregular, est) & ~np.isin(memo.irregular - 1, est)]
+    prev_row, next_row = irr - 1, irr
+    has_rows = np.flatnonzero(np.diff(off) > 0)
+    tail = off[has_rows + 1] - 1
+    if len(est):  # the rows either side of each run of estimates
+        _, heads, tails = _runs(memo, est)
+        c = _chan_of(series, heads)
+        both = (heads > off[c]) & (tails + 1 < off[c + 1])
+        prev_row = np.concatenate([prev_row, heads[both] - 1])
+        next_row = np.concatenate([next_row, tails[both] + 1])
+        in_run = np.isin(tail, tails)  # a channel that ends in estimates
+        tail[in_run] = heads[np.searchsorted(tails, tail[in_run])] - 1
+        has_rows, tail = has_rows[tail >= off[has_rows]], tail[tail >= off[has_rows]]
+    space = end[next_row] - secs[next_row] - end[prev_row]
+    prev_row, space = prev_row[space > 0], space[space > 0]
+    chan = np.concatenate([_chan_of(series, prev_row), has_rows])
+    prev = np.concatenate([end[prev_row], end[tail]])
+    step = series.channels.step[chan]
+    k_last = (hi[chan] - prev) // step  # never past the window; between rows, to the next
+    k_last[: len(space)] = np.minimum(k_last[: len(space)], -(-space // step[: len(space)]))
+    k_first = np.maximum(1, (lo[chan] - prev) // step + 1)
     ok = k_first <= k_last
-    chan, prev, step, k_first, k_last = chan[ok], prev[ok], step[ok], k_first[ok], k_last[ok]
-    first = prev + k_first * step
-    last = prev + k_last * step
-    order = np.lexsort((first, chan))
+    first, last = prev + k_first * step, prev + k_last * step
+    order = np.flatnonzero(ok)[np.lexsort((first[ok], chan[ok]))]
     chan, first, last, step = chan[order], first[order], last[order], step[order]
+    n = (last - first) // step + 1
+    filled = n * 0  # rows inside a gap can only be estimates
+    if len(est):
+        filled = _count_at_or_before(series, chan, last) - _count_at_or_before(
+            series, chan, first - 1
+        )
     detail = [
-        f"{n} missing interval{'s' if n > 1 else ''}, {a} to {b}"
-        for n, a, b in _cols(((last - first) // step + 1), _iso(first - step), _iso(last))
+        f"{k} missing interval{'s' if k > 1 else ''}, {a} to {b}"
+        + (f", {e} estimated" if e else "")
+        for k, a, b, e in _cols(n, _iso(first - step), _iso(last), filled)
     ]
     return Hits.of(chan, first, detail)
 
@@ -311,10 +333,8 @@ def duplicate(series: Series, context: Context, params: Mapping[str, Any]) -> Hi
     at = clash[~(after_clash & same_end)]  # one finding per interval end
     at = at[memo.checked[at]]
     twin = (end[at] == end[at - 1]) & (secs[at] == secs[at - 1])
-    value, iso_start, iso_end, iso_prev = (
-        series.value,
-        *map(_iso, (end[at] - secs[at], end[at], end[at - 1])),
-    )
+    value = series.value
+    iso_start, iso_end, iso_prev = map(_iso, (end[at] - secs[at], end[at], end[at - 1]))
     detail = [
         f"duplicate: two rows end at {e} ({a} and {b} mWh)"
         if t
@@ -342,24 +362,13 @@ def clock_drift(series: Series, context: Context, params: Mapping[str, Any]) -> 
     inside = (at > series.check_from[chan]) & (at <= series.check_to[chan])
     chan, read_at, drift, at = chan[inside], read_at[inside], drift[inside], at[inside]
     order = np.lexsort((-np.abs(drift), at, chan))  # the worst read of an interval speaks
-    head = np.ones(len(order), dtype=bool)
-    head[1:] = (chan[order][1:] != chan[order][:-1]) | (at[order][1:] != at[order][:-1])
-    pick = order[head]
+    new = (np.diff(chan[order], prepend=-1) != 0) | (np.diff(at[order], prepend=-1) != 0)
+    pick = order[new]
     detail = [
         f"clock off by {ms / 1000:+.3f} s at {t} (tolerance {tolerance_ms // 1000} s)"
         for ms, t in _cols(drift[pick], _iso(read_at[pick]))
     ]
     return Hits.of(chan[pick], at[pick], detail)
-
-
-def _local(series: Series, chan: np.ndarray, instants: np.ndarray) -> np.ndarray:
-    """Wall-clock seconds of ``instants`` in the zones of channels ``chan``."""
-    out = np.empty(len(instants), dtype=_I64)
-    zones = np.asarray(series.channels.timezone, dtype=object)[chan]
-    for tz in sorted(set(zones.tolist())):
-        at = zones == tz
-        out[at] = local_epoch(instants[at], tz)
-    return out
 
 
 def clock_set(series: Series, context: Context, params: Mapping[str, Any]) -> Hits:
@@ -371,7 +380,9 @@ def clock_set(series: Series, context: Context, params: Mapping[str, Any]) -> Hi
     # the length on the local clock: a daily row is 23 or 25 hours on a DST day
     odd = memo.odd
     odd_chan = _chan_of(series, odd)
-    odd_len = _local(series, odd_chan, end[odd]) - _local(series, odd_chan, end[odd] - secs[odd])
+    odd_len = _per_zone(series, odd_chan, end[odd], local_epoch) - _per_zone(
+        series, odd_chan, end[odd] - secs[odd], local_epoch
+    )
     wrong_length = odd[odd_len != steps[odd_chan]]
     # A row `step` after the one before is on the grid when that one is (offsets change by
     # whole hours): only the heads of such runs are looked at, then spread over their runs.
@@ -382,7 +393,7 @@ def clock_set(series: Series, context: Context, params: Mapping[str, Any]) -> Hi
         heads = np.union1d(heads, np.flatnonzero(np.repeat(coarse, np.diff(series.offsets))))
     head_chan = _chan_of(series, heads)
     head_step = steps[head_chan]
-    local = _local(series, head_chan, end[heads])
+    local = _per_zone(series, head_chan, end[heads], local_epoch)
     off_head = (_DAY % head_step == 0) & (local // head_step * head_step != local)
     off_grid = np.empty(0, dtype=_I64)
     if off_head.any():
@@ -391,17 +402,16 @@ def clock_set(series: Series, context: Context, params: Mapping[str, Any]) -> Hi
     at = np.union1d(np.union1d(adjusted, wrong_length), off_grid)
     at = at[memo.checked[at]]
     chan = _chan_of(series, at)
-    detail = []
-    for length, on_grid, s, want, e in _cols(
-        np.isin(at, wrong_length), np.isin(at, off_grid), secs[at], steps[chan], _iso(end[at])
-    ):
-        if length:
-            kind = "short" if s < want else "long"
-            detail.append(f"{kind} interval: {_minutes(s)}, expected {_minutes(want)}")
-        elif on_grid:
-            detail.append(f"interval end {e} is off the {_minutes(want)} grid")
-        else:
-            detail.append(f"clock adjusted in the interval ending {e}")
+    detail = [
+        f"{'short' if s < want else 'long'} interval: {_minutes(s)}, expected {_minutes(want)}"
+        if length
+        else f"interval end {e} is off the {_minutes(want)} grid"
+        if on_grid
+        else f"clock adjusted in the interval ending {e}"
+        for length, on_grid, s, want, e in _cols(
+            np.isin(at, wrong_length), np.isin(at, off_grid), secs[at], steps[chan], _iso(end[at])
+        )
+    ]
     return Hits.of(chan, end[at], detail)
 
 
@@ -430,19 +440,18 @@ def estimation_too_long(series: Series, context: Context, params: Mapping[str, A
     memo = _rows(series)
     end = series.interval_end
     limit = int(params["max_hours"]) * 3600
-    est = memo.flagged[(series.quality[memo.flagged] & _ESTIMATED) != 0]
+    est = memo.estimated
     if not len(est):
         return Hits.empty()
-    cont = np.append(False, (np.diff(est) == 1) & memo.same[est[1:]])  # same run as before
+    cont, heads, tails = _runs(memo, est)
     run = np.cumsum(~cont) - 1
-    heads = est[~cont]
     start = (end[heads] - series.interval_seconds[heads])[run]
     over = end[est] - start > limit
     first = over & ~np.append(False, over[:-1] & cont[1:])
-    run_end = end[est[~np.append(cont[1:], False)]][run[first]]
+    run_end = end[tails][run[first]]
     at = est[first]
-    keep = memo.checked[at]
-    at, run_start, run_end = at[keep], start[first][keep], run_end[keep]
+    run_start, keep = start[first], memo.checked[at]
+    at, run_start, run_end = at[keep], run_start[keep], run_end[keep]
     detail = [
         f"estimated for {(b - a) / 3600:g} h, {s} to {e} (limit {limit // 3600} h)"
         for a, b, s, e in _cols(run_start, run_end, _iso(run_start), _iso(run_end))
@@ -462,10 +471,10 @@ RULES: dict[str, Rule] = {
 }
 
 DEFAULTS: dict[str, dict[str, object]] = {
-    "COMPLETENESS": {"severity": "warn"},
-    "GAP": {"severity": "warn"},
+    "COMPLETENESS": {"severity": "warn", "count_estimated": False},
+    "GAP": {"severity": "warn", "count_estimated": False},
     "DUPLICATE": {"severity": "fail"},
-    "SIBLING_COMPLETENESS": {"severity": "warn"},
+    "SIBLING_COMPLETENESS": {"severity": "warn", "count_estimated": False},
     "CLOCK_DRIFT": {"severity": "warn", "tolerance_s": 60},
     "CLOCK_SET": {"severity": "warn"},
     "FUTURE_TIMESTAMP": {"severity": "fail", "slack_s": 300},
