@@ -404,3 +404,15 @@ def test_register_reads_by_channel_and_range(store: Store, fleet: dict) -> None:
     assert inner.read_at.tolist() == [T0 + day]
     assert store.register_reads([], T0, T0 + day).rows == 0
     assert store.register_reads([c], T0 + 10 * day, T0 + 20 * day).rows == 0
+
+
+def test_any_text_of_a_finding_is_kept(store: Store, fleet: dict) -> None:
+    c = fleet[("M1", IMPORT)]
+    with store.write() as tx:
+        tx.record_findings([finding(c, T0, detail="nul\x00 é ✓")], spans=[], rules=[], at=AT1)
+    (held,) = store.list_anomalies()
+    assert held.detail == "nul\ufffd é ✓"  # PostgreSQL text cannot hold NUL: both say U+FFFD
+    with store.write() as tx:
+        tx.resolve_anomaly(held.anomaly_id, "released", AT2, "note\x00", None)
+    released = store.get_anomaly(held.anomaly_id)
+    assert released is not None and released.note == "note\ufffd"

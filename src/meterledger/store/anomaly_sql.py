@@ -44,11 +44,12 @@ __all__ = [
     "VeeReadAPI",
     "VeeRows",
     "VeeWriteAPI",
+    "anomaly_record",
 ]
 
 Rows = list[tuple[Any, ...]]
 T = TypeVar("T")
-CHUNK = 400  # rows of a multi-row statement: at most 8 x 400 parameters
+_CHUNK = 400  # rows of a multi-row statement: at most 8 x 400 parameters
 
 ANOMALY_COLUMNS = (
     "a.anomaly_id, a.channel_id, c.meter_id, c.obis, a.interval_end, a.rule, a.severity,"
@@ -70,17 +71,17 @@ _UPSERT = (
 )
 
 
-def chunks(items: Sequence[T], size: int = CHUNK) -> Iterator[Sequence[T]]:
+def _chunks(items: Sequence[T], size: int = _CHUNK) -> Iterator[Sequence[T]]:
     for at in range(0, len(items), size):
         yield items[at : at + size]
 
 
-def values_list(rows: int, row: str) -> str:
+def _values(rows: int, row: str) -> str:
     """``rows`` copies of the ``(?, ?, ...)`` row template, comma-separated."""
     return ", ".join([row] * rows)
 
 
-def marks(count: int) -> str:
+def _marks(count: int) -> str:
     return ", ".join("?" * count)
 
 
@@ -106,6 +107,11 @@ def anomaly_record(row: Sequence[Any]) -> AnomalyRecord:
         None if row[12] is None else str(row[12]),
         _int_or_none(row[13]),
     )
+
+
+def _text(value: str | None) -> str | None:
+    """Descriptive text as both databases can hold it (PostgreSQL text cannot hold NUL)."""
+    return None if value is None else value.replace("\x00", "\ufffd")
 
 
 def _is_int(value: object) -> bool:
@@ -194,10 +200,10 @@ class AnomalyReads(VeeReadAPI):
     def batch_spans(self, batch_ids: Sequence[int]) -> list[tuple[int, int, int]]:
         spans: dict[int, tuple[int, int]] = {}
         ids = sorted({int(b) for b in batch_ids})
-        for part in chunks(ids):
+        for part in _chunks(ids):
             rows = self._billing_rows(
                 "SELECT channel_id, min(lo), max(hi) FROM batch_spans"
-                f" WHERE batch_id IN ({marks(len(part))}) GROUP BY channel_id",
+                f" WHERE batch_id IN ({_marks(len(part))}) GROUP BY channel_id",
                 part,
             )
             for c, first, last in rows:
@@ -229,10 +235,10 @@ class AnomalyReads(VeeReadAPI):
     def batch_sources(self, batch_ids: Sequence[int]) -> dict[int, tuple[str, str]]:
         out: dict[int, tuple[str, str]] = {}
         ids = sorted({int(b) for b in batch_ids})
-        for part in chunks(ids):
+        for part in _chunks(ids):
             rows = self._billing_rows(
                 f"SELECT batch_id, source, format FROM batches WHERE batch_id IN"
-                f" ({marks(len(part))})",
+                f" ({_marks(len(part))})",
                 part,
             )
             out.update({int(b): (str(s), str(f)) for b, s, f in rows})
@@ -244,10 +250,10 @@ class AnomalyReads(VeeReadAPI):
     def register_reads(self, channel_ids: Sequence[int], start: int, end: int) -> RegisterArrays:
         found: Rows = []
         ids = sorted({int(c) for c in channel_ids})
-        for part in chunks(ids):
+        for part in _chunks(ids):
             found += self._billing_rows(
                 "SELECT channel_id, read_at, value FROM register_reads"
-                f" WHERE channel_id IN ({marks(len(part))}) AND read_at >= ? AND read_at <= ?"
+                f" WHERE channel_id IN ({_marks(len(part))}) AND read_at >= ? AND read_at <= ?"
                 " ORDER BY channel_id, read_at",
                 [*part, int(start), int(end)],
             )
@@ -282,9 +288,9 @@ class AnomalyWrites(VeeWriteAPI):
     def _known_channels(self, channel_ids: set[int]) -> None:
         ids = sorted(channel_ids)
         found: set[int] = set()
-        for part in chunks(ids):
+        for part in _chunks(ids):
             rows = self._billing_rows(
-                f"SELECT channel_id FROM channels WHERE channel_id IN ({marks(len(part))})", part
+                f"SELECT channel_id FROM channels WHERE channel_id IN ({_marks(len(part))})", part
             )
             found |= {int(r[0]) for r in rows}
         missing = [c for c in ids if c not in found]
@@ -310,22 +316,22 @@ class AnomalyWrites(VeeWriteAPI):
         status = self._statuses(list(wanted))
         write = [a for k, a in wanted.items() if status.get(k) in (None, "open", "cleared")]
         opened = sum(1 for k in wanted if status.get(k) in (None, "cleared"))
-        for part in chunks(write):
+        for part in _chunks(write):
             params: list[object] = []
             for a in part:
                 value = _int_or_none(a.value)
                 params += [int(a.channel_id), int(a.interval_end), a.rule, a.severity]
-                params += [a.detail, value, at]
+                params += [_text(a.detail), value, at]
             row = "(?, ?, ?, ?, ?, ?, 'open', ?)"
-            self._billing_rows(_UPSERT.format(values=values_list(len(part), row)), params)
+            self._billing_rows(_UPSERT.format(values=_values(len(part), row)), params)
         return opened, self._clear(spans, rules, set(wanted), at)
 
     def _statuses(self, keys: list[tuple[int, int, str]]) -> dict[tuple[int, int, str], str]:
         out: dict[tuple[int, int, str], str] = {}
-        for part in chunks(keys):
+        for part in _chunks(keys):
             rows = self._billing_rows(
                 "SELECT a.channel_id, a.interval_end, a.rule, a.status FROM (VALUES"
-                f" {values_list(len(part), '(?, ?, ?)')}) AS k JOIN anomalies a"
+                f" {_values(len(part), '(?, ?, ?)')}) AS k JOIN anomalies a"
                 " ON a.channel_id = k.column1 AND a.interval_end = k.column2"
                 " AND a.rule = k.column3",
                 [v for key in part for v in key],
@@ -344,20 +350,20 @@ class AnomalyWrites(VeeWriteAPI):
         if not spans or not rules:
             return 0
         stale: set[int] = set()
-        for part in chunks(spans):
+        for part in _chunks(spans):
             rows = self._billing_rows(
                 "SELECT a.anomaly_id, a.channel_id, a.interval_end, a.rule FROM (VALUES"
-                f" {values_list(len(part), '(?, ?, ?)')}) AS s JOIN anomalies a"
+                f" {_values(len(part), '(?, ?, ?)')}) AS s JOIN anomalies a"
                 " ON a.channel_id = s.column1 AND a.interval_end > s.column2"
                 " AND a.interval_end <= s.column3"
-                f" WHERE a.status = 'open' AND a.rule IN ({marks(len(rules))})",
+                f" WHERE a.status = 'open' AND a.rule IN ({_marks(len(rules))})",
                 [*(int(v) for span in part for v in span), *rules],
             )
             stale |= {int(i) for i, c, e, r in rows if (int(c), int(e), str(r)) not in found}
-        for ids in chunks(sorted(stale)):
+        for ids in _chunks(sorted(stale)):
             self._billing_rows(
                 "UPDATE anomalies SET status = 'cleared', resolved_at = ?"
-                f" WHERE status = 'open' AND anomaly_id IN ({marks(len(ids))})",
+                f" WHERE status = 'open' AND anomaly_id IN ({_marks(len(ids))})",
                 [at, *ids],
             )
         return len(stale)
@@ -377,7 +383,7 @@ class AnomalyWrites(VeeWriteAPI):
         self._billing_rows(
             "UPDATE anomalies SET status = ?, resolved_at = ?, note = ?, audit_seq = ?"
             " WHERE anomaly_id = ?",
-            (status, at, note, audit_seq, int(anomaly_id)),
+            (status, at, _text(note), audit_seq, int(anomaly_id)),
         )
 
     def add_register_reads(self, reads: Sequence[RegisterRead]) -> int:
@@ -399,10 +405,10 @@ class AnomalyWrites(VeeWriteAPI):
             return 0
         self._known_channels({k[0] for k in new})
         keys = sorted(new)
-        for part in chunks(keys):
+        for part in _chunks(keys):
             rows = self._billing_rows(
                 "SELECT r.channel_id, r.read_at, r.value FROM (VALUES"
-                f" {values_list(len(part), '(?, ?)')}) AS k JOIN register_reads r"
+                f" {_values(len(part), '(?, ?)')}) AS k JOIN register_reads r"
                 " ON r.channel_id = k.column1 AND r.read_at = k.column2",
                 [v for key in part for v in key],
             )
@@ -412,22 +418,22 @@ class AnomalyWrites(VeeWriteAPI):
                     raise ConflictError(_conflict(key, int(value), int(new[key].value)))
                 del new[key]
         fresh = [new[k] for k in keys if k in new]
-        for rows_part in chunks(fresh):
+        for rows_part in _chunks(fresh):
             params: list[object] = []
             for r in rows_part:
                 batch = _int_or_none(r.batch_id)
                 params += [int(r.channel_id), int(r.read_at), int(r.value), r.source, batch]
             self._billing_rows(
                 "INSERT INTO register_reads (channel_id, read_at, value, source, batch_id)"
-                f" VALUES {values_list(len(rows_part), '(?, ?, ?, ?, ?)')}",
+                f" VALUES {_values(len(rows_part), '(?, ?, ?, ?, ?)')}",
                 params,
             )
         return len(fresh)
 
     def mark_vee(self, batch_ids: Sequence[int], at: str) -> None:
-        for part in chunks(sorted({int(b) for b in batch_ids})):
+        for part in _chunks(sorted({int(b) for b in batch_ids})):
             self._billing_rows(
-                f"UPDATE batches SET vee_at = ? WHERE batch_id IN ({marks(len(part))})",
+                f"UPDATE batches SET vee_at = ? WHERE batch_id IN ({_marks(len(part))})",
                 [at, *part],
             )
 
@@ -445,10 +451,10 @@ class AnomalyWrites(VeeWriteAPI):
             spans = spans.with_columns(pl.lit(int(batch_id), pl.Int64).alias("batch_id"))
         ordered = spans.select("batch_id", "channel_id", "lo", "hi").sort("batch_id", "channel_id")
         found = ordered.rows()
-        for part in chunks(found):
+        for part in _chunks(found):
             self._billing_rows(
                 "INSERT INTO batch_spans (batch_id, channel_id, lo, hi)"
-                f" VALUES {values_list(len(part), '(?, ?, ?, ?)')}",
+                f" VALUES {_values(len(part), '(?, ?, ?, ?)')}",
                 [int(v) for span in part for v in span],
             )
 
