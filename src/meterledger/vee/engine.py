@@ -1,11 +1,13 @@
 """Run every enabled rule over a series and gather what they find.
 
-Channels are grouped by their rule profile (meter class, source; see
-:mod:`meterledger.vee.config`); each group's rows are taken out as one sub-series (by channel
-offsets, no per-interval loop) with one :class:`~meterledger.vee.findings.Context`, and its
-enabled rules run in order, ``ROLLOVER`` first so that later rules see what a rollover
-explains. A class with ``net_meter: true`` marks its channels net in the series its rules
-see. Each hit is tagged with its rule's code and the profile's severity for it.
+Each channel's rule profile comes from its (meter class, source) (see
+:mod:`meterledger.vee.config`); a class with ``net_meter: true`` marks its channels net in
+the series the rules see. Rules run in catalogue order, ``ROLLOVER`` first. A rule runs once
+over all the channels whose profiles give it the same severity and parameters -- usually
+every channel, in one call over the whole series. The channels of each other setting are
+taken out as a sub-series (by channel offsets, no per-interval loop) with its own
+:class:`~meterledger.vee.findings.Context`; what ``ROLLOVER`` explained is carried between
+the contexts, so every rule sees it. Each hit is tagged with its rule's code and severity.
 
 :class:`Findings` are sorted by (channel_id, interval_end, rule) and hold at most one finding
 per rule and interval. An interval is *held* (kept out of billing until reviewed) when its
