@@ -7,6 +7,7 @@ import typer
 from meterledger import __version__
 from meterledger.cli import (
     accounts,
+    anomalies,
     audit,
     bill,
     collect,
@@ -19,6 +20,7 @@ from meterledger.cli import (
     quarantine,
     readings,
     simulate,
+    vee,
 )
 from meterledger.cli.common import DbOption, JsonOption, emit_json, handle_errors, open_db, out
 from meterledger.store.urls import redact_url
@@ -45,6 +47,8 @@ app.command("bill")(bill.command)
 app.command("collect")(collect.command)
 app.add_typer(dlms.app, name="dlms")
 app.add_typer(simulate.app, name="simulate")
+app.add_typer(vee.app, name="vee")
+app.add_typer(anomalies.app, name="anomalies")
 
 
 @app.command("init")

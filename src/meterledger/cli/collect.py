@@ -28,6 +28,7 @@ from meterledger.cli.common import (
     open_db,
     out,
 )
+from meterledger.cli.vee import print_outcome
 from meterledger.collect.config import load_fleet
 from meterledger.collect.fleet import (
     ClockSample,
@@ -222,8 +223,17 @@ def command(
     with counter(show=not json_out) as progress:
         task = progress.add_task("collect", total=len(plan.meters))
         run = asyncio.run(collector.run(lambda _: progress.advance(task)))
+    # the rules run once over the whole run's deliveries (each meter's is its own batch)
+    with console.status("running the VEE rules…"):
+        checked = Ingestor(store).check_pending()
     if json_out:
-        emit_json({"results": [r.to_dict() for r in run.results], "summary": _summary(run)})
+        emit_json(
+            {
+                "results": [r.to_dict() for r in run.results],
+                "summary": _summary(run),
+                "vee": checked.as_dict(),
+            }
+        )
     else:
         out.print(_table(run.results))
         s = _summary(run)
@@ -231,6 +241,7 @@ def command(
             f"{s['ok']} read, {s['skipped']} skipped, {s['failed']} failed in {s['seconds']} s; "
             f"ingest accepted {run.handoff.accepted}, duplicates {run.handoff.duplicates}"
         )
+        print_outcome(checked)
     if run.failed:
         raise typer.Exit(1)
 

@@ -16,6 +16,7 @@ from meterledger.cli.billing_service import RunReport, run_cycle
 from meterledger.cli.common import (
     DbOption,
     JsonOption,
+    console,
     counter,
     emit_json,
     handle_errors,
@@ -23,6 +24,7 @@ from meterledger.cli.common import (
     out,
 )
 from meterledger.core.errors import NotFoundError
+from meterledger.ingest.pipeline import Ingestor
 from meterledger.store import Store
 from meterledger.store.records import BillRecord
 
@@ -37,6 +39,9 @@ AccountOption = Annotated[str | None, typer.Option("--account", help="Only this 
 
 
 def _run(store: Store, period: str, account: str | None, rebill: bool, quiet: bool) -> RunReport:
+    # nothing is billed unchecked: batches a collector run or a crash left pending first
+    with console.status("running the VEE rules on unchecked data…"):
+        Ingestor(store).check_pending()
     with counter(show=not quiet) as bar:
         task = bar.add_task("bill" if not rebill else "rebill", total=None)
         return run_cycle(

@@ -1,9 +1,11 @@
 """``meterledger demo``: one billing cycle on the embedded default, meter to invoice.
 
-A simulated fleet (50 meters, 31 days of 15-minute data) drops daily CSV files with known
-faults; everything goes through the real pipeline into a fresh SQLite store; the audit chain
-is verified; the cycle summary compares what ingest found with what was injected. Then every
-account is billed under the bundled tariffs and its invoice (HTML and PDF) is written.
+A simulated fleet (50 meters, 30 days of 15-minute data) drops daily CSV files with known
+faults; everything goes through the real pipeline into a fresh SQLite store; the VEE rules
+run over it, estimating the gaps; the summary compares what ingest and VEE found with what
+was injected. The cycle's last day is read from the meters over DLMS. Then every account is
+billed under the bundled tariffs and its invoice (HTML and PDF) is written; late actuals and
+a manual edit of a held spike then rebill two accounts; the audit chain is verified.
 """
 
 from __future__ import annotations
@@ -23,8 +25,16 @@ from meterledger.billing.invoice import write_invoices
 from meterledger.billing.money import plain
 from meterledger.billing.tariff import load_tariff
 from meterledger.cli.billing_service import add_tariff, put_account, run_cycle
-from meterledger.cli.common import JsonOption, counter, emit_json, handle_errors, out
+from meterledger.cli.common import JsonOption, console, counter, emit_json, handle_errors, out
 from meterledger.cli.demo_dlms import collect_final_day
+from meterledger.cli.demo_vee import (
+    after_billing,
+    faults_matched,
+    match_faults,
+    render_after,
+    render_vee,
+    vee_pass,
+)
 from meterledger.core.errors import ConflictError, InputError
 from meterledger.ingest.audit import verify
 from meterledger.ingest.pipeline import IngestOptions, Ingestor, register_meter
@@ -90,7 +100,7 @@ def run_demo(
                 ),
             )
     totals = BatchCounts()
-    ingestor = Ingestor(store)
+    ingestor = Ingestor(store)  # VEE runs once after the whole drop (vee_pass)
     with counter(show=show_progress) as progress:
         task = progress.add_task("ingest", total=len(delivery.files))
         for path in delivery.files:
@@ -98,6 +108,9 @@ def run_demo(
             totals.add(ingestor.ingest_path(path, IngestOptions(fmt="csv")).counts)
             progress.advance(task)
     readings = store.count("readings")
+    with console.status("VEE: the rules over the file drops, estimating gaps…"):
+        vee = vee_pass(store)
+    faults = match_faults(store, delivery)
     head_end: dict[str, Any] | None = None
     if dlms and fleet:
         with counter(show=show_progress) as progress:
@@ -105,7 +118,7 @@ def run_demo(
             head_end = collect_final_day(
                 store, fleet, first, days, seed, lambda _: progress.advance(task)
             )
-    report = verify(store)
+        head_end["vee"] = vee_pass(store)
     summary = {
         "meters": meters,
         "days": days,
@@ -119,14 +132,17 @@ def run_demo(
             sorted((k, v) for k, v in totals.reasons.items() if k != "REVISION_CONFLICT")
         ),
         "missing_from_billing_view": delivery.fleet_keys - readings,
-        "audit": report.as_dict(),
         "expected": delivery.expected(),
+        "vee": vee,
+        "vee_faults": faults,
         "seconds": round(time.perf_counter() - started, 2),
         "db": redact_url(store.url),
     }
-    summary["matches_injected_faults"] = _matches(summary, delivery)
+    summary["matches_injected_faults"] = _matches(summary, delivery) and faults_matched(faults)
     summary["head_end"] = head_end
     summary["billing"] = bill_demo(store, fleet, start, out_dir, show_progress)
+    summary["after_billing"] = after_billing(store, delivery)
+    summary["audit"] = verify(store).as_dict()
     summary["seconds"] = round(time.perf_counter() - started, 2)
     store.close()
     return summary
@@ -238,6 +254,7 @@ def _render(summary: dict[str, Any]) -> None:
         "",
     )
     out.print(table)
+    render_vee(summary["vee"], summary["vee_faults"])
     audit = summary["audit"]
     status = "[green]OK[/]" if audit["ok"] else f"[red]BROKEN[/] {audit['first_broken']}"
     out.print(
@@ -282,6 +299,7 @@ def _render(summary: dict[str, Any]) -> None:
         f"{billing['bills_issued']} bills, total {billing['total']}; invoices (HTML, PDF) "
         f"in {billing['invoices']}"
     )
+    render_after(summary["after_billing"])
     verdict = "[green]yes[/]" if summary["matches_injected_faults"] else "[red]no[/]"
     out.print(
         f"found exactly what was injected: {verdict}   ({summary['seconds']} s, {summary['db']})"

@@ -20,8 +20,11 @@ from meterledger.cli.common import (
     out,
     settings,
 )
+from meterledger.cli.vee import RulesOption, load_rules, print_outcome
+from meterledger.cli.vee_service import Rebill, rebill_touched, touched_since
 from meterledger.core.time import parse_zone
 from meterledger.ingest.pipeline import IngestOptions, Ingestor, IngestResult, detect_format
+from meterledger.ingest.vee_check import VeeOutcome
 from meterledger.store import Store
 from meterledger.store.base import BatchCounts
 
@@ -131,6 +134,15 @@ def command(
             help="Time zone for meters made by --create-meters (default: settings default_tz).",
         ),
     ] = None,
+    vee: Annotated[
+        bool,
+        typer.Option(
+            "--vee/--no-vee",
+            help="Run the VEE rules and estimate gaps after the files (default: on; with "
+            "--no-vee the batches stay pending until `vee run` or the next bill run).",
+        ),
+    ] = True,
+    rules: RulesOption = None,
     db: DbOption = None,
     json_out: JsonOption = False,
 ) -> None:
@@ -145,10 +157,18 @@ def command(
         meter_id=meter_id,
         default_tz=zone,
     )
+    before = set(store.batch_audit_refs())
     results = ingest_files(store, files, options, show_progress=not json_out)
     total = BatchCounts()
     for _, _, result in results:
         total.add(result.counts)
+    checked: VeeOutcome | None = None
+    rebills: list[Rebill] = []
+    if vee:
+        with console.status("running the VEE rules…"):
+            checked = Ingestor(store, ruleset=load_rules(rules)).check_pending()
+        fresh = set(store.batch_audit_refs()) - before
+        rebills = rebill_touched(store, touched_since(store, fresh))
     if json_out:
         emit_json(
             {
@@ -163,6 +183,8 @@ def command(
                     for p, f, r in results
                 ],
                 "totals": counts_dict(total),
+                "vee": checked.as_dict() if checked is not None else None,
+                "rebills": [r.as_dict() for r in rebills],
             }
         )
         return
@@ -177,6 +199,10 @@ def command(
             "quarantined by reason: "
             + ", ".join(f"{code} {n}" for code, n in sorted(total.reasons.items()))
         )
+    if checked is not None:
+        print_outcome(checked)
+    for r in rebills:
+        out.print(f"rebilled {r.account} {r.period}: cancel {r.cancel}, rebill {r.rebill}")
 
 
 command = handle_errors(command)

@@ -9,6 +9,7 @@ to three blocks ahead, while the main thread writes (see :mod:`meterledger.inges
 from __future__ import annotations
 
 import gzip
+import io
 import json
 import zlib
 from collections.abc import Callable
@@ -38,6 +39,7 @@ from meterledger.ingest.staging import (
     read_blocks,
 )
 from meterledger.ingest.validate import Checked, check
+from meterledger.ingest.vee_check import ESTIMATE_SOURCE, VeeOutcome, check_pending
 from meterledger.store.base import (
     AuditRow,
     BatchCounts,
@@ -46,6 +48,7 @@ from meterledger.store.base import (
     Store,
     WriteTx,
 )
+from meterledger.vee.config import RuleSet
 
 __all__ = [
     "FORMATS",
@@ -150,6 +153,7 @@ class IngestResult:
     batches: int = 0
     audit_entries: int = 0
     meters_created: list[str] = field(default_factory=list)
+    vee: VeeOutcome | None = None
 
 
 def _service_for(unit: str | None) -> Service:
@@ -172,11 +176,27 @@ def register_meter(tx: WriteTx, meter: MeterRecord) -> None:
 
 
 class Ingestor:
-    """Runs files through the pipeline into ``store``. ``now`` fixes the receipt time (tests)."""
+    """Runs files through the pipeline into ``store``. ``now`` fixes the receipt time (tests).
 
-    def __init__(self, store: Store, *, now: datetime | None = None) -> None:
+    With ``vee`` every call ends by running the VEE rules over what it wrote, and over any
+    batch an earlier run left unchecked (:func:`check_pending`), estimating gaps on the way;
+    ``ruleset`` is the rule configuration (default: the bundled one). The commands turn it
+    on; a caller that hands over many small deliveries (the collector) leaves it off and
+    calls :meth:`check_pending` once at the end. Batches written with it off stay pending,
+    and the bill run checks them before it rates anything."""
+
+    def __init__(
+        self,
+        store: Store,
+        *,
+        now: datetime | None = None,
+        vee: bool = False,
+        ruleset: RuleSet | None = None,
+    ) -> None:
         self.store = store
         self.now = now
+        self.vee = vee
+        self.ruleset = ruleset
         # The registry as last loaded: a later call reuses it while the store's registry
         # version is unchanged (a head-end hands over many small batches).
         self._snapshot: Snapshot | None = None
@@ -226,7 +246,24 @@ class Ingestor:
                 if progress is not None:
                     progress(staged.size)
         self._snapshot = snapshot
+        if self.vee and result.batches:
+            result.vee = self.check_pending()
         return result
+
+    def check_pending(self) -> VeeOutcome:
+        """VEE over every batch not yet checked; estimates go in through this ingest."""
+        return check_pending(
+            self.store, ruleset=self.ruleset, now=self.now, write_estimates=self.write_estimates
+        )
+
+    def write_estimates(self, jsonl: bytes) -> int:
+        """Ingest estimated readings (JSON lines) as their own batch, VEE off."""
+        quiet = Ingestor(self.store, now=self.now, vee=False)
+        quiet._snapshot = self._snapshot
+        result = quiet.ingest_stream(
+            io.BytesIO(jsonl), fmt="jsonl", source=ESTIMATE_SOURCE, options=IngestOptions()
+        )
+        return result.counts.accepted + result.counts.superseded
 
     def _apply_block(
         self, staged: Staged, fmt: str, source: str, options: IngestOptions, result: IngestResult

@@ -17,7 +17,7 @@ meter's clock reads (DLMS clock against the head-end's clock) come in the same l
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from functools import lru_cache
 from zoneinfo import ZoneInfo
@@ -86,22 +86,33 @@ class Series:
     quality: np.ndarray
     check_from: np.ndarray
     check_to: np.ndarray
+    # arrays derived once per series (row_channel, checked), read-only, shared by the rules
+    _memo: dict[str, np.ndarray] = field(default_factory=dict, repr=False, compare=False)
 
     @property
     def rows(self) -> int:
         return len(self.interval_end)
 
     def row_channel(self) -> np.ndarray:
-        """The channel index of every row."""
-        return ragged(self.offsets)
+        """The channel index of every row (computed once; read-only)."""
+        held = self._memo.get("row_channel")
+        if held is None:
+            held = ragged(self.offsets)
+            held.flags.writeable = False
+            self._memo["row_channel"] = held
+        return held
 
     def checked(self) -> np.ndarray:
-        """Boolean mask of the rows findings may be reported on."""
-        c = self.row_channel()
-        mask: np.ndarray = (self.interval_end > self.check_from[c]) & (
-            self.interval_end <= self.check_to[c]
-        )
-        return mask
+        """Boolean mask of the rows findings may be reported on (computed once; read-only)."""
+        held = self._memo.get("checked")
+        if held is None:
+            c = self.row_channel()
+            held = (self.interval_end > self.check_from[c]) & (
+                self.interval_end <= self.check_to[c]
+            )
+            held.flags.writeable = False
+            self._memo["checked"] = held
+        return held
 
 
 @dataclass(frozen=True, slots=True)

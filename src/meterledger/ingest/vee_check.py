@@ -1,0 +1,431 @@
+"""VEE over stored data: the rules on what a batch wrote, its gaps estimated, the findings on
+the anomaly ledger.
+
+The ingest calls :func:`check_batches` after its batches commit (the collector once per run);
+``meterledger vee run`` calls :func:`check_range`. A batch is marked checked (``vee_at``) in
+the same transaction that records its findings, so a crash in between leaves it pending
+and :func:`check_pending` (run before every bill run) picks it up: nothing reaches a bill
+unchecked.
+
+For each channel the rows written are checked from the local midnight before the first of
+them up to the last; ``HISTORY_DAYS`` before that are read as context (averages,
+hour-of-week statistics, like days). Gaps inside the checked window are estimated first
+(:mod:`meterledger.vee.estimate`) and the estimates go through the ordinary ingest as their
+own batch (source ``vee:estimate``), so they have idempotency keys, the audit chain and the
+revision rules: an actual arriving later supersedes them. The rules then see the estimates,
+flagged as such (a gap stays a gap to the completeness rules; a long run of estimates is
+a finding of its own).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import numpy as np
+
+from meterledger.core.errors import InputError
+from meterledger.core.reading import Quality
+from meterledger.core.time import epoch_of, iso_utc
+from meterledger.ingest import audit
+from meterledger.store.base import Store
+from meterledger.store.records import NewAnomaly
+from meterledger.vee.config import RuleSet
+from meterledger.vee.engine import Findings, run_rules
+from meterledger.vee.estimate import Estimates, EstimationParams, estimate
+from meterledger.vee.series import Channels, ClockReads, Registers, Series, local_epoch, offsets_of
+
+__all__ = [
+    "ESTIMATE_SOURCE",
+    "HISTORY_DAYS",
+    "VeeOutcome",
+    "check_batches",
+    "check_pending",
+    "check_range",
+    "source_kind",
+]
+
+HISTORY_DAYS = 35
+ESTIMATE_SOURCE = "vee:estimate"
+_DAY = 86_400
+_I64 = np.int64
+
+# writes estimated rows through the ordinary ingest (the caller supplies it: the ingest
+# pipeline imports this module, not the other way round)
+EstimateWriter = Callable[[bytes], int]
+
+
+@dataclass(slots=True)
+class VeeOutcome:
+    """What one VEE pass did."""
+
+    batches: int = 0
+    channels: int = 0
+    intervals: int = 0
+    findings: int = 0
+    opened: int = 0
+    cleared: int = 0
+    held: int = 0
+    estimated: int = 0
+    unfilled: int = 0
+    by_rule: dict[str, int] = field(default_factory=dict)
+    seconds: float = 0.0
+
+    def add(self, other: VeeOutcome) -> None:
+        for name in (
+            "batches",
+            "channels",
+            "intervals",
+            "findings",
+            "opened",
+            "cleared",
+            "held",
+            "estimated",
+            "unfilled",
+        ):
+            setattr(self, name, getattr(self, name) + getattr(other, name))
+        for code, count in other.by_rule.items():
+            self.by_rule[code] = self.by_rule.get(code, 0) + count
+        self.seconds += other.seconds
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "batches": self.batches,
+            "channels": self.channels,
+            "intervals": self.intervals,
+            "findings": self.findings,
+            "opened": self.opened,
+            "cleared": self.cleared,
+            "held": self.held,
+            "estimated": self.estimated,
+            "unfilled": self.unfilled,
+            "by_rule": dict(sorted(self.by_rule.items())),
+            "seconds": round(self.seconds, 3),
+        }
+
+
+def source_kind(source: str, fmt: str) -> str:
+    """The data source a rule profile is chosen by: ``dlms`` for the head-end's deliveries,
+    ``vee`` for estimates, else the file format (``csv``, ``jsonl``, ``greenbutton``)."""
+    if source.startswith("dlms"):
+        return "dlms"
+    if source.startswith("vee:"):
+        return "vee"
+    return fmt
+
+
+@dataclass(frozen=True, slots=True)
+class _Span:
+    channel_id: int
+    lo: int  # first interval end to check
+    hi: int  # last interval end to check
+
+
+def _merge(spans: Iterable[tuple[int, int, int]]) -> list[_Span]:
+    """One span per channel covering every span given for it."""
+    wide: dict[int, tuple[int, int]] = {}
+    for channel_id, lo, hi in spans:
+        held = wide.get(channel_id)
+        wide[channel_id] = (lo, hi) if held is None else (min(held[0], lo), max(held[1], hi))
+    return [_Span(c, lo, hi) for c, (lo, hi) in sorted(wide.items())]
+
+
+def _midnight_before(instant: int, tz: str) -> int:
+    """UTC epoch of the local midnight at which the interval ending at ``instant`` starts
+    its day (the check window starts there, so day-level rules see whole days)."""
+    local = int(local_epoch(np.array([instant - 1], dtype=_I64), tz)[0])
+    midnight_local = local - local % _DAY
+    offset = local - (instant - 1)
+    return midnight_local - offset
+
+
+def _series(
+    store: Store, spans: list[_Span], ruleset: RuleSet, history_days: int
+) -> tuple[Series, Registers, ClockReads, np.ndarray]:
+    channels = {c.channel_id: c for c in store.list_channels()}
+    meters = {m.meter_id: m for m in store.list_meters()}
+    missing = [s.channel_id for s in spans if s.channel_id not in channels]
+    if missing:
+        raise InputError(f"unknown channels {missing}")
+    ids = np.array([s.channel_id for s in spans], dtype=_I64)
+    tz = tuple(meters[channels[s.channel_id].meter_id].timezone for s in spans)
+    check_from = np.array(
+        [_midnight_before(s.lo, z) for s, z in zip(spans, tz, strict=True)], dtype=_I64
+    )
+    check_to = np.array([s.hi for s in spans], dtype=_I64)
+    start = int(check_from.min()) - history_days * _DAY
+    end = int(check_to.max())
+    rows = store.vee_read([int(c) for c in ids], start, end)
+    position = np.searchsorted(ids, rows.channel_id)
+    offsets = offsets_of(np.bincount(position, minlength=len(ids)))
+    # the channel's expected interval: the most common length in its rows (else 15 minutes)
+    step = np.full(len(ids), 900, dtype=_I64)
+    latest_batch = np.full(len(ids), -1, dtype=_I64)
+    for i in range(len(ids)):
+        lo, hi = int(offsets[i]), int(offsets[i + 1])
+        if hi > lo:
+            lengths, counts = np.unique(rows.interval_seconds[lo:hi], return_counts=True)
+            step[i] = int(lengths[np.argmax(counts)])
+            latest_batch[i] = int(rows.batch_id[lo:hi].max())
+    sources = store.batch_sources([int(b) for b in set(latest_batch.tolist()) if b >= 0])
+    kinds = tuple(
+        source_kind(*sources[int(b)]) if int(b) in sources else "csv" for b in latest_batch
+    )
+    classes = tuple(meters[channels[s.channel_id].meter_id].meter_class for s in spans)
+    net = np.array(
+        [ruleset.profile(k, src).net_meter for k, src in zip(classes, kinds, strict=True)],
+        dtype=bool,
+    )
+    info = Channels(
+        channel_id=ids,
+        meter_id=tuple(channels[s.channel_id].meter_id for s in spans),
+        obis=tuple(channels[s.channel_id].obis for s in spans),
+        timezone=tz,
+        meter_class=classes,
+        source=kinds,
+        step=step,
+        net=net,
+        allows_negative=np.array([channels[s.channel_id].allows_negative for s in spans]),
+    )
+    series = Series(
+        info,
+        offsets,
+        rows.interval_end,
+        rows.interval_seconds,
+        rows.value,
+        rows.quality,
+        check_from,
+        check_to,
+    )
+    reads = store.register_reads([int(c) for c in ids], start, end)
+    reg_pos = np.searchsorted(ids, reads.channel_id)
+    registers = Registers(
+        offsets_of(np.bincount(reg_pos, minlength=len(ids))), reads.read_at, reads.value
+    )
+    clocks = _clocks(store, info, start, end)
+    return series, registers, clocks, rows.batch_id
+
+
+def _clocks(store: Store, info: Channels, start: int, end: int) -> ClockReads:
+    by_meter: dict[str, list[tuple[int, int]]] = {}
+    for read in store.clock_reads():
+        at = read.read_at // 1000
+        if start < at <= end + _DAY:
+            by_meter.setdefault(read.meter_id, []).append((at, read.drift_ms))
+    per_channel = [by_meter.get(m, []) for m in info.meter_id]
+    flat = [r for reads in per_channel for r in reads]
+    return ClockReads(
+        offsets_of([len(r) for r in per_channel]),
+        np.array([a for a, _ in flat], dtype=_I64),
+        np.array([d for _, d in flat], dtype=_I64),
+    )
+
+
+def _with_estimates(series: Series, est: Estimates) -> Series:
+    """The series with the estimated rows merged in, each channel still in time order."""
+    if not len(est):
+        return series
+    channel = np.concatenate([series.row_channel(), est.row_channel])
+    end = np.concatenate([series.interval_end, est.interval_end])
+    order = np.lexsort((end, channel))
+    counts = np.bincount(channel, minlength=len(series.channels))
+    return Series(
+        series.channels,
+        offsets_of(counts),
+        end[order],
+        np.concatenate([series.interval_seconds, est.interval_seconds])[order],
+        np.concatenate([series.value, est.value])[order],
+        np.concatenate([series.quality, est.quality])[order],
+        series.check_from,
+        series.check_to,
+    )
+
+
+def estimates_jsonl(series: Series, est: Estimates) -> bytes:
+    """The estimates as JSON lines for the ingest (values exact: mWh as "1.234" Wh)."""
+    lines = []
+    for c, end, seconds, value, quality in zip(
+        est.row_channel.tolist(),
+        est.interval_end.tolist(),
+        est.interval_seconds.tolist(),
+        est.value.tolist(),
+        est.quality.tolist(),
+        strict=True,
+    ):
+        whole, milli = divmod(abs(int(value)), 1000)
+        sign = "-" if value < 0 else ""
+        lines.append(
+            json.dumps(
+                {
+                    "meter_id": series.channels.meter_id[c],
+                    "channel": series.channels.obis[c],
+                    "interval_end": iso_utc(int(end)),
+                    "interval_seconds": int(seconds),
+                    "value": f"{sign}{whole}.{milli:03d}",
+                    "unit": "Wh",
+                    "quality": Quality(int(quality)).to_text(),
+                }
+            )
+        )
+    return ("\n".join(lines) + "\n").encode() if lines else b""
+
+
+def _anomalies(series: Series, found: Findings) -> list[NewAnomaly]:
+    ids = series.channels.channel_id
+    position = np.searchsorted(ids, found.channel_id)
+    out: list[NewAnomaly] = []
+    ends = found.interval_end.tolist()
+    for i, (pos, end) in enumerate(zip(position.tolist(), ends, strict=True)):
+        lo, hi = int(series.offsets[pos]), int(series.offsets[pos + 1])
+        at = lo + int(np.searchsorted(series.interval_end[lo:hi], end))
+        value = int(series.value[at]) if at < hi and series.interval_end[at] == end else None
+        out.append(
+            NewAnomaly(
+                channel_id=int(found.channel_id[i]),
+                interval_end=int(end),
+                rule=found.rule[i],
+                severity=found.severity_text(i),
+                detail=found.detail[i],
+                value=value,
+            )
+        )
+    return out
+
+
+def _check_spans(
+    store: Store,
+    raw_spans: Iterable[tuple[int, int, int]],
+    batch_ids: Sequence[int],
+    *,
+    ruleset: RuleSet,
+    now: datetime | None,
+    write_estimates: EstimateWriter | None,
+) -> VeeOutcome:
+    started = time.perf_counter()
+    at = now or datetime.now(UTC)
+    stamp = at.isoformat(timespec="microseconds")
+    spans = _merge(raw_spans)
+    outcome = VeeOutcome(batches=len(batch_ids), channels=len(spans))
+    if not spans:
+        with store.write() as tx:
+            tx.mark_vee(list(batch_ids), stamp)
+        outcome.seconds = time.perf_counter() - started
+        return outcome
+    series, registers, clocks, _ = _series(store, spans, ruleset, HISTORY_DAYS)
+    outcome.intervals = int(series.checked().sum())
+    params = EstimationParams(
+        max_linear=ruleset.estimation.max_linear, like_days=ruleset.estimation.like_days
+    )
+    est = estimate(series, registers, params) if write_estimates is not None else None
+    marks = list(batch_ids)
+    if est is not None and write_estimates is not None:
+        outcome.unfilled = len(est.unfilled[0])
+        if len(est):
+            before = set(store.vee_pending())
+            write_estimates(estimates_jsonl(series, est))
+            outcome.estimated = len(est)
+            series = _with_estimates(series, est)
+            # the estimates' own batches are checked by this pass (the rules see them)
+            fresh = sorted(set(store.vee_pending()) - before - set(marks))
+            sources = store.batch_sources(fresh)
+            marks += [b for b in fresh if sources.get(b, ("", ""))[0] == ESTIMATE_SOURCE]
+    found = run_rules(
+        series, ruleset, registers=registers, clocks=clocks, now=epoch_of(at.replace(microsecond=0))
+    )
+    outcome.findings = len(found)
+    outcome.by_rule = found.count_by_rule()
+    outcome.held = int(found.held().sum())
+    checked = [(int(c), int(f), int(t)) for c, f, t in _windows(series)]
+    with store.write() as tx:
+        opened, cleared = tx.record_findings(
+            _anomalies(series, found),
+            spans=checked,
+            rules=[info.code for info in ruleset.catalogue],  # a rule turned off clears too
+            at=stamp,
+        )
+        tx.mark_vee(marks, stamp)
+        outcome.opened, outcome.cleared = opened, cleared
+        if opened or cleared:
+            audit.append(
+                tx,
+                "vee.checked",
+                f"vee {len(spans)} channels",
+                {
+                    "batches": sorted(int(b) for b in batch_ids),
+                    "channels": len(spans),
+                    "window": [
+                        iso_utc(int(series.check_from.min())),
+                        iso_utc(int(series.check_to.max())),
+                    ],
+                    "opened": opened,
+                    "cleared": cleared,
+                    "estimated": outcome.estimated,
+                    "by_rule": dict(sorted(outcome.by_rule.items())),
+                },
+                at,
+            )
+    outcome.seconds = time.perf_counter() - started
+    return outcome
+
+
+def _windows(series: Series) -> Iterable[tuple[int, int, int]]:
+    return zip(
+        series.channels.channel_id.tolist(),
+        series.check_from.tolist(),
+        series.check_to.tolist(),
+        strict=True,
+    )
+
+
+def check_batches(
+    store: Store,
+    batch_ids: Sequence[int],
+    *,
+    ruleset: RuleSet | None = None,
+    now: datetime | None = None,
+    write_estimates: EstimateWriter | None = None,
+) -> VeeOutcome:
+    """Check what these batches wrote (their spans per channel) and mark them checked."""
+    ruleset = ruleset or RuleSet.load()
+    spans = store.batch_spans(list(batch_ids)) if batch_ids else []
+    return _check_spans(
+        store, spans, batch_ids, ruleset=ruleset, now=now, write_estimates=write_estimates
+    )
+
+
+def check_pending(
+    store: Store,
+    *,
+    ruleset: RuleSet | None = None,
+    now: datetime | None = None,
+    write_estimates: EstimateWriter | None = None,
+) -> VeeOutcome:
+    """Check every batch not yet checked (after a crash, or a collector run)."""
+    return check_batches(
+        store, store.vee_pending(), ruleset=ruleset, now=now, write_estimates=write_estimates
+    )
+
+
+def check_range(
+    store: Store,
+    *,
+    meter_id: str | None = None,
+    start: int | None = None,
+    end: int | None = None,
+    ruleset: RuleSet | None = None,
+    now: datetime | None = None,
+    write_estimates: EstimateWriter | None = None,
+) -> VeeOutcome:
+    """``vee run``: the rules again over stored data (every channel with readings, or one
+    meter's), within ``start < interval_end <= end`` when given."""
+    ruleset = ruleset or RuleSet.load()
+    if meter_id is not None and store.get_meter(meter_id) is None:
+        raise InputError(f"unknown meter {meter_id!r}")
+    spans = [
+        s for s in store.channel_spans(meter_id=meter_id, start=start, end=end) if s[1] <= s[2]
+    ]
+    return _check_spans(store, spans, (), ruleset=ruleset, now=now, write_estimates=write_estimates)
