@@ -10,11 +10,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["BillingArrays", "RegisterArrays", "VeeRows", "by_key", "empty_int64"]
-
-
-def empty_int64() -> np.ndarray:
-    return np.empty(0, dtype=np.int64)
+__all__ = ["BillingArrays", "RegisterArrays", "VeeRows", "by_key"]
 
 
 def by_key(channel_id: np.ndarray, at: np.ndarray, *others: np.ndarray) -> list[np.ndarray]:
