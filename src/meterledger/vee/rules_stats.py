@@ -2,13 +2,17 @@
 a multiplier or unit off by a power of ten, and interval outliers against the same local
 hour of the week in earlier weeks (z-score and interquartile range).
 
-All vectorised: a local day or a local hour of one channel is a run of consecutive rows
-(rows are sorted by time within a channel and local time only moves forward, the repeated
-autumn hour included), so per-day and per-hour figures come from ``reduceat`` over those
-runs, and history windows from cumulative sums or a search over the sorted run keys.
+A local day or hour of one channel is one run of rows
+(:func:`~meterledger.vee.rules_values.runs`): per-day figures come from ``reduceat`` over
+the runs and history windows from searches over their sorted keys. Rows a rollover or
+reset explains (``Context.explained``) are neither reported nor learnt from; estimated
+and power-outage rows are not learnt from either.
 
-Rows a rollover or reset explains (``Context.explained``) are neither reported nor learnt
-from; estimated rows and days with a power outage are not learnt from either.
+Speed: exact bounds rule most days and intervals out cheaply, and only the rest get the
+exact test. A day can hold a spike only if its highest interval beats ``ratio`` times a
+lower bound of its third-highest (the mean of the others); an interval can be an outlier
+only if it is more than ``z`` (or ``k``) floors away from every value its channel has
+(the mean and the quartiles of any history lie between the channel's extremes).
 """
 
 from __future__ import annotations
@@ -22,12 +26,17 @@ import numpy as np
 from meterledger.core.reading import Quality
 from meterledger.vee.findings import Context, Hits, Rule
 from meterledger.vee.rules_values import (
-    channel_kinds,
+    NORMAL,
+    chan_of,
+    checked,
+    facts,
+    kinds,
     local_of,
     local_text,
     power_of_ten,
     quantities,
     read_pairs,
+    runs,
 )
 from meterledger.vee.series import Series
 
@@ -43,22 +52,17 @@ __all__ = [
 ]
 
 _I64 = np.int64
-_DAY = 86_400
-_HOUR = 3_600
-_WEEK_HOURS = 168
+_DAY, _HOUR, _WEEK_HOURS = 86_400, 3_600, 168
 _SHIFT = _I64(1) << _I64(34)  # channel-major keys: channel * 2**34 + day or hour number
 _LOWEST = np.iinfo(_I64).min
-_ESTIMATED = int(
-    Quality.ESTIMATED | Quality.EST_LINEAR | Quality.EST_LIKE_DAY | Quality.EST_REGISTER
+_UNUSABLE = int(
+    Quality.ESTIMATED
+    | Quality.EST_LINEAR
+    | Quality.EST_LIKE_DAY
+    | Quality.EST_REGISTER
+    | Quality.POWER_OUTAGE
 )
 _OUTAGE = int(Quality.POWER_OUTAGE)
-_CHUNK = 1 << 15  # hour groups per block of the IQR's quantile matrix
-
-
-def _texts(series: Series, chans: np.ndarray, *values: np.ndarray) -> list[list[str]]:
-    return [quantities(series, chans, v) for v in values]
-
-
 _WEEKDAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
 
 
@@ -69,55 +73,103 @@ def _dates(days: np.ndarray) -> list[str]:
     return [f"{_WEEKDAYS[w]} {d}" for w, d in zip(weekday, text, strict=True)]
 
 
-def _runs(series: Series, key: np.ndarray, rc: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Runs of rows with the same channel and ``key``: (first row, group index per row)."""
-    head = np.ones(series.rows, dtype=bool)
-    head[1:] = (key[1:] != key[:-1]) | (rc[1:] != rc[:-1])
-    return np.flatnonzero(head), np.cumsum(head, dtype=_I64) - 1
+def _run_of(start: np.ndarray, rows: np.ndarray) -> np.ndarray:
+    out: np.ndarray = np.searchsorted(start, rows, side="right") - 1
+    return out
 
 
-def _usage_channels(series: Series) -> np.ndarray:
-    """Channels whose daily totals are usage: not export, not a net (signed) channel."""
-    _, export = channel_kinds(series)
-    usage: np.ndarray = ~export & ~series.channels.allows_negative
-    return usage
+def _days(series: Series, context: Context) -> tuple[np.ndarray, ...]:
+    """Per local day of a channel, shared by the daily rules: its channel, day number,
+    first and last row, total, highest and lowest value, and whether it is complete
+    (midnight to midnight, no gap), has an outage, has estimates, and counts as usage."""
+    store = facts(series, context)
+    if "days" not in store:
+        start, day = runs(series, context, _DAY)
+        last = np.append(start[1:], series.rows) - 1
+        local, secs, end, value = (
+            context.local_start, series.interval_seconds, series.interval_end, series.value
+        )  # fmt: skip
+        complete = (local[start] % _DAY == 0) & (local[last] + secs[last] == (day + 1) * _DAY)
+        complete &= np.add.reduceat(secs, start) == end[last] - end[start] + secs[start]
+        flagged = np.flatnonzero((series.quality & _UNUSABLE) != 0)
+        run, flags = _run_of(start, flagged), series.quality[flagged]
+        outage = np.bincount(run[(flags & _OUTAGE) != 0], minlength=len(start)) > 0
+        estimated = np.bincount(run[(flags & ~_OUTAGE) != 0], minlength=len(start)) > 0
+        chan = np.repeat(
+            np.arange(len(series.channels)), np.diff(np.searchsorted(start, series.offsets))
+        )
+        _, export = kinds(series, context)
+        usage = ~(export | series.channels.allows_negative)[chan]  # signed: not usage
+        total = np.add.reduceat(value, start)
+        high, low = np.maximum.reduceat(value, start), np.minimum.reduceat(value, start)
+        store["days"] = (
+            chan,
+            day,
+            start,
+            last,
+            total,
+            high,
+            low,
+            complete,
+            outage,
+            estimated,
+            usage,
+        )
+        store["flagged"] = flagged
+    out: tuple[np.ndarray, ...] = store["days"]
+    return out
 
 
 def spike(series: Series, context: Context, params: Mapping[str, Any]) -> Hits:
     """The highest interval of a local day far above the day's third-highest."""
     if not series.rows:
         return Hits.empty()
-    rc = series.row_channel()
-    start, group = _runs(series, context.local_start // _DAY, rc)
-    work = np.where(context.explained, _LOWEST, series.value)
-    index = np.arange(series.rows, dtype=_I64)
-    top: list[np.ndarray] = []
-    rows: list[np.ndarray] = []
-    for _ in range(3):  # take the highest row of each day off, three times
-        top.append(np.maximum.reduceat(work, start))
-        rows.append(
-            np.minimum.reduceat(np.where(work == top[-1][group], index, series.rows), start)
-        )
-        work[np.minimum(rows[-1], series.rows - 1)] = _LOWEST
-    high, third = top[0], top[2]
-    hit = (third > _LOWEST) & (high > float(params["ratio"]) * np.maximum(third, 0))
-    hit &= high - third > int(params["floor_mwh"])
-    at = rows[0][hit]
-    keep = series.checked()[at]
-    at, high, third = at[keep], high[hit][keep], third[hit][keep]
-    big, low = _texts(series, rc[at], high, third)
-    times = local_text(context.local_start[at])
-    ratio = (high / np.maximum(third, 1)).tolist()
+    _, _, start, last, total, top, _, *_ = _days(series, context)
+    count = last - start + 1
+    ratio, floor = float(params["ratio"]), int(params["floor_mwh"])
+    # the third-highest is at least the mean of all but the two highest
+    bound = (total - 2 * top) / np.maximum(count - 2, 1)
+    explained = np.flatnonzero(context.explained)
+    ex_day = _run_of(start, explained)
+    maybe = (top > ratio * np.maximum(bound, 0)) & (top - bound > floor)
+    maybe[ex_day] = True  # the bound counts every row: look at days with explained rows
+    maybe = np.flatnonzero(maybe & (count >= 3))
+    slot = np.full(len(start), -1, dtype=_I64)
+    found: list[tuple[np.ndarray, ...]] = []
+    for length in np.unique(count[maybe]).tolist():  # a loop over day lengths (92, 96 ...)
+        days = maybe[count[maybe] == length]
+        slot[days] = np.arange(len(days))
+        at = start[days][:, None] + np.arange(length)  # one day a row
+        values = series.value[at]
+        mine = slot[ex_day] >= 0
+        values[slot[ex_day[mine]], explained[mine] - start[ex_day[mine]]] = _LOWEST
+        across = np.arange(len(days))
+        first = values.argmax(axis=1)  # the first of equals
+        high, high_row = values[across, first], at[across, first]
+        values[across, first] = _LOWEST
+        values[across, values.argmax(axis=1)] = _LOWEST
+        found.append((high_row, high, values.max(axis=1)))
+        slot[days] = -1
+    if not found:
+        return Hits.empty()
+    rows, high, third = (np.concatenate(parts) for parts in zip(*found, strict=True))
+    hit = (third > _LOWEST) & (high > ratio * np.maximum(third, 0)) & (high - third > floor)
+    hit &= checked(series, context)[rows]
+    order = np.argsort(rows[hit])
+    rows, high, third = rows[hit][order], high[hit][order], third[hit][order]
+    c = chan_of(series, rows)
+    big, low = quantities(series, c, high), quantities(series, c, third)
+    times = local_text(context.local_start[rows])
     detail = [
         f"spike {b} at {t} vs 3rd-highest {lo} of the day (ratio {r:.1f})"
-        for b, t, lo, r in zip(big, times, low, ratio, strict=True)
+        for b, t, lo, r in zip(big, times, low, (high / np.maximum(third, 1)).tolist(), strict=True)
     ]
-    return Hits.of(rc[at], series.interval_end[at], detail)
+    return Hits.of(c, series.interval_end[rows], detail)
 
 
 @dataclass(frozen=True, slots=True)
 class _Daily:
-    """One entry per (channel, local day) with rows: totals and the history average."""
+    """Per (channel, local day) with rows: totals and history averages."""
 
     chan: np.ndarray
     day: np.ndarray
@@ -132,35 +184,20 @@ class _Daily:
 
 
 def _daily(series: Series, context: Context, params: Mapping[str, Any]) -> _Daily:
-    rc = series.row_channel()
-    local = context.local_start
-    start, _ = _runs(series, local // _DAY, rc)
-    stop = np.append(start[1:], series.rows)
-    last = stop - 1
-    chan, day = rc[start], local[start] // _DAY
-    secs, end = series.interval_seconds, series.interval_end
-    total = np.add.reduceat(series.value, start)
-
-    def count(mask: np.ndarray) -> np.ndarray:
-        out: np.ndarray = np.add.reduceat(mask.astype(_I64), start)
-        return out
-
-    complete = (local[start] % _DAY == 0) & (local[last] + secs[last] == (day + 1) * _DAY)
-    complete &= count(secs) == end[last] - (end[start] - secs[start])  # no gap in between
-    clean = (count(context.explained) == 0) & (count((series.quality & _OUTAGE) != 0) == 0)
-    usable = complete & clean & (count((series.quality & _ESTIMATED) != 0) == 0)
-    usable &= _usage_channels(series)[chan]
+    chan, day, start, last, total, _, _, complete, outage, estimated, usage = _days(series, context)
+    explained = np.bincount(_run_of(start, np.flatnonzero(context.explained)), minlength=len(start))
+    clean = ~outage & (explained == 0)
+    usable = complete & clean & ~estimated & usage
     key = chan * _SHIFT + day
     history = int(params["history_days"])
-    lo = np.searchsorted(key, key - history, side="left")
     here = np.arange(len(key))
+    lo = np.searchsorted(key, key - history, side="left")
     cum_t = np.concatenate([[0], np.cumsum(np.where(usable, total, 0), dtype=_I64)])
     cum_n = np.concatenate([[0], np.cumsum(usable, dtype=_I64)])
     days = cum_n[here] - cum_n[lo]
     enough = days >= int(params["min_days"])
     average = np.where(enough, (cum_t[here] - cum_t[lo]) / np.maximum(days, 1), 0.0)
-    like_sum = np.zeros(len(key))
-    like_n = np.zeros(len(key), dtype=_I64)
+    like_sum, like_n = np.zeros(len(key)), np.zeros(len(key), dtype=_I64)
     for weeks in range(1, history // 7 + 1):  # the same weekday 1, 2, ... weeks before
         at = np.minimum(np.searchsorted(key, key - 7 * weeks), len(key) - 1)
         ok = (key[at] == key - 7 * weeks) & usable[at]
@@ -168,18 +205,36 @@ def _daily(series: Series, context: Context, params: Mapping[str, Any]) -> _Dail
         like_n += ok
     like = np.where(like_n >= 2, like_sum / np.maximum(like_n, 1), 0.0)
     floor = int(params["floor_mwh"])
-    average[average < floor] = 0.0
-    like[like < floor] = 0.0
+    average[(average < floor) | ~usage] = 0.0
+    like[(like < floor) | ~usage] = 0.0
     ratio = np.divide(total, average, out=np.zeros(len(total)), where=average > 0)
     like_ratio = np.divide(total, like, out=np.zeros(len(total)), where=like > 0)
     return _Daily(chan, day, last, total, complete, clean, average, ratio, like, like_ratio)
 
 
-def _day_hits(series: Series, daily: _Daily, hit: np.ndarray, what: str) -> Hits:
-    hit = hit & (daily.average > 0) & _usage_channels(series)[daily.chan]
-    which = np.flatnonzero(hit & series.checked()[daily.last])
+def _scaled(daily: _Daily, tolerance: float) -> tuple[np.ndarray, np.ndarray]:
+    """MULTIPLIER_MISMATCH's days: complete and clean, the total off by a power of ten
+    against the same weekdays before (first choice) or the average day; and which."""
+    like = power_of_ten(daily.like_ratio, tolerance) != 0
+    scaled = like | (power_of_ten(daily.ratio, tolerance) != 0)
+    out: np.ndarray = daily.complete & daily.clean & scaled
+    return out, like
+
+
+def _usage(series: Series, context: Context, params: Mapping[str, Any], high: bool) -> Hits:
+    if not series.rows:
+        return Hits.empty()
+    daily = _daily(series, context, params)
+    scaled, _ = _scaled(daily, float(params["power_of_ten_tolerance"]))
+    if high:
+        hit = daily.clean & (daily.ratio > float(params["high_factor"]))
+    else:  # a part of a day is naturally low: whole days only
+        hit = daily.complete & daily.clean & (daily.ratio < float(params["low_factor"]))
+    hit &= (daily.average > 0) & ~scaled
+    which = np.flatnonzero(hit & checked(series, context)[daily.last])
     c = daily.chan[which]
-    total, avg = _texts(series, c, daily.total[which], daily.average[which])
+    total, avg = (quantities(series, c, v[which]) for v in (daily.total, daily.average))
+    what = "high" if high else "low"
     detail = [
         f"{what} usage on {d}: {t} vs average {a} a day (ratio {r:.2f})"
         for d, t, a, r in zip(
@@ -189,33 +244,14 @@ def _day_hits(series: Series, daily: _Daily, hit: np.ndarray, what: str) -> Hits
     return Hits.of(c, series.interval_end[daily.last[which]], detail)
 
 
-def _scaled(daily: _Daily, tolerance: float) -> tuple[np.ndarray, np.ndarray]:
-    """MULTIPLIER_MISMATCH's days: complete and clean, the total off by a power of ten
-    against the same weekdays before (first choice) or the average day. Also says which."""
-    like = power_of_ten(daily.like_ratio, tolerance) != 0
-    scaled = like | (power_of_ten(daily.ratio, tolerance) != 0)
-    out: np.ndarray = daily.complete & daily.clean & scaled
-    return out, like
-
-
 def high_usage(series: Series, context: Context, params: Mapping[str, Any]) -> Hits:
     """A local day's usage far above the meter's average day of the weeks before."""
-    if not series.rows:
-        return Hits.empty()
-    daily = _daily(series, context, params)
-    scaled, _ = _scaled(daily, float(params["power_of_ten_tolerance"]))
-    hit = daily.clean & (daily.ratio > float(params["high_factor"])) & ~scaled
-    return _day_hits(series, daily, hit, "high")
+    return _usage(series, context, params, high=True)
 
 
 def low_usage(series: Series, context: Context, params: Mapping[str, Any]) -> Hits:
     """A whole local day's usage far below the meter's average day of the weeks before."""
-    if not series.rows:
-        return Hits.empty()
-    daily = _daily(series, context, params)
-    scaled, _ = _scaled(daily, float(params["power_of_ten_tolerance"]))
-    hit = daily.complete & daily.clean & (daily.ratio < float(params["low_factor"])) & ~scaled
-    return _day_hits(series, daily, hit, "low")
+    return _usage(series, context, params, high=False)
 
 
 def multiplier_mismatch(series: Series, context: Context, params: Mapping[str, Any]) -> Hits:
@@ -226,12 +262,11 @@ def multiplier_mismatch(series: Series, context: Context, params: Mapping[str, A
     pairs = read_pairs(series, context, 6, 10.0)
     delta, got = pairs.delta, pairs.intervals
     ratio = np.divide(got, delta, out=np.zeros(len(delta)), where=(delta > 0) & (got > 0))
-    k = power_of_ten(ratio, tolerance)
-    use = pairs.covered & ~pairs.odd & (pairs.kind == 0) & (k != 0) & (pairs.last_row >= 0)
-    which = np.flatnonzero(use)
-    which = which[series.checked()[pairs.last_row[which]]] if len(which) else which
+    use = pairs.covered & ~pairs.odd & (pairs.kind == NORMAL) & (pairs.last_row >= 0)
+    which = np.flatnonzero(use & (power_of_ten(ratio, tolerance) != 0))
+    which = which[checked(series, context)[pairs.last_row[which]]]
     c = pairs.channel[which]
-    s, d = _texts(series, c, got[which], delta[which])
+    s, d = quantities(series, c, got[which]), quantities(series, c, delta[which])
     a_txt = local_text(local_of(series, c, pairs.first_at[which]))
     b_txt = local_text(local_of(series, c, pairs.second_at[which]))
     detail = [
@@ -242,11 +277,10 @@ def multiplier_mismatch(series: Series, context: Context, params: Mapping[str, A
     chans, ends = [c], [series.interval_end[pairs.last_row[which]]]
     daily = _daily(series, context, params)
     hit, like = _scaled(daily, tolerance)
-    hit &= _usage_channels(series)[daily.chan]
-    day = np.flatnonzero(hit & series.checked()[daily.last])
+    day = np.flatnonzero(hit & checked(series, context)[daily.last])
     like = like[day]
     base = np.where(like, daily.like[day], daily.average[day])
-    total, avg = _texts(series, daily.chan[day], daily.total[day], base)
+    total, avg = (quantities(series, daily.chan[day], v) for v in (daily.total[day], base))
     ratio = np.where(like, daily.like_ratio[day], daily.ratio[day])
     detail += [
         f"usage on {dt}: {t} vs {a} {'on the same weekday' if w else 'a day'} before:"
@@ -263,198 +297,149 @@ def multiplier_mismatch(series: Series, context: Context, params: Mapping[str, A
     return Hits.of(chan[keep], end[keep], [detail[i] for i in keep.tolist()])
 
 
-@dataclass(frozen=True, slots=True)
-class _Hours:
-    """Runs of rows in one local hour of one channel ("hour groups"): each row's group, each
-    group's first row and row count, and the groups of the same local hour 1, 2, ...
-    ``weeks`` weeks before (``history``, one array per week, -1 where none). ``usable`` marks
-    the rows history may learn from, ``eligible`` the rows the rule may flag; ``scale`` is
-    each group's channel's typical daily peak, of which the floors are fractions."""
-
-    group: np.ndarray
-    start: np.ndarray
-    count: np.ndarray
-    history: list[np.ndarray]
-    usable: np.ndarray
-    eligible: np.ndarray
-    scale: np.ndarray
-
-
-def _typical_peak(
-    series: Series, usable: np.ndarray, start: np.ndarray, key: np.ndarray
-) -> np.ndarray:
-    """Per hour group (``start``, ``key``: channel and local hour), its channel's typical
-    daily peak: the median over the channel's local days of the day's highest usable
-    interval. Figured from the hour groups' highest values, a day being 24 local hours."""
-    hour_peak = np.maximum.reduceat(np.where(usable, series.value, _LOWEST), start)
-    chan_of, day = key // _SHIFT, (key % _SHIFT) // 24  # local hours to local days
-    head = np.ones(len(day), dtype=bool)
-    head[1:] = (day[1:] != day[:-1]) | (chan_of[1:] != chan_of[:-1])
-    firsts = np.flatnonzero(head)
-    peak = np.maximum.reduceat(hour_peak, firsts)
-    chan = chan_of[firsts]
-    keep = peak > _LOWEST
-    order = np.lexsort((peak[keep], chan[keep]))
-    chan, peak = chan[keep][order], peak[keep][order]
-    counts = np.bincount(chan, minlength=len(series.channels))
-    first = np.concatenate([[0], np.cumsum(counts)])[:-1]
-    median = np.zeros(len(counts))
-    has = counts > 0
-    lo, hi = first[has] + (counts[has] - 1) // 2, first[has] + counts[has] // 2
-    median[has] = (peak[lo] + peak[hi]) / 2.0
-    out: np.ndarray = median[chan_of]
+def _channel_scale(series: Series, context: Context) -> tuple[np.ndarray, ...]:
+    """Per channel: its typical daily peak (the median over its local days of the day's
+    highest interval), its highest value and a floor under its usable values (its lowest,
+    but not below zero where values cannot be negative: negatives are not learnt from)."""
+    store = facts(series, context)
+    if "scale" not in store:
+        chan, _, _, _, _, high, low, *_ = _days(series, context)
+        counts = np.bincount(chan, minlength=len(series.channels))
+        first = np.cumsum(counts) - counts
+        has = counts > 0
+        peak = np.sort(chan << 40 | np.clip(high, 0, (1 << 40) - 1)) & ((1 << 40) - 1)
+        median = np.zeros(len(counts))
+        median[has] = (
+            peak[first[has] + (counts[has] - 1) // 2] + peak[first[has] + counts[has] // 2]
+        ) / 2
+        top, bottom = np.zeros(len(counts), dtype=_I64), np.zeros(len(counts), dtype=_I64)
+        top[has], bottom[has] = (
+            np.maximum.reduceat(high, first[has]),
+            np.minimum.reduceat(low, first[has]),
+        )
+        bottom = np.where(series.channels.allows_negative, bottom, np.maximum(bottom, 0))
+        negative = np.flatnonzero(series.value < 0)
+        store["negative"] = negative[~series.channels.allows_negative[chan_of(series, negative)]]
+        store["scale"] = median, top, bottom
+    out: tuple[np.ndarray, ...] = store["scale"]
     return out
 
 
-def _hours(series: Series, context: Context, params: Mapping[str, Any]) -> _Hours:
-    rc = series.row_channel()
-    hour = context.local_start // _HOUR
-    start, group = _runs(series, hour, rc)
+def _history(
+    series: Series, context: Context, rows: np.ndarray, weeks: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """For ``rows``, the index of each one's local hour among theirs, and per such hour
+    the usable samples of the same local hour 1 .. ``weeks`` weeks before: a (hours,
+    samples) matrix, NaN where none."""
+    start, hour = runs(series, context, _HOUR)
+    store = facts(series, context)
+    if "hour key" not in store:
+        store["hour key"] = chan_of(series, start) * _SHIFT + hour
+    key = store["hour key"]
+    group, which = np.unique(_run_of(start, rows), return_inverse=True)
     count = np.diff(np.append(start, series.rows))
-    key = rc[start] * _SHIFT + hour[start]
-    index = np.arange(len(start), dtype=_I64)
-    chan_first = key[np.searchsorted(key, (key // _SHIFT) * _SHIFT)]  # its channel's first
-    history: list[np.ndarray] = []
-    for j in range(1, int(params["weeks"]) + 1):  # a loop over weeks, each over all groups
-        want = key - _WEEK_HOURS * j
-        # without gaps the group a week back is 168 groups back; else search for it
-        at = np.maximum(index - _WEEK_HOURS * j, 0)
-        miss = (key[at] != want) & (want >= chan_first)
-        at[miss] = np.minimum(np.searchsorted(key, want[miss]), len(key) - 1)
-        history.append(np.where(key[at] == want, at, -1))
-    usable = ~context.explained & ((series.quality & (_ESTIMATED | _OUTAGE)) == 0)
-    _, export = channel_kinds(series)
-    looked_at = np.ones(len(export), dtype=bool) if bool(params["export"]) else ~export
-    eligible = series.checked() & ~context.explained & looked_at[rc]
-    scale = _typical_peak(series, usable, start, key)
-    return _Hours(group, start, count, history, usable, eligible, scale)
-
-
-def _history_sum(per_group: np.ndarray, hours: _Hours) -> np.ndarray:
-    """Per hour group, the sum of ``per_group`` over its history groups."""
-    padded = np.append(per_group, 0.0)
-    total = np.zeros(len(per_group))
-    for back in hours.history:
-        total += padded[back]  # -1 picks the padding zero
-    return total
+    want = key[group][:, None] - _WEEK_HOURS * np.arange(1, weeks + 1)  # (hours, weeks)
+    back = np.minimum(np.searchsorted(key, want), len(key) - 1)
+    found = key[back] == want
+    width = int(np.where(found, count[back], 0).max(initial=1))
+    offset = np.arange(width, dtype=_I64)
+    shape = len(group), weeks * width
+    at = (np.where(found, start[back], 0)[:, :, None] + offset).reshape(shape)
+    ok = (offset < np.where(found, count[back], 0)[:, :, None]).reshape(shape)
+    not_learnt = (store["flagged"], store["negative"], np.flatnonzero(context.explained))
+    unusable = np.unique(np.concatenate(not_learnt))
+    ok &= ~np.isin(at, unusable)
+    return which, np.where(ok, series.value[np.where(ok, at, 0)], np.nan)
 
 
 def _outliers(
-    series: Series, context: Context, hit: np.ndarray, why: Callable[[np.ndarray], list[str]]
+    series: Series,
+    context: Context,
+    params: Mapping[str, Any],
+    floors: tuple[str, str, float],
+    judge: Callable[[np.ndarray, np.ndarray, np.ndarray, np.ndarray], tuple[np.ndarray, list[str]]],
 ) -> Hits:
-    rows = np.flatnonzero(hit)
-    rc = series.row_channel()[rows]
-    (value,) = _texts(series, rc, series.value[rows])
+    """Rows ``judge`` flags among the eligible ones (checked, not explained, on a channel
+    looked at) more than ``floors[2]`` floors from every value of their channel; ``judge``
+    gets the rows, their floors, the history matrix of their hours and each row's hour."""
+    if not series.rows:
+        return Hits.empty()
+    peak, top, bottom = _channel_scale(series, context)
+    floor = np.maximum(float(params[floors[0]]), float(params[floors[1]]) * peak)
+    reach = floors[2] * floor
+    counts = np.diff(series.offsets)
+    value = series.value
+    maybe = value > np.repeat(bottom + reach, counts)
+    maybe |= value < np.repeat(top - reach, counts)
+    rows = np.flatnonzero(maybe)
+    c = chan_of(series, rows)
+    _, export = kinds(series, context)
+    eligible = (~export | bool(params["export"]))[c] & ~context.explained[rows]
+    eligible &= checked(series, context)[rows]
+    rows, c = rows[eligible], c[eligible]
+    which, samples = _history(series, context, rows, int(params["weeks"]))
+    enough = (np.sum(~np.isnan(samples), axis=1) >= int(params["min_samples"]))[which]
+    rows, c, which = rows[enough], c[enough], which[enough]
+    flag, text = judge(rows, floor[c], samples, which)
+    rows, c = rows[flag], c[flag]
     times = local_text(context.local_start[rows])
-    detail = [f"{v} at {t} {x}" for v, t, x in zip(value, times, why(rows), strict=True)]
-    return Hits.of(rc, series.interval_end[rows], detail)
-
-
-def _flag(
-    hours: _Hours, value: np.ndarray, ok: np.ndarray, lo: np.ndarray, hi: np.ndarray
-) -> np.ndarray:
-    """Eligible rows of groups ``ok`` outside their group's ``[lo, hi]``."""
-    g = hours.group
-    lo = np.where(ok, lo, -np.inf)
-    hi = np.where(ok, hi, np.inf)
-    out: np.ndarray = hours.eligible & ((value < lo[g]) | (value > hi[g]))
-    return out
+    lines = zip(quantities(series, c, value[rows]), times, text, strict=True)
+    return Hits.of(c, series.interval_end[rows], [f"{v} at {t} {x}" for v, t, x in lines])
 
 
 def outlier_zscore(series: Series, context: Context, params: Mapping[str, Any]) -> Hits:
     """An interval far from the mean of the same local hour of the week in earlier weeks."""
-    if not series.rows:
-        return Hits.empty()
-    hours = _hours(series, context, params)
-    value = np.where(hours.usable, series.value, 0).astype(np.float64)
-    n = _history_sum(np.add.reduceat(hours.usable.astype(np.float64), hours.start), hours)
-    s = _history_sum(np.add.reduceat(value, hours.start), hours)
-    q = _history_sum(np.add.reduceat(value * value, hours.start), hours)
-    mean = s / np.maximum(n, 1)
-    std = np.sqrt(np.maximum(q - s * mean, 0.0) / np.maximum(n - 1, 1))
-    floor = np.maximum(
-        float(params["std_floor_mwh"]), float(params["std_floor_fraction"]) * hours.scale
-    )
-    limit = float(params["z"])
-    width = limit * np.maximum(std, floor)
-    ok = n >= int(params["min_samples"])
-    hit = _flag(hours, series.value, ok, mean - width, mean + width)
-    weeks = len(hours.history)
+    limit, weeks = float(params["z"]), int(params["weeks"])
 
-    def why(rows: np.ndarray) -> list[str]:
-        g = hours.group[rows]
-        z = (series.value[rows] - mean[g]) / (width[g] / limit)
-        avg, dev = _texts(series, series.row_channel()[rows], mean[g], std[g])
-        return [
+    def judge(
+        rows: np.ndarray, floor: np.ndarray, samples: np.ndarray, which: np.ndarray
+    ) -> tuple[np.ndarray, list[str]]:
+        n = np.sum(~np.isnan(samples), axis=1)
+        mean = np.nansum(samples, axis=1) / np.maximum(n, 1)
+        std = np.sqrt(np.nansum((samples - mean[:, None]) ** 2, axis=1) / np.maximum(n - 1, 1))
+        mean, std = mean[which], std[which]
+        z = (series.value[rows] - mean) / np.maximum(std, floor)
+        flag = np.abs(z) > limit
+        c = chan_of(series, rows[flag])
+        avg, dev = quantities(series, c, mean[flag]), quantities(series, c, std[flag])
+        return flag, [
             f"vs {a} ± {d} at this hour of the week in {weeks} weeks before (z {zz:+.1f},"
             f" limit {limit:g})"
-            for a, d, zz in zip(avg, dev, z.tolist(), strict=True)
+            for a, d, zz in zip(avg, dev, z[flag].tolist(), strict=True)
         ]
 
-    return _outliers(series, context, hit, why)
-
-
-def _quartiles(sample: np.ndarray, hours: _Hours, groups: np.ndarray, width: int) -> np.ndarray:
-    """(Q1, Q3) of the history samples of ``groups`` (whose history groups have at most
-    ``width`` rows), interpolated linearly between order statistics: a (2, groups) array.
-    ``sample`` ends with a NaN, which stands for "no sample"."""
-    nan_at = len(sample) - 1
-    back = np.stack([h[groups] for h in hours.history], axis=1)  # (groups, weeks)
-    first = np.where(back >= 0, hours.start[np.maximum(back, 0)], nan_at)
-    rows = np.where(back >= 0, hours.count[np.maximum(back, 0)], 0)
-    offset = np.arange(width, dtype=_I64)
-    at = first[:, :, None] + offset
-    at = np.where(offset < rows[:, :, None], at, nan_at).reshape(len(groups), -1)
-    matrix = sample[at]
-    matrix.sort(axis=1)  # NaN sorts last
-    top = np.maximum(np.count_nonzero(~np.isnan(matrix), axis=1) - 1, 0)
-    out = np.empty((2, len(groups)))
-    across = np.arange(len(groups))
-    for i, f in enumerate((0.25, 0.75)):
-        pos = f * top
-        lo = np.floor(pos).astype(_I64)
-        a, b = matrix[across, lo], matrix[across, np.minimum(lo + 1, top)]
-        out[i] = a + (pos - lo) * (b - a)
-    return out
+    return _outliers(series, context, params, ("std_floor_mwh", "std_floor_fraction", limit), judge)
 
 
 def outlier_iqr(series: Series, context: Context, params: Mapping[str, Any]) -> Hits:
     """An interval outside the interquartile fences of the same local hour of the week."""
-    if not series.rows:
-        return Hits.empty()
-    hours = _hours(series, context, params)
-    n = _history_sum(np.add.reduceat(hours.usable.astype(np.float64), hours.start), hours)
-    wanted = (np.add.reduceat(hours.eligible, hours.start) > 0) & (n >= int(params["min_samples"]))
-    padded = np.append(hours.count, 0)
-    width = np.zeros(len(hours.start), dtype=_I64)
-    for back in hours.history:
-        width = np.maximum(width, padded[back])
-    q = np.zeros((2, len(hours.start)))
-    sample = np.append(np.where(hours.usable, series.value.astype(np.float64), np.nan), np.nan)
-    for w in np.unique(width[wanted]).tolist():  # a few widths: 4 a quarter-hour, 8 in autumn
-        groups = np.flatnonzero(wanted & (width == w))
-        for lo in range(0, len(groups), _CHUNK):  # blocks bound the matrix's memory
-            block = groups[lo : lo + _CHUNK]
-            q[:, block] = _quartiles(sample, hours, block, int(w))
-    k = float(params["k"])
-    floor = np.maximum(
-        float(params["iqr_floor_mwh"]), float(params["iqr_floor_fraction"]) * hours.scale
-    )
-    spread = np.maximum(q[1] - q[0], floor)
-    low, high = q[0] - k * spread, q[1] + k * spread
-    hit = _flag(hours, series.value, wanted, low, high)
-    weeks = len(hours.history)
+    k, weeks = float(params["k"]), int(params["weeks"])
 
-    def why(rows: np.ndarray) -> list[str]:
-        g = hours.group[rows]
-        a, b = _texts(series, series.row_channel()[rows], low[g], high[g])
-        return [
-            f"outside {x} .. {y} (quartiles ± {k:g} IQR) of this hour of the week in {weeks}"
+    def judge(
+        rows: np.ndarray, floor: np.ndarray, samples: np.ndarray, which: np.ndarray
+    ) -> tuple[np.ndarray, list[str]]:
+        ordered = np.sort(samples, axis=1)  # NaN sorts last
+        top = np.maximum(np.sum(~np.isnan(samples), axis=1) - 1, 0)
+        across = np.arange(len(samples))
+        q = []
+        for f in (0.25, 0.75):  # numpy's default: linear between order statistics
+            pos = f * top
+            lo = np.floor(pos).astype(_I64)
+            a, b = ordered[across, lo], ordered[across, np.minimum(lo + 1, top)]
+            q.append((a + (pos - lo) * (b - a))[which])
+        spread = np.maximum(q[1] - q[0], floor)
+        low, high = q[0] - k * spread, q[1] + k * spread
+        value = series.value[rows]
+        flag = (value < low) | (value > high)
+        c = chan_of(series, rows[flag])
+        x, y = quantities(series, c, low[flag]), quantities(series, c, high[flag])
+        return flag, [
+            f"outside {a} .. {b} (quartiles ± {k:g} IQR) of this hour of the week in {weeks}"
             " weeks before"
-            for x, y in zip(a, b, strict=True)
+            for a, b in zip(x, y, strict=True)
         ]
 
-    return _outliers(series, context, hit, why)
+    return _outliers(series, context, params, ("iqr_floor_mwh", "iqr_floor_fraction", k), judge)
 
 
 RULES: dict[str, Rule] = {
@@ -467,6 +452,7 @@ RULES: dict[str, Rule] = {
 }
 
 _DAILY: dict[str, object] = {"history_days": 28, "min_days": 7, "floor_mwh": 1_000_000}
+_TEN = 0.15  # HIGH_USAGE and LOW_USAGE leave days this near a power of ten to the multiplier
 
 DEFAULTS: dict[str, dict[str, object]] = {
     "SPIKE": {"severity": "warn", "ratio": 4.0, "floor_mwh": 1_000_000},
@@ -474,23 +460,18 @@ DEFAULTS: dict[str, dict[str, object]] = {
         "severity": "warn",
         "high_factor": 2.5,
         **_DAILY,
-        "power_of_ten_tolerance": 0.15,  # such days are MULTIPLIER_MISMATCH's
+        "power_of_ten_tolerance": _TEN,
     },
-    "LOW_USAGE": {
-        "severity": "warn",
-        "low_factor": 0.25,
-        **_DAILY,
-        "power_of_ten_tolerance": 0.15,
-    },
-    "MULTIPLIER_MISMATCH": {"severity": "warn", "tolerance": 0.15, **_DAILY},
+    "LOW_USAGE": {"severity": "warn", "low_factor": 0.25, **_DAILY, "power_of_ten_tolerance": _TEN},
+    "MULTIPLIER_MISMATCH": {"severity": "warn", "tolerance": _TEN, **_DAILY},
     "OUTLIER_ZSCORE": {
         "severity": "warn",
         "weeks": 4,
         "z": 5.0,
         "min_samples": 8,
         "std_floor_mwh": 50_000.0,
-        "std_floor_fraction": 0.4,
-        "export": False,
+        "std_floor_fraction": 0.4,  # of the channel's typical daily peak
+        "export": False,  # export channels follow the weather: left out
     },
     "OUTLIER_IQR": {
         "severity": "warn",

@@ -1,19 +1,22 @@
 """Value rules: register rollover and reset, negative use and reverse flow, runs of zero or
 identical values, and the sum of the intervals against the register reads.
 
-All vectorised over the whole series; findings only on checked rows. ``ROLLOVER`` runs
-before every other rule and marks the rows whose odd value a rollover or reset explains
-(``Context.explained``), history rows included, so that no later rule (negative usage,
-spike, daily usage, outliers) reports them again or learns from them.
+``ROLLOVER`` runs before every other rule and marks the rows whose odd value a rollover or
+reset explains (``Context.explained``), history rows included, so that no later rule
+(negative usage, spike, daily usage, outliers) reports them again or learns from them.
 
-The helpers at the top (quantities as text, channel kinds, register read pairs) are shared
-with :mod:`meterledger.vee.rules_stats`.
+Speed: the rules look at candidate rows (negative, zero or repeated values, the rows of
+export channels, the rows between register reads), found with one vectorised pass each,
+and share what several of them need through :func:`facts`: per series, the checked rows,
+the channel kinds and the runs of rows in one local day or hour, kept while the series'
+arrays live. Findings only go on checked rows.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass
+import weakref
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, replace
 from functools import lru_cache
 from typing import Any
 
@@ -23,34 +26,172 @@ from meterledger.core.errors import InputError
 from meterledger.core.obis import ObisCode
 from meterledger.core.reading import Quality
 from meterledger.vee.findings import Context, Hits, Rule
-from meterledger.vee.series import Series, local_epoch, offsets_of
+from meterledger.vee.series import Series, local_epoch
 
 __all__ = [
     "DEFAULTS",
     "RULES",
     "ReadPairs",
-    "channel_kinds",
+    "chan_of",
+    "facts",
     "flat_line",
     "local_of",
     "local_text",
     "negative_usage",
     "power_of_ten",
     "quantities",
+    "ranges",
     "read_pairs",
     "reverse_flow",
     "rollover",
+    "runs",
     "sum_check",
     "zero_consumption",
 ]
 
 _I64 = np.int64
 _POW10 = 10 ** np.arange(19, dtype=_I64)  # 10**0 .. 10**18, the int64 range
-_SHIFT = _I64(1) << _I64(34)  # channel-major search keys; epoch seconds stay below 2**34
 _OUTAGE = int(Quality.POWER_OUTAGE)
 _REACTIVE = frozenset({3, 4, 5, 6, 7, 8})  # OBIS C (mod 20): reactive energy quadrants
 _IMPORT = frozenset({1, 21, 41, 61})  # active energy import, total and per phase
 _EXPORT = frozenset({2, 22, 42, 62})  # active energy export (received from the customer)
 NORMAL, ROLLED, RESET = 0, 1, 2  # ReadPairs.kind
+
+Facts = dict[object, Any]
+_MEMO: dict[int, tuple[tuple[weakref.ref[np.ndarray], ...], Facts]] = {}
+
+
+def facts(series: Series, context: Context) -> Facts:
+    """A store for facts about ``series`` and its local times that several rules need,
+    found once and kept while the arrays it was found from live (weak references), so
+    nothing outlives the run. Keys name the fact and its parameters; a fact that depends
+    on ``Context.explained`` is not kept here (those rows are few and handled apart)."""
+    ch = series.channels
+    arrays = (
+        series.interval_end, series.interval_seconds, series.value, series.quality,
+        series.offsets, series.check_from, series.check_to, ch.step, ch.net,
+        ch.allows_negative, ch.channel_id, context.local_start,
+    )  # fmt: skip
+    key = id(series.interval_end)
+    held = _MEMO.get(key)
+    if held is not None and all(r() is a for r, a in zip(held[0], arrays, strict=True)):
+        return held[1]
+    store: Facts = {}
+
+    def forget(_: weakref.ref[np.ndarray]) -> None:
+        _MEMO.pop(key, None)
+
+    _MEMO[key] = ((weakref.ref(arrays[0], forget), *(weakref.ref(a) for a in arrays[1:])), store)
+    return store
+
+
+def _fact(store: Facts, key: object, make: Callable[[], Any]) -> Any:
+    if key not in store:
+        store[key] = make()
+    return store[key]
+
+
+def chan_of(series: Series, rows: np.ndarray) -> np.ndarray:
+    """The channel of each of ``rows``."""
+    out: np.ndarray = np.searchsorted(series.offsets, rows, side="right") - 1
+    return out
+
+
+def ranges(lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
+    """The row indices ``lo[i]:hi[i]`` of every i, concatenated."""
+    counts = np.maximum(hi - lo, 0)
+    base = np.cumsum(counts) - counts
+    out: np.ndarray = np.repeat(lo - base, counts) + np.arange(int(counts.sum()), dtype=_I64)
+    return out
+
+
+def upto(series: Series, chans: np.ndarray, t: np.ndarray) -> np.ndarray:
+    """Past the last row of channel ``chans[i]`` ending at or before ``t[i]``: an index
+    from ``offsets[c]`` to ``offsets[c + 1]``. On the channel's grid it is arithmetic; rows
+    off the grid (gaps, odd lengths) are searched for."""
+    off, end, n = series.offsets, series.interval_end, series.rows
+    lo, hi = off[chans], off[chans + 1]
+    at: np.ndarray = lo.copy()
+    if not n or not len(chans):
+        return at
+    first = end[np.minimum(lo, n - 1)]
+    step = np.maximum(series.channels.step[chans], 1)
+    at += np.clip((t - first) // step + 1, 0, hi - lo)
+    ok = (at == lo) | (end[np.maximum(at - 1, 0)] <= t)
+    ok &= (at == hi) | (end[np.minimum(at, n - 1)] > t)
+    bad = np.flatnonzero(~ok)
+    if len(bad):
+        wanted, which = np.unique(chans[bad], return_inverse=True)
+        rows = ranges(off[wanted], off[wanted + 1])
+        counts = off[wanted + 1] - off[wanted]
+        shift = _I64(1) << _I64(34)  # a channel-major key; epoch seconds stay below 2**34
+        key = np.repeat(np.arange(len(wanted), dtype=_I64), counts) * shift + end[rows]
+        pos = np.searchsorted(key, which * shift + t[bad], side="right")
+        at[bad] = lo[bad] + pos - (np.cumsum(counts) - counts)[which]
+    return at
+
+
+def checked(series: Series, context: Context) -> np.ndarray:
+    """Boolean mask of the rows findings may go on (as :meth:`Series.checked`)."""
+
+    def make() -> np.ndarray:
+        off = series.offsets
+        chans = np.arange(len(series.channels), dtype=_I64)
+        a = upto(series, chans, series.check_from)
+        b = np.maximum(upto(series, chans, series.check_to), a)
+        spans = np.stack([a - off[:-1], b - a, off[1:] - b], axis=1).ravel()
+        return np.repeat(np.tile(np.array([False, True, False]), len(chans)), spans)
+
+    out: np.ndarray = _fact(facts(series, context), "checked", make)
+    return out
+
+
+def kinds(series: Series, context: Context) -> tuple[np.ndarray, np.ndarray]:
+    """Per channel: (is active import, is active export), from the OBIS C group."""
+
+    def make() -> tuple[np.ndarray, np.ndarray]:
+        found = [_kind(o) for o in series.channels.obis]
+        both = np.array(found, dtype=bool).reshape(-1, 2)
+        return both[:, 0].copy(), both[:, 1].copy()
+
+    out: tuple[np.ndarray, np.ndarray] = _fact(facts(series, context), "kinds", make)
+    return out
+
+
+@lru_cache(maxsize=1024)
+def _kind(obis: str) -> tuple[bool, bool]:
+    try:
+        code = ObisCode.parse(obis)
+    except InputError:
+        return False, False
+    return code.a == 1 and code.c in _IMPORT, code.a == 1 and code.c in _EXPORT
+
+
+def runs(series: Series, context: Context, unit: int) -> tuple[np.ndarray, np.ndarray]:
+    """Runs of rows of one channel in one local day (``unit`` 86400) or hour (3600): the
+    first row of each and its local day or hour number. Rows are sorted by time within a
+    channel and local time only moves forward (the repeated autumn hour too), so a day or
+    an hour is one run."""
+
+    def make() -> tuple[np.ndarray, np.ndarray]:
+        if unit == 86_400:  # days from the hour runs: 24 local hours a local day
+            start, hour = runs(series, context, 3_600)
+            day = hour // 24
+            head = np.ones(len(start), dtype=bool)
+            head[1:] = day[1:] != day[:-1]
+            at = np.minimum(np.searchsorted(series.offsets, start), len(series.offsets) - 1)
+            head |= series.offsets[at] == start  # a channel's first row
+            return start[head], day[head]
+        number = context.local_start // unit
+        head = np.ones(series.rows, dtype=bool)
+        head[1:] = number[1:] != number[:-1]
+        off = series.offsets[:-1]
+        head[off[off < series.rows]] = True
+        start = np.flatnonzero(head)
+        return start, number[start]
+
+    out: tuple[np.ndarray, np.ndarray] = _fact(facts(series, context), ("runs", unit), make)
+    return out
 
 
 @lru_cache(maxsize=1024)
@@ -69,11 +210,11 @@ def quantities(series: Series, chans: np.ndarray, values: np.ndarray) -> list[st
     """Milli-units of channels ``chans`` as kilo-units with 3 decimals (``12400000`` mWh →
     ``12.400 kWh``); the base unit (Wh) is rounded half away from zero."""
     whole = np.sign(values) * np.floor(np.abs(np.asarray(values, dtype=np.float64)) / 1e3 + 0.5)
-    out: list[str] = []
-    for wh, c in zip(whole.astype(_I64).tolist(), chans.tolist(), strict=True):
-        sign = "-" if wh < 0 else ""
-        out.append(f"{sign}{abs(wh) // 1000}.{abs(wh) % 1000:03d} {_unit(series.channels.obis[c])}")
-    return out
+    obis = series.channels.obis
+    return [
+        f"{'-' if wh < 0 else ''}{abs(wh) // 1000}.{abs(wh) % 1000:03d} {_unit(obis[c])}"
+        for wh, c in zip(whole.astype(_I64).tolist(), chans.tolist(), strict=True)
+    ]
 
 
 def local_text(local_seconds: np.ndarray) -> list[str]:
@@ -93,20 +234,6 @@ def local_of(series: Series, chans: np.ndarray, instants: np.ndarray) -> np.ndar
     return out
 
 
-def channel_kinds(series: Series) -> tuple[np.ndarray, np.ndarray]:
-    """Per channel: (is active import, is active export), from the OBIS C group."""
-    kinds: dict[str, tuple[bool, bool]] = {}
-    for obis in set(series.channels.obis):
-        try:
-            code = ObisCode.parse(obis)
-        except InputError:
-            kinds[obis] = (False, False)
-            continue
-        kinds[obis] = (code.a == 1 and code.c in _IMPORT, code.a == 1 and code.c in _EXPORT)
-    both = np.array([kinds[o] for o in series.channels.obis], dtype=bool).reshape(-1, 2)
-    return both[:, 0].copy(), both[:, 1].copy()
-
-
 def power_of_ten(ratio: np.ndarray, tolerance: float, max_power: int = 6) -> np.ndarray:
     """The power k (1 ≤ |k| ≤ ``max_power``) with ``ratio`` within ±``tolerance`` of 10**k,
     else 0 (also for ratios that are not positive)."""
@@ -119,22 +246,23 @@ def power_of_ten(ratio: np.ndarray, tolerance: float, max_power: int = 6) -> np.
     return k
 
 
-def _positive_median(series: Series, rc: np.ndarray, wanted: np.ndarray) -> np.ndarray:
-    """Per channel, the median of its positive values, all rows (0.0 for channels not
-    ``wanted`` or with none): the size of an ordinary interval."""
-    chans = len(series.channels)
-    out = np.zeros(chans, dtype=np.float64)
-    keep = (series.value > 0) & np.isin(rc, wanted)
-    if not keep.any():
-        return out
-    order = np.lexsort((series.value[keep], rc[keep]))
-    c, v = rc[keep][order], series.value[keep][order]
-    counts = np.bincount(c, minlength=chans)
-    starts = offsets_of(counts)[:-1]
+def _positive_median(series: Series, chans: np.ndarray) -> np.ndarray:
+    """Per channel of ``chans``, the median of its positive values (0.0: none), all rows:
+    the size of an ordinary interval."""
+    wanted, which = np.unique(chans, return_inverse=True)
+    rows = ranges(series.offsets[wanted], series.offsets[wanted + 1])
+    local = np.repeat(np.arange(len(wanted), dtype=_I64), np.diff(series.offsets)[wanted])
+    v = series.value[rows]
+    keep = v > 0
+    local, v = local[keep], np.minimum(v[keep], (1 << 40) - 1)  # 1.1 TWh: no interval's use
+    v = np.sort(local << 40 | v) & ((1 << 40) - 1)  # by channel, then value
+    counts = np.bincount(local, minlength=len(wanted))
+    first = np.cumsum(counts) - counts
+    out = np.zeros(len(wanted))
     has = counts > 0
-    lo, hi = starts[has] + (counts[has] - 1) // 2, starts[has] + counts[has] // 2
-    out[has] = (v[lo] + v[hi]) / 2.0
-    return out
+    out[has] = (v[first[has] + (counts[has] - 1) // 2] + v[first[has] + counts[has] // 2]) / 2
+    median: np.ndarray = out[which]
+    return median
 
 
 def _modulus(magnitude: np.ndarray, min_power: int, above: bool) -> np.ndarray:
@@ -169,8 +297,41 @@ class ReadPairs:
     odd: np.ndarray
 
 
+def _range_sums(x: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
+    """``x[lo[i]:hi[i]].sum()`` for ranges that are sorted and do not overlap."""
+    n = len(x)
+    if not len(lo) or not n:
+        return np.zeros(len(lo), dtype=x.dtype)
+    bounds = np.minimum(np.stack([lo, hi], axis=1).ravel(), n - 1)
+    sums = np.add.reduceat(x, bounds)[::2]
+    sums += np.where((hi == n) & (lo < n - 1), x[-1], 0)  # reduceat stops before the end
+    out: np.ndarray = np.where(hi > lo, sums, 0)
+    return out
+
+
 def read_pairs(series: Series, context: Context, min_power: int, plausible: float) -> ReadPairs:
-    """Every pair of consecutive register reads of a channel (see :class:`ReadPairs`).
+    """Every pair of consecutive register reads of a channel (see :class:`ReadPairs`); the
+    part that does not depend on ``Context.explained`` is found once per series."""
+    reg = context.registers
+    key = ("pairs", min_power, plausible, *(id(a) for a in (reg.offsets, reg.read_at, reg.value)))
+    store = facts(series, context)
+    held = store.get(key)
+    if held is None or any(
+        r() is not a for r, a in zip(held[0], (reg.offsets, reg.read_at, reg.value), strict=True)
+    ):
+        refs = tuple(weakref.ref(a) for a in (reg.offsets, reg.read_at, reg.value))
+        held = store[key] = (refs, *_read_pairs(series, context, min_power, plausible))
+    _, pairs, lo, hi = held
+    explained = np.flatnonzero(context.explained)
+    odd = np.searchsorted(explained, hi + 1) > np.searchsorted(explained, lo)
+    out: ReadPairs = replace(pairs, odd=odd)
+    return out
+
+
+def _read_pairs(
+    series: Series, context: Context, min_power: int, plausible: float
+) -> tuple[ReadPairs, np.ndarray, np.ndarray]:
+    """The pairs, and per pair the rows around it (``lo``, ``hi``: see :func:`upto`).
 
     A read below the one before is a rollover when adding the register's modulus (the
     smallest power of ten above the earlier read, at least ``10**min_power``) leaves an
@@ -184,36 +345,33 @@ def read_pairs(series: Series, context: Context, min_power: int, plausible: floa
     a_at, b_at = reg.read_at[second - 1], reg.read_at[second]
     a_val, b_val = reg.value[second - 1], reg.value[second]
     pairs, n = len(chan), series.rows
-    rc = series.row_channel()
     intervals = np.zeros(pairs, dtype=_I64)
-    covered = odd = np.zeros(pairs, dtype=bool)
+    covered = np.zeros(pairs, dtype=bool)
     last_row = np.full(pairs, -1, dtype=_I64)
+    lo = hi = np.zeros(pairs, dtype=_I64)
     if n and pairs:
         end, secs, value = series.interval_end, series.interval_seconds, series.value
-        start = end - secs
-        key = rc * _SHIFT + end
-        lo = np.searchsorted(key, chan * _SHIFT + a_at, side="right")  # first ending after a
-        hi = np.searchsorted(key, chan * _SHIFT + b_at, side="right")  # past the last <= b
-        prev, lo_c, hi_c = np.maximum(hi - 1, 0), np.minimum(lo, n - 1), np.minimum(hi, n - 1)
-        last_row = np.where((hi > 0) & (rc[prev] == chan), prev, -1)
+        c_lo, c_hi = series.offsets[chan], series.offsets[chan + 1]
+        lo = upto(series, chan, a_at)  # the first row ending after the first read
+        hi = upto(series, chan, b_at)  # past the last row ending at or before the second
+        last_row = np.where(hi > c_lo, hi - 1, -1)
+        lo_c, hi_c, prev = np.minimum(lo, n - 1), np.minimum(hi, n - 1), np.maximum(hi - 1, 0)
         # the rows the reads fall inside (they start before the read and end after it)
-        lead_in = (lo < n) & (rc[lo_c] == chan) & (start[lo_c] < a_at)
-        tail_in = (hi < n) & (rc[hi_c] == chan) & (start[hi_c] < b_at)
+        lead_in = (lo < c_hi) & (end[lo_c] - secs[lo_c] < a_at)
+        tail_in = (hi < c_hi) & (end[hi_c] - secs[hi_c] < b_at)
         first_row = lo + lead_in
         some = hi > first_row
-        first_start, last_end = start[np.minimum(first_row, n - 1)], end[prev]
-        cum_v, cum_s, cum_x = (
-            np.concatenate([[0], np.cumsum(x, dtype=_I64)])
-            for x in (value, secs, context.explained)
-        )
-        covered = some & (cum_s[hi] - cum_s[first_row] == last_end - first_start)
+        f = np.minimum(first_row, n - 1)
+        first_start, last_end = end[f] - secs[f], end[prev]
+        covered = some & (_range_sums(secs, first_row, hi) == last_end - first_start)
         covered &= np.where(lead_in, end[lo_c] == first_start, first_start == a_at)
-        covered &= np.where(tail_in, start[hi_c] == last_end, last_end == b_at)
+        covered &= np.where(tail_in, end[hi_c] - secs[hi_c] == last_end, last_end == b_at)
         edges = np.where(lead_in, value[lo_c] * ((end[lo_c] - a_at) / secs[lo_c]), 0.0)
-        edges += np.where(tail_in, value[hi_c] * ((b_at - start[hi_c]) / secs[hi_c]), 0.0)
+        edges += np.where(
+            tail_in, value[hi_c] * ((b_at - end[hi_c] + secs[hi_c]) / secs[hi_c]), 0.0
+        )
         rounded = np.sign(edges) * np.floor(np.abs(edges) + 0.5)  # half away from zero
-        intervals = np.where(some, cum_v[hi] - cum_v[first_row], 0) + rounded.astype(_I64)
-        odd = cum_x[np.minimum(hi + 1, n)] - cum_x[lo] > 0
+        intervals = _range_sums(value, first_row, hi) + rounded.astype(_I64)
 
     raw = b_val - a_val
     kind = np.zeros(pairs, dtype=_I64)
@@ -222,16 +380,18 @@ def read_pairs(series: Series, context: Context, min_power: int, plausible: floa
     if len(drop):
         mod = _modulus(a_val[drop], min_power, above=True)  # the read was below it
         advance = raw[drop] + mod
-        median = _positive_median(series, rc, np.unique(chan[drop]))[chan[drop]]
+        median = _positive_median(series, chan[drop]) if n else np.zeros(len(drop))
         span = (b_at[drop] - a_at[drop]) / series.channels.step[chan[drop]]
         expected = median * np.maximum(span, 1.0)
         roll = np.where(median > 0, advance <= plausible * expected, advance * 10 < mod)
         kind[drop] = np.where(roll, ROLLED, RESET)
         modulus[drop[roll]] = mod[roll]
-    return ReadPairs(
+    odd = np.zeros(pairs, dtype=bool)  # read_pairs fills it in
+    found = ReadPairs(
         chan, a_at, b_at, a_val, b_val, raw + modulus, kind, modulus, intervals, covered,
         last_row, odd,
     )  # fmt: skip
+    return found, lo, hi
 
 
 def _pair_end(series: Series, pairs: ReadPairs, which: np.ndarray) -> np.ndarray:
@@ -239,28 +399,27 @@ def _pair_end(series: Series, pairs: ReadPairs, which: np.ndarray) -> np.ndarray
     second read, or the read itself when the channel has no row by then."""
     last = pairs.last_row[which]
     at: np.ndarray = pairs.second_at[which]
-    if not series.rows:
-        return at
-    at = np.where(last >= 0, series.interval_end[np.maximum(last, 0)], pairs.second_at[which])
+    if series.rows:
+        at = np.where(last >= 0, series.interval_end[np.maximum(last, 0)], at)
     return at
 
 
 def rollover(series: Series, context: Context, params: Mapping[str, Any]) -> Hits:
     """Register rollover or reset: a large negative delta, or a register read below the last."""
-    rc = series.row_channel()
     value = series.value
     min_power, plausible = int(params["min_power"]), float(params["plausible_factor"])
-    neg = np.flatnonzero((value < 0) & ~series.channels.allows_negative[rc])
-    median = _positive_median(series, rc, np.unique(rc[neg]))[rc[neg]]
+    neg = np.flatnonzero(value < 0)
+    c = chan_of(series, neg)
+    neg, c = neg[~series.channels.allows_negative[c]], c[~series.channels.allows_negative[c]]
+    median = _positive_median(series, c)
     size = -value[neg]
     large = (size >= int(params["min_drop_mwh"])) & (size >= float(params["drop_factor"]) * median)
-    neg, median, size = neg[large], median[large], size[large]
-    modulus = _modulus(size, min_power, above=False)  # -10**k: no use, wrapped
+    neg, c, median, size = neg[large], c[large], median[large], size[large]
+    modulus = _modulus(size, min_power, above=False)  # -10**k: a wrap with no use
     roll = (median > 0) & (value[neg] + modulus <= plausible * median)
     context.explained[neg] = True  # history rows too: later rules must not learn from them
-    shown = series.checked()[neg]
-    neg, roll, modulus = neg[shown], roll[shown], modulus[shown]
-    c = rc[neg]
+    shown = checked(series, context)[neg]
+    neg, c, roll, modulus = neg[shown], c[shown], roll[shown], modulus[shown]
     delta, fixed, top = (
         quantities(series, c, v) for v in (value[neg], value[neg] + modulus, modulus)
     )
@@ -270,7 +429,6 @@ def rollover(series: Series, context: Context, params: Mapping[str, Any]) -> Hit
         else f"reset: delta {d} (the register went back; this interval's usage is unknown)"
         for r, d, f, m in zip(roll.tolist(), delta, fixed, top, strict=True)
     ]
-
     pairs = read_pairs(series, context, min_power, plausible)
     fell = np.flatnonzero((pairs.kind != NORMAL) & ~pairs.odd)  # odd ones were found above
     pc, b_at = pairs.channel[fell], pairs.second_at[fell]
@@ -295,91 +453,91 @@ def rollover(series: Series, context: Context, params: Mapping[str, Any]) -> Hit
 
 def negative_usage(series: Series, context: Context, params: Mapping[str, Any]) -> Hits:
     """Negative value on a channel that cannot run backwards (rollovers and resets aside)."""
-    rc = series.row_channel()
-    bad = (series.value < 0) & ~series.channels.allows_negative[rc] & ~context.explained
-    rows = np.flatnonzero(bad & series.checked())
-    amount = quantities(series, rc[rows], series.value[rows])
+    rows = np.flatnonzero(series.value < 0)
+    rows = rows[~series.channels.allows_negative[chan_of(series, rows)] & ~context.explained[rows]]
+    rows = rows[checked(series, context)[rows]]
+    c = chan_of(series, rows)
+    amount = quantities(series, c, series.value[rows])
     detail = [f"negative usage {q} on a channel that cannot run backwards" for q in amount]
-    return Hits.of(rc[rows], series.interval_end[rows], detail)
+    return Hits.of(c, series.interval_end[rows], detail)
 
 
 def reverse_flow(series: Series, context: Context, params: Mapping[str, Any]) -> Hits:
     """Energy exported (received from the customer) by a meter that is not a net meter."""
-    rc = series.row_channel()
-    _, export = channel_kinds(series)
-    bad = (export & ~series.channels.net)[rc] & (series.value > int(params["min_mwh"]))
-    rows = np.flatnonzero(bad & series.checked())
-    amount = quantities(series, rc[rows], series.value[rows])
+    _, export = kinds(series, context)
+    chans = np.flatnonzero(export & ~series.channels.net)
+    rows = ranges(series.offsets[chans], series.offsets[chans + 1])
+    rows = rows[(series.value[rows] > int(params["min_mwh"])) & checked(series, context)[rows]]
+    c = chan_of(series, rows)
+    amount = quantities(series, c, series.value[rows])
     detail = [f"reverse flow: {q} exported by a meter that is not a net meter" for q in amount]
-    return Hits.of(rc[rows], series.interval_end[rows], detail)
+    return Hits.of(c, series.interval_end[rows], detail)
 
 
 def _long_runs(
     series: Series,
     context: Context,
     member: np.ndarray,
-    same: np.ndarray,
     length: int,
-    excused: np.ndarray | None = None,
-) -> tuple[np.ndarray, np.ndarray, list[str]]:
-    """Runs of at least ``length`` consecutive ``member`` rows of a channel, each row
-    ``same`` as the one before, and none ``excused``. Each is found at the row where it
-    reaches ``length`` (so a finding stays put while the run grows, and is reported once):
-    ``(row, rows in the run, "from .. to .. local")``."""
-    rc = series.row_channel()
-    cont = np.zeros(series.rows, dtype=bool)
-    cont[1:] = member[1:] & member[:-1] & same[1:] & (rc[1:] == rc[:-1])
-    first = np.flatnonzero(member & ~cont)
-    breaks = np.append(np.flatnonzero(~cont), series.rows)
-    stop = breaks[np.searchsorted(breaks, first, side="right")]  # one past each run
-    at = first + length - 1
-    ok = at < stop
-    if excused is not None and len(first):
-        cum = np.concatenate([[0], np.cumsum(excused, dtype=_I64)])
-        ok &= cum[stop] - cum[first] == 0
-    at, first, stop = at[ok], first[ok], stop[ok]
-    keep = series.checked()[at]
-    at, first, last = at[keep], first[keep], stop[keep] - 1
+    excused: np.ndarray,
+    key: np.ndarray | None = None,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[str]]:
+    """Runs of at least ``length`` consecutive rows of a channel from the sorted rows
+    ``member`` (with the same ``key``, when given), none of them in ``excused`` (sorted
+    rows). Each is found at the row where it reaches ``length`` (so a finding stays put
+    while the run grows, and is reported once): ``(row, its channel, rows in the run,
+    "from .. to .. local")``."""
+    c = chan_of(series, member)
+    head = np.ones(len(member), dtype=bool)
+    head[1:] = (np.diff(member) != 1) | (np.diff(c) != 0)
+    if key is not None:
+        head[1:] |= key[1:] != key[:-1]
+    first = np.flatnonzero(head)
+    last = np.append(first[1:], len(member))[: len(first)] - 1
+    lo, hi = member[first], member[last]
+    ok = hi - lo + 1 >= length
+    ok &= np.searchsorted(excused, hi, side="right") == np.searchsorted(excused, lo)
+    lo, hi = lo[ok], hi[ok]
+    at = lo + length - 1
+    shown = checked(series, context)[at]
+    lo, hi, at = lo[shown], hi[shown], at[shown]
     start = context.local_start
-    since = local_text(start[first])
-    until = local_text(start[last] + series.interval_seconds[last])
-    return (
-        at,
-        last - first + 1,
-        [f"from {a} to {b} local" for a, b in zip(since, until, strict=True)],
-    )
+    since = local_text(start[lo])
+    until = local_text(start[hi] + series.interval_seconds[hi])
+    span = [f"from {a} to {b} local" for a, b in zip(since, until, strict=True)]
+    return at, chan_of(series, at), hi - lo + 1, span
 
 
 def zero_consumption(series: Series, context: Context, params: Mapping[str, Any]) -> Hits:
     """A long run of zero intervals on an import channel with no power outage reported."""
-    rc = series.row_channel()
-    imports, _ = channel_kinds(series)
-    zero = (series.value == 0) & imports[rc]
-    outage = (series.quality & _OUTAGE) != 0
-    rows, count, span = _long_runs(
-        series, context, zero, zero, int(params["min_intervals"]), outage
-    )
+    imports, _ = kinds(series, context)
+    zero = np.flatnonzero(series.value == 0)
+    zero = zero[imports[chan_of(series, zero)]]
+    outage = np.flatnonzero((series.quality & _OUTAGE) != 0)
+    rows, c, count, span = _long_runs(series, context, zero, int(params["min_intervals"]), outage)
     hours = count * series.interval_seconds[rows] / 3600
     detail = [
         f"zero usage for {n} intervals ({h:.1f} h) {t}, no power outage reported"
         for n, h, t in zip(count.tolist(), hours.tolist(), span, strict=True)
     ]
-    return Hits.of(rc[rows], series.interval_end[rows], detail)
+    return Hits.of(c, series.interval_end[rows], detail)
 
 
 def flat_line(series: Series, context: Context, params: Mapping[str, Any]) -> Hits:
     """The same non-zero value for many consecutive intervals (a stuck register or feed)."""
-    rc = series.row_channel()
     value = series.value
-    same = np.zeros(series.rows, dtype=bool)
-    same[1:] = value[1:] == value[:-1]
-    rows, count, span = _long_runs(series, context, value != 0, same, int(params["count"]))
-    amount = quantities(series, rc[rows], value[rows])
+    repeat = np.flatnonzero((value[1:] == value[:-1]) & (value[1:] != 0)) + 1
+    repeat = repeat[chan_of(series, repeat) == chan_of(series, repeat - 1)]
+    member = np.union1d(repeat, repeat - 1)  # a repeated value and the one it repeats
+    none = np.empty(0, dtype=_I64)
+    length = int(params["count"])
+    rows, c, count, span = _long_runs(series, context, member, length, none, value[member])
+    amount = quantities(series, c, value[rows])
     detail = [
         f"flat line: {n} consecutive intervals of {q} {t}"
         for n, q, t in zip(count.tolist(), amount, span, strict=True)
     ]
-    return Hits.of(rc[rows], series.interval_end[rows], detail)
+    return Hits.of(c, series.interval_end[rows], detail)
 
 
 def sum_check(series: Series, context: Context, params: Mapping[str, Any]) -> Hits:
@@ -392,7 +550,7 @@ def sum_check(series: Series, context: Context, params: Mapping[str, Any]) -> Hi
     scaled = power_of_ten(ratio, float(params["power_of_ten_tolerance"])) != 0
     bad = pairs.covered & ~pairs.odd & (pairs.kind != RESET) & ~scaled & (pairs.last_row >= 0)
     which = np.flatnonzero(bad & (np.abs(got - delta) > allowed))
-    which = which[series.checked()[pairs.last_row[which]]]
+    which = which[checked(series, context)[pairs.last_row[which]]]
     c = pairs.channel[which]
     off = got[which] - delta[which]
     share = 100.0 * off / np.maximum(np.abs(delta[which]), 1)
