@@ -206,6 +206,8 @@ def _count_days(series: Series, context: Context, memo: _Rows, estimates: bool) 
 
     def entry(rows: np.ndarray, instant: np.ndarray) -> np.ndarray:
         """The day entry holding ``instant`` in each row's channel (-1 when none)."""
+        if not len(chan):  # no whole day in the window
+            return np.full(len(rows), -1, dtype=_I64)
         c = _chan_of(series, rows)
         e = np.searchsorted(chan * span + start, c * span + instant, side="right") - 1
         ok = (e >= 0) & (chan[np.maximum(e, 0)] == c) & (instant < stop[np.maximum(e, 0)])
