@@ -178,7 +178,8 @@ def test_the_same_meters_with_faults_injected_are_caught_by_the_right_rules() ->
     def rows(channel: int, day: date) -> np.ndarray:
         lo, hi = series.offsets[channel], series.offsets[channel + 1]
         number = (day - date(1970, 1, 1)).days
-        return lo + np.flatnonzero(local_day[lo:hi] == number)
+        found: np.ndarray = lo + np.flatnonzero(local_day[lo:hi] == number)
+        return found
 
     home, shop, sun = 1, 4, 6  # a 27 kWh home, a 400 kWh business, a solar import
     value[rows(home, date(2026, 4, 16))[54]] = 15 * 1_000_000  # 15 kWh at 13:30: a spike

@@ -3,9 +3,10 @@ outliers) on hand-made series with exact findings."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import numpy as np
@@ -422,3 +423,85 @@ def test_every_rule_copes_with_an_empty_series() -> None:
     s = build(Chan(MAR2, 0, flat(1)))
     for code in rules_stats.RULES:
         assert len(run(code, s)) == 0
+
+
+def _random_channels() -> Series:
+    rng = np.random.default_rng(7)
+    noise = rng.gamma(2.0, 150_000.0, size=(3, 35 * 96)).astype(np.int64)
+    noise[:, rng.integers(0, 35 * 96, 40)] *= 8  # bursts
+    noise[1, 2000:2100] = 0
+
+    def of(c: int) -> Callable[[int, datetime], int]:
+        return lambda i, t: int(noise[c, i])
+
+    zones = ("UTC", NY, "Europe/Berlin")
+    return build(
+        *(Chan(FIRST, 35, of(c), tz=tz, checked=date(2026, 2, 23)) for c, tz in enumerate(zones))
+    )
+
+
+def _brute_outliers(s: Series, ctx: Context, params: Mapping[str, Any], iqr: bool) -> set[int]:
+    """The outlier rules' definition, row by row."""
+    local = ctx.local_start
+    hour, ok_sample = local // 3600, (s.quality == 0) & ~ctx.explained & (s.value >= 0)
+    flagged: set[int] = set()
+    for c in range(len(s.channels)):
+        rows = np.arange(s.offsets[c], s.offsets[c + 1])
+        days = local[rows] // 86_400
+        peak = float(np.median([s.value[rows][days == d].max() for d in np.unique(days)]))
+        for r in rows[s.checked()[rows]]:
+            past = rows[np.isin(hour[rows], hour[r] - 168 * np.arange(1, 5)) & ok_sample[rows]]
+            x = s.value[past].astype(float)
+            if len(x) < int(params["min_samples"]):
+                continue
+            if iqr:
+                q1, q3 = np.quantile(x, [0.25, 0.75])
+                floor = max(
+                    float(params["iqr_floor_mwh"]), float(params["iqr_floor_fraction"]) * peak
+                )
+                spread, k = max(q3 - q1, floor), float(params["k"])
+                hit = s.value[r] < q1 - k * spread or s.value[r] > q3 + k * spread
+            else:
+                floor = max(
+                    float(params["std_floor_mwh"]), float(params["std_floor_fraction"]) * peak
+                )
+                z = (s.value[r] - x.mean()) / max(x.std(ddof=1), floor)
+                hit = abs(z) > float(params["z"])
+            if hit:
+                flagged.add(int(s.interval_end[r]) * 10 + c)
+    return flagged
+
+
+def test_outliers_match_their_definition_row_by_row() -> None:
+    s = _random_channels()
+    for code, iqr, tight in (
+        ("OUTLIER_ZSCORE", False, {"z": 2.5, "std_floor_fraction": 0.01}),
+        ("OUTLIER_IQR", True, {"k": 1.0, "iqr_floor_fraction": 0.01}),
+        ("OUTLIER_ZSCORE", False, {}),
+    ):
+        params = {
+            **{k: v for k, v in rules_stats.DEFAULTS[code].items() if k != "severity"},
+            **tight,
+        }
+        hits = run(code, s, None, **tight)
+        got = {
+            int(e) * 10 + int(c) for c, e in zip(hits.row_channel, hits.interval_end, strict=True)
+        }
+        assert got == _brute_outliers(s, context(s), params, iqr)
+        assert len(got) > (5 if tight else -1)
+
+
+def test_spikes_match_their_definition_day_by_day() -> None:
+    s = _random_channels()
+    hits = run("SPIKE", s, ratio=2.0, floor_mwh=100_000)
+    rc, day = s.row_channel(), context(s).local_start // 86_400
+    want = set()
+    for c in range(len(s.channels)):
+        for d in np.unique(day[rc == c]):
+            rows = np.flatnonzero((rc == c) & (day == d))
+            top = rows[np.argsort(-s.value[rows], kind="stable")[:3]]
+            high, third = s.value[top[0]], s.value[top[2]]
+            if high > 2.0 * max(third, 0) and high - third > 100_000 and s.checked()[top[0]]:
+                want.add((c, int(s.interval_end[top[0]])))
+    assert set(zip(hits.row_channel.tolist(), hits.interval_end.tolist(), strict=True)) == want
+    assert len(want) > 3

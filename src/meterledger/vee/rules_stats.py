@@ -2,17 +2,12 @@
 a multiplier or unit off by a power of ten, and interval outliers against the same local
 hour of the week in earlier weeks (z-score and interquartile range).
 
-A local day or hour of one channel is one run of rows
-(:func:`~meterledger.vee.rules_values.runs`): per-day figures come from ``reduceat`` over
-the runs and history windows from searches over their sorted keys. Rows a rollover or
-reset explains (``Context.explained``) are neither reported nor learnt from; estimated
-and power-outage rows are not learnt from either.
-
-Speed: exact bounds rule most days and intervals out cheaply, and only the rest get the
-exact test. A day can hold a spike only if its highest interval beats ``ratio`` times a
-lower bound of its third-highest (the mean of the others); an interval can be an outlier
-only if it is more than ``z`` (or ``k``) floors away from every value its channel has
-(the mean and the quartiles of any history lie between the channel's extremes).
+A local day or hour of a channel is one run of rows (:func:`runs`). Explained rows (a
+rollover or reset) are neither reported nor learnt from; estimated and power-outage rows
+and negatives on channels that cannot run backwards are not learnt from. Exact bounds rule
+most days and intervals out cheaply: a day can hold a spike only if its highest interval
+beats ``ratio`` times the mean of its others (a floor under the third-highest); an interval
+can be an outlier only if it is ``z`` (or ``k``) floors away from all its channel's values.
 """
 
 from __future__ import annotations
@@ -33,10 +28,10 @@ from meterledger.vee.rules_values import (
     kinds,
     local_of,
     local_text,
+    medians,
     power_of_ten,
     quantities,
     read_pairs,
-    runs,
 )
 from meterledger.vee.series import Series
 
@@ -55,15 +50,34 @@ _I64 = np.int64
 _DAY, _HOUR, _WEEK_HOURS = 86_400, 3_600, 168
 _SHIFT = _I64(1) << _I64(34)  # channel-major keys: channel * 2**34 + day or hour number
 _LOWEST = np.iinfo(_I64).min
-_UNUSABLE = int(
-    Quality.ESTIMATED
-    | Quality.EST_LINEAR
-    | Quality.EST_LIKE_DAY
-    | Quality.EST_REGISTER
-    | Quality.POWER_OUTAGE
-)
+_ESTIMATES = Quality.ESTIMATED | Quality.EST_LINEAR | Quality.EST_LIKE_DAY | Quality.EST_REGISTER
+_UNUSABLE = int(_ESTIMATES | Quality.POWER_OUTAGE)
 _OUTAGE = int(Quality.POWER_OUTAGE)
 _WEEKDAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
+
+
+def runs(series: Series, context: Context, unit: int) -> tuple[np.ndarray, np.ndarray]:
+    """Runs of a channel's rows in one local hour (``unit`` 3600) or day (86400): the first
+    row of each and its hour or day number. Rows are sorted by time within a channel and
+    local time only moves forward (the repeated autumn hour too): an hour or a day is a run."""
+    store = facts(series, context)
+    if ("runs", unit) not in store:
+        if unit == 86_400:
+            start, hour = runs(series, context, 3_600)
+            head = np.ones(len(start), dtype=bool)
+            head[1:] = hour[1:] // 24 != hour[:-1] // 24
+            at = np.minimum(np.searchsorted(series.offsets, start), len(series.offsets) - 1)
+            head |= series.offsets[at] == start  # a channel's first row
+            store["runs", unit] = start[head], hour[head] // 24
+        else:
+            number = context.local_start // unit
+            head = np.ones(series.rows, dtype=bool)
+            head[1:] = number[1:] != number[:-1]
+            head[series.offsets[:-1][series.offsets[:-1] < series.rows]] = True
+            start = np.flatnonzero(head)
+            store["runs", unit] = start, number[start]
+    out: tuple[np.ndarray, np.ndarray] = store["runs", unit]
+    return out
 
 
 def _dates(days: np.ndarray) -> list[str]:
@@ -289,12 +303,9 @@ def multiplier_mismatch(series: Series, context: Context, params: Mapping[str, A
             _dates(daily.day[day]), total, avg, like.tolist(), ratio.tolist(), strict=True
         )
     ]
-    chans.append(daily.chan[day])
+    chans.append(daily.chan[day])  # the engine keeps one finding an interval: the register's
     ends.append(series.interval_end[daily.last[day]])
-    chan, end = np.concatenate(chans), np.concatenate(ends)
-    _, keep = np.unique(chan * _SHIFT + end, return_index=True)  # register first, then days
-    keep.sort()
-    return Hits.of(chan[keep], end[keep], [detail[i] for i in keep.tolist()])
+    return Hits.of(np.concatenate(chans), np.concatenate(ends), detail)
 
 
 def _channel_scale(series: Series, context: Context) -> tuple[np.ndarray, ...]:
@@ -307,16 +318,10 @@ def _channel_scale(series: Series, context: Context) -> tuple[np.ndarray, ...]:
         counts = np.bincount(chan, minlength=len(series.channels))
         first = np.cumsum(counts) - counts
         has = counts > 0
-        peak = np.sort(chan << 40 | np.clip(high, 0, (1 << 40) - 1)) & ((1 << 40) - 1)
-        median = np.zeros(len(counts))
-        median[has] = (
-            peak[first[has] + (counts[has] - 1) // 2] + peak[first[has] + counts[has] // 2]
-        ) / 2
+        median = medians(chan, np.clip(high, 0, (1 << 40) - 1), len(counts))
         top, bottom = np.zeros(len(counts), dtype=_I64), np.zeros(len(counts), dtype=_I64)
-        top[has], bottom[has] = (
-            np.maximum.reduceat(high, first[has]),
-            np.minimum.reduceat(low, first[has]),
-        )
+        top[has] = np.maximum.reduceat(high, first[has])
+        bottom[has] = np.minimum.reduceat(low, first[has])
         bottom = np.where(series.channels.allows_negative, bottom, np.maximum(bottom, 0))
         negative = np.flatnonzero(series.value < 0)
         store["negative"] = negative[~series.channels.allows_negative[chan_of(series, negative)]]
@@ -451,6 +456,8 @@ RULES: dict[str, Rule] = {
     "OUTLIER_IQR": outlier_iqr,
 }
 
+# export channels follow the weather: left out
+_OUTLIER: dict[str, object] = {"severity": "warn", "weeks": 4, "min_samples": 8, "export": False}
 _DAILY: dict[str, object] = {"history_days": 28, "min_days": 7, "floor_mwh": 1_000_000}
 _TEN = 0.15  # HIGH_USAGE and LOW_USAGE leave days this near a power of ten to the multiplier
 
@@ -465,21 +472,10 @@ DEFAULTS: dict[str, dict[str, object]] = {
     "LOW_USAGE": {"severity": "warn", "low_factor": 0.25, **_DAILY, "power_of_ten_tolerance": _TEN},
     "MULTIPLIER_MISMATCH": {"severity": "warn", "tolerance": _TEN, **_DAILY},
     "OUTLIER_ZSCORE": {
-        "severity": "warn",
-        "weeks": 4,
+        **_OUTLIER,
         "z": 5.0,
-        "min_samples": 8,
         "std_floor_mwh": 50_000.0,
         "std_floor_fraction": 0.4,  # of the channel's typical daily peak
-        "export": False,  # export channels follow the weather: left out
     },
-    "OUTLIER_IQR": {
-        "severity": "warn",
-        "weeks": 4,
-        "k": 3.0,
-        "min_samples": 8,
-        "iqr_floor_mwh": 50_000.0,
-        "iqr_floor_fraction": 0.6,
-        "export": False,
-    },
+    "OUTLIER_IQR": {**_OUTLIER, "k": 3.0, "iqr_floor_mwh": 50_000.0, "iqr_floor_fraction": 0.6},
 }

@@ -1,21 +1,17 @@
 """Value rules: register rollover and reset, negative use and reverse flow, runs of zero or
 identical values, and the sum of the intervals against the register reads.
 
-``ROLLOVER`` runs before every other rule and marks the rows whose odd value a rollover or
-reset explains (``Context.explained``), history rows included, so that no later rule
-(negative usage, spike, daily usage, outliers) reports them again or learns from them.
-
-Speed: the rules look at candidate rows (negative, zero or repeated values, the rows of
-export channels, the rows between register reads), found with one vectorised pass each,
-and share what several of them need through :func:`facts`: per series, the checked rows,
-the channel kinds and the runs of rows in one local day or hour, kept while the series'
-arrays live. Findings only go on checked rows.
+``ROLLOVER`` runs first and marks the rows whose odd value a rollover or reset explains
+(``Context.explained``), history rows too, so that no later rule reports or learns from them.
+Rules look at candidate rows only (negative, zero or repeated values, export channels, the
+rows between register reads); what several rules need is found once per series and shared
+(:func:`facts`). Findings go on checked rows.
 """
 
 from __future__ import annotations
 
 import weakref
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from functools import lru_cache
 from typing import Any
@@ -31,30 +27,18 @@ from meterledger.vee.series import Series, local_epoch
 __all__ = [
     "DEFAULTS",
     "RULES",
-    "ReadPairs",
-    "chan_of",
-    "facts",
     "flat_line",
-    "local_of",
-    "local_text",
     "negative_usage",
-    "power_of_ten",
-    "quantities",
-    "ranges",
-    "read_pairs",
     "reverse_flow",
     "rollover",
-    "runs",
     "sum_check",
     "zero_consumption",
 ]
 
 _I64 = np.int64
 _POW10 = 10 ** np.arange(19, dtype=_I64)  # 10**0 .. 10**18, the int64 range
+_SHIFT = _I64(1) << _I64(34)  # channel-major keys: channel * 2**34 + seconds, hours, days
 _OUTAGE = int(Quality.POWER_OUTAGE)
-_REACTIVE = frozenset({3, 4, 5, 6, 7, 8})  # OBIS C (mod 20): reactive energy quadrants
-_IMPORT = frozenset({1, 21, 41, 61})  # active energy import, total and per phase
-_EXPORT = frozenset({2, 22, 42, 62})  # active energy export (received from the customer)
 NORMAL, ROLLED, RESET = 0, 1, 2  # ReadPairs.kind
 
 Facts = dict[object, Any]
@@ -62,10 +46,9 @@ _MEMO: dict[int, tuple[tuple[weakref.ref[np.ndarray], ...], Facts]] = {}
 
 
 def facts(series: Series, context: Context) -> Facts:
-    """A store for facts about ``series`` and its local times that several rules need,
-    found once and kept while the arrays it was found from live (weak references), so
-    nothing outlives the run. Keys name the fact and its parameters; a fact that depends
-    on ``Context.explained`` is not kept here (those rows are few and handled apart)."""
+    """A store of facts about ``series`` and its local times that several rules need,
+    found once and kept while the arrays they come from live (weak references), so nothing
+    outlives the run. Nothing that depends on ``Context.explained`` is kept here."""
     ch = series.channels
     arrays = (
         series.interval_end, series.interval_seconds, series.value, series.quality,
@@ -76,19 +59,10 @@ def facts(series: Series, context: Context) -> Facts:
     held = _MEMO.get(key)
     if held is not None and all(r() is a for r, a in zip(held[0], arrays, strict=True)):
         return held[1]
-    store: Facts = {}
 
-    def forget(_: weakref.ref[np.ndarray]) -> None:
-        _MEMO.pop(key, None)
-
-    _MEMO[key] = ((weakref.ref(arrays[0], forget), *(weakref.ref(a) for a in arrays[1:])), store)
-    return store
-
-
-def _fact(store: Facts, key: object, make: Callable[[], Any]) -> Any:
-    if key not in store:
-        store[key] = make()
-    return store[key]
+    gone = lambda _: _MEMO.pop(key, None)  # noqa: E731 - the first array's death forgets all
+    _MEMO[key] = ((weakref.ref(arrays[0], gone), *(weakref.ref(a) for a in arrays[1:])), {})
+    return _MEMO[key][1]
 
 
 def chan_of(series: Series, rows: np.ndarray) -> np.ndarray:
@@ -106,104 +80,60 @@ def ranges(lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
 
 
 def upto(series: Series, chans: np.ndarray, t: np.ndarray) -> np.ndarray:
-    """Past the last row of channel ``chans[i]`` ending at or before ``t[i]``: an index
-    from ``offsets[c]`` to ``offsets[c + 1]``. On the channel's grid it is arithmetic; rows
-    off the grid (gaps, odd lengths) are searched for."""
+    """Past the last row of channel ``chans[i]`` ending at or before ``t[i]`` (an index in
+    ``offsets[c] .. offsets[c + 1]``): arithmetic on the channel's grid, else a search."""
     off, end, n = series.offsets, series.interval_end, series.rows
     lo, hi = off[chans], off[chans + 1]
     at: np.ndarray = lo.copy()
     if not n or not len(chans):
         return at
-    first = end[np.minimum(lo, n - 1)]
     step = np.maximum(series.channels.step[chans], 1)
-    at += np.clip((t - first) // step + 1, 0, hi - lo)
-    ok = (at == lo) | (end[np.maximum(at - 1, 0)] <= t)
-    ok &= (at == hi) | (end[np.minimum(at, n - 1)] > t)
-    bad = np.flatnonzero(~ok)
-    if len(bad):
+    at += np.clip((t - end[np.minimum(lo, n - 1)]) // step + 1, 0, hi - lo)
+    below = (at == lo) | (end[np.maximum(at - 1, 0)] <= t)
+    bad = np.flatnonzero(~below | ((at < hi) & (end[np.minimum(at, n - 1)] <= t)))
+    if len(bad):  # off the grid (gaps, odd lengths): search those channels' rows
         wanted, which = np.unique(chans[bad], return_inverse=True)
-        rows = ranges(off[wanted], off[wanted + 1])
         counts = off[wanted + 1] - off[wanted]
-        shift = _I64(1) << _I64(34)  # a channel-major key; epoch seconds stay below 2**34
-        key = np.repeat(np.arange(len(wanted), dtype=_I64), counts) * shift + end[rows]
-        pos = np.searchsorted(key, which * shift + t[bad], side="right")
+        key = np.repeat(np.arange(len(wanted), dtype=_I64), counts) * _SHIFT
+        key += end[ranges(off[wanted], off[wanted + 1])]
+        pos = np.searchsorted(key, which * _SHIFT + t[bad], side="right")
         at[bad] = lo[bad] + pos - (np.cumsum(counts) - counts)[which]
     return at
 
 
 def checked(series: Series, context: Context) -> np.ndarray:
     """Boolean mask of the rows findings may go on (as :meth:`Series.checked`)."""
-
-    def make() -> np.ndarray:
-        off = series.offsets
-        chans = np.arange(len(series.channels), dtype=_I64)
+    store = facts(series, context)
+    if "checked" not in store:
+        off, chans = series.offsets, np.arange(len(series.channels), dtype=_I64)
         a = upto(series, chans, series.check_from)
         b = np.maximum(upto(series, chans, series.check_to), a)
         spans = np.stack([a - off[:-1], b - a, off[1:] - b], axis=1).ravel()
-        return np.repeat(np.tile(np.array([False, True, False]), len(chans)), spans)
-
-    out: np.ndarray = _fact(facts(series, context), "checked", make)
+        store["checked"] = np.repeat(np.tile(np.array([False, True, False]), len(chans)), spans)
+    out: np.ndarray = store["checked"]
     return out
+
+
+@lru_cache(maxsize=1024)
+def _obis(obis: str) -> tuple[bool, bool, str]:
+    """(active import?, active export?, the kilo-unit its milli-units are shown in)."""
+    try:
+        code = ObisCode.parse(obis)
+    except InputError:
+        return False, False, "kWh"
+    c = code.c % 20 if code.c < 80 else code.c  # C: total 1-8, phases L1-L3 + 20, 40, 60
+    unit = "kvarh" if code.a == 1 and 3 <= c <= 8 else "m3" if code.a in (7, 8, 9) else "kWh"
+    return code.a == 1 and c == 1, code.a == 1 and c == 2, unit  # export: received
 
 
 def kinds(series: Series, context: Context) -> tuple[np.ndarray, np.ndarray]:
     """Per channel: (is active import, is active export), from the OBIS C group."""
-
-    def make() -> tuple[np.ndarray, np.ndarray]:
-        found = [_kind(o) for o in series.channels.obis]
-        both = np.array(found, dtype=bool).reshape(-1, 2)
-        return both[:, 0].copy(), both[:, 1].copy()
-
-    out: tuple[np.ndarray, np.ndarray] = _fact(facts(series, context), "kinds", make)
+    store = facts(series, context)
+    if "kinds" not in store:
+        found = np.array([_obis(o)[:2] for o in series.channels.obis], dtype=bool).reshape(-1, 2)
+        store["kinds"] = found[:, 0].copy(), found[:, 1].copy()
+    out: tuple[np.ndarray, np.ndarray] = store["kinds"]
     return out
-
-
-@lru_cache(maxsize=1024)
-def _kind(obis: str) -> tuple[bool, bool]:
-    try:
-        code = ObisCode.parse(obis)
-    except InputError:
-        return False, False
-    return code.a == 1 and code.c in _IMPORT, code.a == 1 and code.c in _EXPORT
-
-
-def runs(series: Series, context: Context, unit: int) -> tuple[np.ndarray, np.ndarray]:
-    """Runs of rows of one channel in one local day (``unit`` 86400) or hour (3600): the
-    first row of each and its local day or hour number. Rows are sorted by time within a
-    channel and local time only moves forward (the repeated autumn hour too), so a day or
-    an hour is one run."""
-
-    def make() -> tuple[np.ndarray, np.ndarray]:
-        if unit == 86_400:  # days from the hour runs: 24 local hours a local day
-            start, hour = runs(series, context, 3_600)
-            day = hour // 24
-            head = np.ones(len(start), dtype=bool)
-            head[1:] = day[1:] != day[:-1]
-            at = np.minimum(np.searchsorted(series.offsets, start), len(series.offsets) - 1)
-            head |= series.offsets[at] == start  # a channel's first row
-            return start[head], day[head]
-        number = context.local_start // unit
-        head = np.ones(series.rows, dtype=bool)
-        head[1:] = number[1:] != number[:-1]
-        off = series.offsets[:-1]
-        head[off[off < series.rows]] = True
-        start = np.flatnonzero(head)
-        return start, number[start]
-
-    out: tuple[np.ndarray, np.ndarray] = _fact(facts(series, context), ("runs", unit), make)
-    return out
-
-
-@lru_cache(maxsize=1024)
-def _unit(obis: str) -> str:
-    """The kilo-unit a channel's milli-units are shown in (kWh, kvarh or m3)."""
-    try:
-        code = ObisCode.parse(obis)
-    except InputError:
-        return "kWh"
-    if code.a == 1 and code.c < 80 and code.c % 20 in _REACTIVE:
-        return "kvarh"
-    return "m3" if code.a in (7, 8, 9) else "kWh"  # gas and water: litres are the base
 
 
 def quantities(series: Series, chans: np.ndarray, values: np.ndarray) -> list[str]:
@@ -212,7 +142,7 @@ def quantities(series: Series, chans: np.ndarray, values: np.ndarray) -> list[st
     whole = np.sign(values) * np.floor(np.abs(np.asarray(values, dtype=np.float64)) / 1e3 + 0.5)
     obis = series.channels.obis
     return [
-        f"{'-' if wh < 0 else ''}{abs(wh) // 1000}.{abs(wh) % 1000:03d} {_unit(obis[c])}"
+        f"{'-' if wh < 0 else ''}{abs(wh) // 1000}.{abs(wh) % 1000:03d} {_obis(obis[c])[2]}"
         for wh, c in zip(whole.astype(_I64).tolist(), chans.tolist(), strict=True)
     ]
 
@@ -229,8 +159,7 @@ def local_of(series: Series, chans: np.ndarray, instants: np.ndarray) -> np.ndar
     out = np.asarray(instants, dtype=_I64).copy()
     zones = np.asarray(series.channels.timezone, dtype=object)[chans]
     for tz in sorted(set(zones.tolist())):  # a loop per zone
-        at = zones == tz
-        out[at] = local_epoch(out[at], tz)
+        out[zones == tz] = local_epoch(out[zones == tz], tz)
     return out
 
 
@@ -238,36 +167,38 @@ def power_of_ten(ratio: np.ndarray, tolerance: float, max_power: int = 6) -> np.
     """The power k (1 ≤ |k| ≤ ``max_power``) with ``ratio`` within ±``tolerance`` of 10**k,
     else 0 (also for ratios that are not positive)."""
     ratio = np.asarray(ratio, dtype=np.float64)
-    positive = ratio > 0
     k = np.zeros(len(ratio), dtype=_I64)
-    k[positive] = np.rint(np.log10(ratio[positive])).astype(_I64)
-    near = positive & (np.abs(ratio / np.power(10.0, k) - 1.0) <= tolerance)
+    k[ratio > 0] = np.rint(np.log10(ratio[ratio > 0])).astype(_I64)
+    near = (ratio > 0) & (np.abs(ratio / np.power(10.0, k) - 1.0) <= tolerance)
     k[~near | (np.abs(k) > max_power)] = 0
     return k
+
+
+def medians(keys: np.ndarray, values: np.ndarray, count: int) -> np.ndarray:
+    """Per key ``0 .. count - 1``, the median of its ``values`` (0 ≤ value < 2**40; 0.0 for a
+    key without values): one sort of ``key << 40 | value``."""
+    ordered = np.sort(keys << 40 | values) & ((1 << 40) - 1)
+    per = np.bincount(keys, minlength=count)
+    first = np.cumsum(per) - per
+    out = np.zeros(count)
+    has = per > 0
+    out[has] = (ordered[first[has] + (per[has] - 1) // 2] + ordered[first[has] + per[has] // 2]) / 2
+    return out
 
 
 def _positive_median(series: Series, chans: np.ndarray) -> np.ndarray:
     """Per channel of ``chans``, the median of its positive values (0.0: none), all rows:
     the size of an ordinary interval."""
     wanted, which = np.unique(chans, return_inverse=True)
-    rows = ranges(series.offsets[wanted], series.offsets[wanted + 1])
     local = np.repeat(np.arange(len(wanted), dtype=_I64), np.diff(series.offsets)[wanted])
-    v = series.value[rows]
-    keep = v > 0
-    local, v = local[keep], np.minimum(v[keep], (1 << 40) - 1)  # 1.1 TWh: no interval's use
-    v = np.sort(local << 40 | v) & ((1 << 40) - 1)  # by channel, then value
-    counts = np.bincount(local, minlength=len(wanted))
-    first = np.cumsum(counts) - counts
-    out = np.zeros(len(wanted))
-    has = counts > 0
-    out[has] = (v[first[has] + (counts[has] - 1) // 2] + v[first[has] + counts[has] // 2]) / 2
-    median: np.ndarray = out[which]
-    return median
+    v = series.value[ranges(series.offsets[wanted], series.offsets[wanted + 1])]
+    keep = v > 0  # and below 1.1 TWh: no interval's use
+    found: np.ndarray = medians(local[keep], np.minimum(v[keep], (1 << 40) - 1), len(wanted))
+    return found[which]
 
 
 def _modulus(magnitude: np.ndarray, min_power: int, above: bool) -> np.ndarray:
-    """The smallest power of ten above (else: at least) each magnitude, at least
-    ``10**min_power``."""
+    """The smallest power of ten above (else: at least) each magnitude, ≥ 10**min_power."""
     k = np.searchsorted(_POW10, magnitude, side="right" if above else "left")
     return _POW10[np.clip(k, min_power, len(_POW10) - 1)]
 
@@ -281,7 +212,8 @@ class ReadPairs:
     the intervals inside ``[first_at, second_at]`` plus the prorated parts of the intervals
     the reads fall in; ``covered`` says those intervals have no gap and reach both reads.
     ``last_row`` is the channel's last row ending at or before the second read (-1: none);
-    ``odd`` says a row in between is explained by an interval-level rollover or reset."""
+    ``odd`` says a row in between is explained by an interval-level rollover or reset;
+    ``lo`` and ``hi`` bound the rows in between (see :func:`upto`)."""
 
     channel: np.ndarray
     first_at: np.ndarray
@@ -295,6 +227,8 @@ class ReadPairs:
     covered: np.ndarray
     last_row: np.ndarray
     odd: np.ndarray
+    lo: np.ndarray
+    hi: np.ndarray
 
 
 def _range_sums(x: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
@@ -302,104 +236,79 @@ def _range_sums(x: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
     n = len(x)
     if not len(lo) or not n:
         return np.zeros(len(lo), dtype=x.dtype)
-    bounds = np.minimum(np.stack([lo, hi], axis=1).ravel(), n - 1)
-    sums = np.add.reduceat(x, bounds)[::2]
+    sums = np.add.reduceat(x, np.minimum(np.stack([lo, hi], axis=1).ravel(), n - 1))[::2]
     sums += np.where((hi == n) & (lo < n - 1), x[-1], 0)  # reduceat stops before the end
     out: np.ndarray = np.where(hi > lo, sums, 0)
     return out
 
 
 def read_pairs(series: Series, context: Context, min_power: int, plausible: float) -> ReadPairs:
-    """Every pair of consecutive register reads of a channel (see :class:`ReadPairs`); the
-    part that does not depend on ``Context.explained`` is found once per series."""
-    reg = context.registers
-    key = ("pairs", min_power, plausible, *(id(a) for a in (reg.offsets, reg.read_at, reg.value)))
-    store = facts(series, context)
-    held = store.get(key)
-    if held is None or any(
-        r() is not a for r, a in zip(held[0], (reg.offsets, reg.read_at, reg.value), strict=True)
-    ):
-        refs = tuple(weakref.ref(a) for a in (reg.offsets, reg.read_at, reg.value))
-        held = store[key] = (refs, *_read_pairs(series, context, min_power, plausible))
-    _, pairs, lo, hi = held
+    """Every pair of consecutive register reads of a channel (see :class:`ReadPairs`), found
+    once per series (``odd`` each time). A read below the one before is a rollover when the
+    register's modulus (the smallest power of ten above the earlier read, ≥ 10**min_power)
+    leaves an advance of at most ``plausible`` times the channel's median interval times the
+    intervals in the span (no intervals: the earlier read was in the top tenth); else a reset."""
+    reg, store = context.registers, facts(series, context)
+    held: tuple[Any, ...] = store.get("pairs") or ((), None, None)
+    arrays, setting = (reg.offsets, reg.read_at, reg.value), (min_power, plausible)
+    if held[1] != setting or any(a is not b for a, b in zip(held[0], arrays, strict=False)):
+        held = store["pairs"] = arrays, setting, _read_pairs(series, min_power, plausible, *arrays)
+    pairs: ReadPairs = held[2]
     explained = np.flatnonzero(context.explained)
-    odd = np.searchsorted(explained, hi + 1) > np.searchsorted(explained, lo)
-    out: ReadPairs = replace(pairs, odd=odd)
-    return out
+    odd = np.searchsorted(explained, pairs.hi + 1) > np.searchsorted(explained, pairs.lo)
+    return replace(pairs, odd=odd)
 
 
-def _read_pairs(
-    series: Series, context: Context, min_power: int, plausible: float
-) -> tuple[ReadPairs, np.ndarray, np.ndarray]:
-    """The pairs, and per pair the rows around it (``lo``, ``hi``: see :func:`upto`).
-
-    A read below the one before is a rollover when adding the register's modulus (the
-    smallest power of ten above the earlier read, at least ``10**min_power``) leaves an
-    advance of at most ``plausible`` times the usage expected over the span (the channel's
-    median interval times the intervals in it) or, without interval data, when the earlier
-    read was in the register's top tenth. Otherwise it is a reset."""
-    reg = context.registers
-    rc_reads = np.repeat(np.arange(len(reg.offsets) - 1, dtype=_I64), np.diff(reg.offsets))
+def _read_pairs(series: Series, min_power: int, plausible: float, *reads: np.ndarray) -> ReadPairs:
+    offsets, read_at, read_value = reads
+    rc_reads = np.repeat(np.arange(len(offsets) - 1, dtype=_I64), np.diff(offsets))
     second = np.flatnonzero(rc_reads[1:] == rc_reads[:-1]) + 1
-    chan = rc_reads[second]
-    a_at, b_at = reg.read_at[second - 1], reg.read_at[second]
-    a_val, b_val = reg.value[second - 1], reg.value[second]
-    pairs, n = len(chan), series.rows
-    intervals = np.zeros(pairs, dtype=_I64)
-    covered = np.zeros(pairs, dtype=bool)
-    last_row = np.full(pairs, -1, dtype=_I64)
+    chan, pairs, n = rc_reads[second], len(second), series.rows
+    a_at, b_at = read_at[second - 1], read_at[second]
+    a_val, b_val = read_value[second - 1], read_value[second]
+    intervals, covered = np.zeros(pairs, dtype=_I64), np.zeros(pairs, dtype=bool)
     lo = hi = np.zeros(pairs, dtype=_I64)
+    last_row = np.full(pairs, -1, dtype=_I64)
     if n and pairs:
         end, secs, value = series.interval_end, series.interval_seconds, series.value
-        c_lo, c_hi = series.offsets[chan], series.offsets[chan + 1]
-        lo = upto(series, chan, a_at)  # the first row ending after the first read
-        hi = upto(series, chan, b_at)  # past the last row ending at or before the second
-        last_row = np.where(hi > c_lo, hi - 1, -1)
+        start = end - secs
+        lo, hi = upto(series, chan, a_at), upto(series, chan, b_at)  # rows ending in (a, b]
+        last_row = np.where(hi > series.offsets[chan], hi - 1, -1)
         lo_c, hi_c, prev = np.minimum(lo, n - 1), np.minimum(hi, n - 1), np.maximum(hi - 1, 0)
         # the rows the reads fall inside (they start before the read and end after it)
-        lead_in = (lo < c_hi) & (end[lo_c] - secs[lo_c] < a_at)
-        tail_in = (hi < c_hi) & (end[hi_c] - secs[hi_c] < b_at)
+        lead_in = (lo < series.offsets[chan + 1]) & (start[lo_c] < a_at)
+        tail_in = (hi < series.offsets[chan + 1]) & (start[hi_c] < b_at)
         first_row = lo + lead_in
-        some = hi > first_row
-        f = np.minimum(first_row, n - 1)
-        first_start, last_end = end[f] - secs[f], end[prev]
-        covered = some & (_range_sums(secs, first_row, hi) == last_end - first_start)
+        first_start, last_end = start[np.minimum(first_row, n - 1)], end[prev]
+        covered = (hi > first_row) & (_range_sums(secs, first_row, hi) == last_end - first_start)
         covered &= np.where(lead_in, end[lo_c] == first_start, first_start == a_at)
-        covered &= np.where(tail_in, end[hi_c] - secs[hi_c] == last_end, last_end == b_at)
+        covered &= np.where(tail_in, start[hi_c] == last_end, last_end == b_at)
         edges = np.where(lead_in, value[lo_c] * ((end[lo_c] - a_at) / secs[lo_c]), 0.0)
-        edges += np.where(
-            tail_in, value[hi_c] * ((b_at - end[hi_c] + secs[hi_c]) / secs[hi_c]), 0.0
-        )
+        edges += np.where(tail_in, value[hi_c] * ((b_at - start[hi_c]) / secs[hi_c]), 0.0)
         rounded = np.sign(edges) * np.floor(np.abs(edges) + 0.5)  # half away from zero
         intervals = _range_sums(value, first_row, hi) + rounded.astype(_I64)
-
     raw = b_val - a_val
-    kind = np.zeros(pairs, dtype=_I64)
-    modulus = np.zeros(pairs, dtype=_I64)
+    kind, modulus = np.zeros(pairs, dtype=_I64), np.zeros(pairs, dtype=_I64)
     drop = np.flatnonzero(raw < 0)
     if len(drop):
         mod = _modulus(a_val[drop], min_power, above=True)  # the read was below it
-        advance = raw[drop] + mod
         median = _positive_median(series, chan[drop]) if n else np.zeros(len(drop))
         span = (b_at[drop] - a_at[drop]) / series.channels.step[chan[drop]]
-        expected = median * np.maximum(span, 1.0)
+        advance, expected = raw[drop] + mod, median * np.maximum(span, 1.0)
         roll = np.where(median > 0, advance <= plausible * expected, advance * 10 < mod)
         kind[drop] = np.where(roll, ROLLED, RESET)
         modulus[drop[roll]] = mod[roll]
-    odd = np.zeros(pairs, dtype=bool)  # read_pairs fills it in
-    found = ReadPairs(
+    return ReadPairs(
         chan, a_at, b_at, a_val, b_val, raw + modulus, kind, modulus, intervals, covered,
-        last_row, odd,
+        last_row, np.zeros(pairs, dtype=bool), lo, hi,
     )  # fmt: skip
-    return found, lo, hi
 
 
 def _pair_end(series: Series, pairs: ReadPairs, which: np.ndarray) -> np.ndarray:
-    """Where a finding about pairs ``which`` goes: the last interval end at or before the
-    second read, or the read itself when the channel has no row by then."""
-    last = pairs.last_row[which]
+    """Where findings on pairs go: the last interval end ≤ the second read (or the read)."""
     at: np.ndarray = pairs.second_at[which]
     if series.rows:
+        last = pairs.last_row[which]
         at = np.where(last >= 0, series.interval_end[np.maximum(last, 0)], at)
     return at
 
@@ -409,10 +318,9 @@ def rollover(series: Series, context: Context, params: Mapping[str, Any]) -> Hit
     value = series.value
     min_power, plausible = int(params["min_power"]), float(params["plausible_factor"])
     neg = np.flatnonzero(value < 0)
+    neg = neg[~series.channels.allows_negative[chan_of(series, neg)]]
     c = chan_of(series, neg)
-    neg, c = neg[~series.channels.allows_negative[c]], c[~series.channels.allows_negative[c]]
-    median = _positive_median(series, c)
-    size = -value[neg]
+    median, size = _positive_median(series, c), -value[neg]
     large = (size >= int(params["min_drop_mwh"])) & (size >= float(params["drop_factor"]) * median)
     neg, c, median, size = neg[large], c[large], median[large], size[large]
     modulus = _modulus(size, min_power, above=False)  # -10**k: a wrap with no use
@@ -420,29 +328,20 @@ def rollover(series: Series, context: Context, params: Mapping[str, Any]) -> Hit
     context.explained[neg] = True  # history rows too: later rules must not learn from them
     shown = checked(series, context)[neg]
     neg, c, roll, modulus = neg[shown], c[shown], roll[shown], modulus[shown]
-    delta, fixed, top = (
-        quantities(series, c, v) for v in (value[neg], value[neg] + modulus, modulus)
-    )
+    texts = (quantities(series, c, v) for v in (value[neg], value[neg] + modulus, modulus))
     detail = [
         f"rollover at {m}: delta {d}, corrected delta {f}"
         if r
         else f"reset: delta {d} (the register went back; this interval's usage is unknown)"
-        for r, d, f, m in zip(roll.tolist(), delta, fixed, top, strict=True)
+        for r, d, f, m in zip(roll.tolist(), *texts, strict=True)
     ]
     pairs = read_pairs(series, context, min_power, plausible)
     fell = np.flatnonzero((pairs.kind != NORMAL) & ~pairs.odd)  # odd ones were found above
     pc, b_at = pairs.channel[fell], pairs.second_at[fell]
     fell = fell[(b_at > series.check_from[pc]) & (b_at <= series.check_to[pc])]
     pc = pairs.channel[fell]
-    was, now, mod, adv = (
-        quantities(series, pc, v)
-        for v in (
-            pairs.first_value[fell],
-            pairs.second_value[fell],
-            pairs.modulus[fell],
-            pairs.delta[fell],
-        )
-    )
+    values = pairs.first_value, pairs.second_value, pairs.modulus, pairs.delta
+    was, now, mod, adv = (quantities(series, pc, v[fell]) for v in values)
     when = local_text(local_of(series, pc, pairs.second_at[fell]))
     for k, w, n, t, m, a in zip(pairs.kind[fell].tolist(), was, now, when, mod, adv, strict=True):
         how = f"rollover at {m}, corrected delta {a}" if k == ROLLED else "reset"
@@ -464,8 +363,7 @@ def negative_usage(series: Series, context: Context, params: Mapping[str, Any]) 
 
 def reverse_flow(series: Series, context: Context, params: Mapping[str, Any]) -> Hits:
     """Energy exported (received from the customer) by a meter that is not a net meter."""
-    _, export = kinds(series, context)
-    chans = np.flatnonzero(export & ~series.channels.net)
+    chans = np.flatnonzero(kinds(series, context)[1] & ~series.channels.net)
     rows = ranges(series.offsets[chans], series.offsets[chans + 1])
     rows = rows[(series.value[rows] > int(params["min_mwh"])) & checked(series, context)[rows]]
     c = chan_of(series, rows)
@@ -475,50 +373,39 @@ def reverse_flow(series: Series, context: Context, params: Mapping[str, Any]) ->
 
 
 def _long_runs(
-    series: Series,
-    context: Context,
-    member: np.ndarray,
-    length: int,
-    excused: np.ndarray,
-    key: np.ndarray | None = None,
+    series: Series, context: Context, member: np.ndarray, length: int, *, excused: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[str]]:
-    """Runs of at least ``length`` consecutive rows of a channel from the sorted rows
-    ``member`` (with the same ``key``, when given), none of them in ``excused`` (sorted
-    rows). Each is found at the row where it reaches ``length`` (so a finding stays put
-    while the run grows, and is reported once): ``(row, its channel, rows in the run,
-    "from .. to .. local")``."""
-    c = chan_of(series, member)
+    """Runs of at least ``length`` consecutive rows of one channel and one value among the
+    sorted rows ``member``, none of them ``excused`` (sorted rows). Each is found at the row
+    where it reaches ``length`` (so it stays put while the run grows, and is reported
+    once): ``(row, channel, rows in the run, "from .. to .. local")``."""
+    c, value = chan_of(series, member), series.value[member]
     head = np.ones(len(member), dtype=bool)
-    head[1:] = (np.diff(member) != 1) | (np.diff(c) != 0)
-    if key is not None:
-        head[1:] |= key[1:] != key[:-1]
+    head[1:] = (np.diff(member) != 1) | (np.diff(c) != 0) | (value[1:] != value[:-1])
     first = np.flatnonzero(head)
-    last = np.append(first[1:], len(member))[: len(first)] - 1
-    lo, hi = member[first], member[last]
-    ok = hi - lo + 1 >= length
-    ok &= np.searchsorted(excused, hi, side="right") == np.searchsorted(excused, lo)
-    lo, hi = lo[ok], hi[ok]
+    lo, hi = member[first], member[np.append(first[1:], len(member))[: len(first)] - 1]
+    clean = np.searchsorted(excused, hi, "right") == np.searchsorted(excused, lo)
+    lo, hi = lo[clean & (hi - lo + 1 >= length)], hi[clean & (hi - lo + 1 >= length)]
     at = lo + length - 1
     shown = checked(series, context)[at]
     lo, hi, at = lo[shown], hi[shown], at[shown]
-    start = context.local_start
-    since = local_text(start[lo])
-    until = local_text(start[hi] + series.interval_seconds[hi])
+    since = local_text(context.local_start[lo])
+    until = local_text(context.local_start[hi] + series.interval_seconds[hi])
     span = [f"from {a} to {b} local" for a, b in zip(since, until, strict=True)]
     return at, chan_of(series, at), hi - lo + 1, span
 
 
 def zero_consumption(series: Series, context: Context, params: Mapping[str, Any]) -> Hits:
     """A long run of zero intervals on an import channel with no power outage reported."""
-    imports, _ = kinds(series, context)
     zero = np.flatnonzero(series.value == 0)
-    zero = zero[imports[chan_of(series, zero)]]
+    zero = zero[kinds(series, context)[0][chan_of(series, zero)]]
     outage = np.flatnonzero((series.quality & _OUTAGE) != 0)
-    rows, c, count, span = _long_runs(series, context, zero, int(params["min_intervals"]), outage)
-    hours = count * series.interval_seconds[rows] / 3600
+    length = int(params["min_intervals"])
+    rows, c, count, span = _long_runs(series, context, zero, length, excused=outage)
+    hours = (count * series.interval_seconds[rows] / 3600).tolist()
     detail = [
         f"zero usage for {n} intervals ({h:.1f} h) {t}, no power outage reported"
-        for n, h, t in zip(count.tolist(), hours.tolist(), span, strict=True)
+        for n, h, t in zip(count.tolist(), hours, span, strict=True)
     ]
     return Hits.of(c, series.interval_end[rows], detail)
 
@@ -530,12 +417,10 @@ def flat_line(series: Series, context: Context, params: Mapping[str, Any]) -> Hi
     repeat = repeat[chan_of(series, repeat) == chan_of(series, repeat - 1)]
     member = np.union1d(repeat, repeat - 1)  # a repeated value and the one it repeats
     none = np.empty(0, dtype=_I64)
-    length = int(params["count"])
-    rows, c, count, span = _long_runs(series, context, member, length, none, value[member])
-    amount = quantities(series, c, value[rows])
+    rows, c, count, span = _long_runs(series, context, member, int(params["count"]), excused=none)
     detail = [
         f"flat line: {n} consecutive intervals of {q} {t}"
-        for n, q, t in zip(count.tolist(), amount, span, strict=True)
+        for n, q, t in zip(count.tolist(), quantities(series, c, value[rows]), span, strict=True)
     ]
     return Hits.of(c, series.interval_end[rows], detail)
 
@@ -551,20 +436,17 @@ def sum_check(series: Series, context: Context, params: Mapping[str, Any]) -> Hi
     bad = pairs.covered & ~pairs.odd & (pairs.kind != RESET) & ~scaled & (pairs.last_row >= 0)
     which = np.flatnonzero(bad & (np.abs(got - delta) > allowed))
     which = which[checked(series, context)[pairs.last_row[which]]]
-    c = pairs.channel[which]
-    off = got[which] - delta[which]
-    share = 100.0 * off / np.maximum(np.abs(delta[which]), 1)
+    c, off = pairs.channel[which], got[which] - delta[which]
+    share = (100.0 * off / np.maximum(np.abs(delta[which]), 1)).tolist()
     s, d, o, t = (quantities(series, c, v) for v in (got[which], delta[which], off, allowed[which]))
-    a_txt = local_text(local_of(series, c, pairs.first_at[which]))
-    b_txt = local_text(local_of(series, c, pairs.second_at[which]))
-    roll = (pairs.kind[which] == ROLLED).tolist()
+    a_txt, b_txt = (
+        local_text(local_of(series, c, x[which])) for x in (pairs.first_at, pairs.second_at)
+    )
+    roll = [" (after a rollover)" if k == ROLLED else "" for k in pairs.kind[which].tolist()]
     detail = [
         f"intervals sum to {si} between register reads at {a} and {b} local; the register"
-        f" advanced {di}{' (after a rollover)' if r else ''}: off by {oi} ({p:+.1f}%,"
-        f" tolerance {pct:g}% or {ti})"
-        for si, a, b, di, r, oi, p, ti in zip(
-            s, a_txt, b_txt, d, roll, o, share.tolist(), t, strict=True
-        )
+        f" advanced {di}{r}: off by {oi} ({p:+.1f}%, tolerance {pct:g}% or {ti})"
+        for si, a, b, di, r, oi, p, ti in zip(s, a_txt, b_txt, d, roll, o, share, t, strict=True)
     ]
     return Hits.of(c, _pair_end(series, pairs, which), detail)
 
