@@ -368,3 +368,25 @@ def test_every_rule_copes_with_an_empty_series() -> None:
     s = build(Chan([]))
     for code in rules_values.RULES:
         assert len(run(code, s)) == 0
+
+
+def test_shared_row_facts_agree_with_the_series_on_irregular_rows() -> None:
+    s = build(
+        Chan([1] * 50, history=10, skip=[3, 4, 20]),
+        Chan([2] * 30, history=0),
+        Chan([], history=0),
+        Chan([3] * 40, history=40),
+    )
+    ctx = context(s)
+    assert rules_values.checked(s, ctx).tolist() == s.checked().tolist()
+    chans = np.array([0, 0, 0, 1, 3, 3])
+    t = np.array([end(2), end(3), end(21) + 1, end(0) - 1, end(39), end(100)])
+    want = [
+        int(np.searchsorted(s.interval_end[s.offsets[c] : s.offsets[c + 1]], x, "right"))
+        for c, x in zip(chans, t, strict=True)
+    ]
+    assert (
+        (rules_values.upto(s, chans, t) - s.offsets[chans]).tolist()
+        == want
+        == [3, 3, 19, 0, 40, 40]
+    )
