@@ -66,31 +66,48 @@ def test_dst_fallback_sample_keeps_both_folded_hours_and_invents_no_missing_ones
 ) -> None:
     run("meters", "add", "HOME-1", "--tz", "America/New_York", "--db", db_url)
     totals = run(
-        "ingest", str(DATA / "dst_fallback_sample.xml"), "--meter-id", "HOME-1", "--db", db_url
+        "ingest",
+        str(DATA / "dst_fallback_sample.xml"),
+        "--meter-id",
+        "HOME-1",
+        "--no-vee",
+        "--db",
+        db_url,
     )["totals"]
     assert totals["quarantined"] == 0
-    result = runner.invoke(
-        app,
-        [
-            "readings",
-            "export",
-            "--meter",
-            "HOME-1",
-            "--from",
-            "2023-11-05T04:00:00Z",
-            "--to",
-            "2023-11-06T05:00:00Z",
-            "--channel",
-            "1.0.1.8.0.255",
-            "--format",
-            "jsonl",
-            "--db",
-            db_url,
-        ],
-    )
-    ends = [json.loads(line)["interval_end"] for line in result.stdout.splitlines()]
+
+    def exported() -> list[dict[str, str]]:
+        result = runner.invoke(
+            app,
+            [
+                "readings",
+                "export",
+                "--meter",
+                "HOME-1",
+                "--from",
+                "2023-11-05T04:00:00Z",
+                "--to",
+                "2023-11-06T05:00:00Z",
+                "--channel",
+                "1.0.1.8.0.255",
+                "--format",
+                "jsonl",
+                "--db",
+                db_url,
+            ],
+        )
+        return [json.loads(line) for line in result.stdout.splitlines()]
+
+    ends = [r["interval_end"] for r in exported()]
     assert "2023-11-05T06:00:00+00:00" in ends and "2023-11-05T07:00:00+00:00" in ends
     assert len(ends) == len(set(ends)) == 23  # 25 local hours, two missing, none invented
+    # VEE then estimates the two missing hours, each flagged with its method
+    assert run("vee", "run", "--meter", "HOME-1", "--db", db_url)["estimated"] == 2
+    rows = exported()
+    assert len(rows) == 25
+    added = [r for r in rows if r["interval_end"] not in ends]
+    assert len(added) == 2
+    assert all(r["quality"].startswith("estimated:") for r in added)
 
 
 def test_repeated_start_in_a_buggy_export_is_held_not_guessed(tmp_path: Path, db_url: str) -> None:

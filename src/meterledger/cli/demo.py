@@ -291,7 +291,7 @@ def _render(summary: dict[str, Any]) -> None:
             b["tariff"],
             b["kwh"],
             b["peak_kw"],
-            f"{share:.1%}" if share else "",
+            f"{share:.2%}" if share else "",
             b["total"],
         )
     out.print(bills)

@@ -91,7 +91,9 @@ def run(
             ruleset=ruleset,
             write_estimates=ingestor.write_estimates if estimate else None,
         )
+    # the range pass saw what the pending pass found and estimated; count the estimates once
     outcome.batches += pending.batches
+    outcome.estimated += pending.estimated
     if json_out:
         emit_json(outcome.as_dict())
     else:

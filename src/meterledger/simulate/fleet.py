@@ -316,11 +316,29 @@ def _vee_expectations(feed: Feed, faults: Sequence[InjectedFault]) -> list[VeeEx
             runs[-1].append(key)
         else:
             runs.append([key])
+
+    def local_day(meter_id: str, end: int) -> date:
+        return datetime.fromtimestamp(end - step, parse_zone(zones[meter_id])).date()
+
+    # the local days each meter misses readings on: an incomplete day is no like day
+    faulted: dict[str, set[date]] = {}
+    for meter_id, end in missing:
+        faulted.setdefault(meter_id, set()).add(local_day(meter_id, end))
     for run in runs:
         (meter_id, first), (_, last) = run[0], run[-1]
         tz = zones[meter_id]
         inside = first - step >= first_end[tz] and last + step <= last_end[tz]
         method = "linear" if len(run) <= _LINEAR_MAX and inside else "like-day"
+        if method == "like-day":
+            day = local_day(meter_id, first)
+            span = (local_day(meter_id, first_end[tz]), local_day(meter_id, last_end[tz]))
+            like = [
+                span[0] + timedelta(days=i)
+                for i in range((span[1] - span[0]).days + 1)
+                if ((span[0] + timedelta(days=i)).weekday() >= 5) == (day.weekday() >= 5)
+            ]
+            if not [d for d in like if d != day and d not in faulted.get(meter_id, set())]:
+                method = ""  # no clean day of its type in the drop: the gap stays a gap
         kind = missing[run[0]]
         out.append(VeeExpectation(kind, meter_id, CHANNEL, first, last, len(run), "GAP", method))
     return sorted(out, key=lambda e: (e.meter_id, e.first_end, e.rule))

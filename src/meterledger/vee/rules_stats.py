@@ -135,7 +135,8 @@ def _days(series: Series, context: Context) -> tuple[np.ndarray, ...]:
 
 
 def spike(series: Series, context: Context, params: Mapping[str, Any]) -> Hits:
-    """The highest interval of a local day far above the day's third-highest."""
+    """The highest interval of a local day far above the day's third-highest (and the
+    second-highest too, when it is as far above: two spikes in one day)."""
     if not series.rows:
         return Hits.empty()
     _, _, start, last, total, top, _, *_ = _days(series, context)
@@ -161,8 +162,13 @@ def spike(series: Series, context: Context, params: Mapping[str, Any]) -> Hits:
         first = values.argmax(axis=1)  # the first of equals
         high, high_row = values[across, first], at[across, first]
         values[across, first] = _LOWEST
-        values[across, values.argmax(axis=1)] = _LOWEST
-        found.append((high_row, high, values.max(axis=1)))
+        second = values.argmax(axis=1)
+        next_high, next_row = values[across, second], at[across, second]
+        values[across, second] = _LOWEST
+        third = values.max(axis=1)
+        # against the third-highest, two spikes in a day are both found
+        found.append((high_row, high, third))
+        found.append((next_row, next_high, third))
         slot[days] = -1
     if not found:
         return Hits.empty()
@@ -462,7 +468,7 @@ _DAILY: dict[str, object] = {"history_days": 28, "min_days": 7, "floor_mwh": 1_0
 _TEN = 0.15  # HIGH_USAGE and LOW_USAGE leave days this near a power of ten to the multiplier
 
 DEFAULTS: dict[str, dict[str, object]] = {
-    "SPIKE": {"severity": "warn", "ratio": 4.0, "floor_mwh": 1_000_000},
+    "SPIKE": {"severity": "fail", "ratio": 4.0, "floor_mwh": 1_000_000},
     "HIGH_USAGE": {
         "severity": "warn",
         "high_factor": 2.5,
