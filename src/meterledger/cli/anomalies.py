@@ -9,6 +9,7 @@ cycle already billed is rebilled when the action changes its bill.
 from __future__ import annotations
 
 import enum
+from decimal import Decimal
 from typing import Annotated, Any
 
 import typer
@@ -34,7 +35,6 @@ from meterledger.cli.vee_service import (
 from meterledger.core.errors import NotFoundError
 from meterledger.core.reading import Quality
 from meterledger.core.time import iso_utc
-from meterledger.core.units import Unit, text_from_milli
 from meterledger.store.records import AnomalyRecord
 
 app = typer.Typer(help="VEE findings: list, show, release, edit, replay.", no_args_is_help=True)
@@ -144,9 +144,7 @@ def show(
         {
             "interval_end": iso_utc(int(r["interval_end"])),
             "interval_seconds": int(r["interval_seconds"]),
-            "value": text_from_milli(int(r["value"]), Unit.KWH)
-            if _energy(a.channel)
-            else str(r["value"]),
+            "value": _kwh(int(r["value"])) if _energy(a.channel) else str(r["value"]),
             "quality": Quality(int(r["quality"])).to_text(),
             "flagged": int(r["interval_end"]) == a.interval_end,
         }
@@ -168,6 +166,13 @@ def show(
             "▶" if d["flagged"] else "", str(d["interval_end"]), str(d["value"]), str(d["quality"])
         )
     out.print(table)
+
+
+def _kwh(milli: int) -> str:
+    """mWh as kWh with the three decimals a reviewer reads (exact: 1 mWh is 0.000001 kWh)."""
+    text = f"{Decimal(milli) / 1_000_000:f}"
+    whole, _, frac = text.partition(".")
+    return f"{whole}.{(frac + '000')[: max(3, len(frac.rstrip('0')))]}"
 
 
 def _energy(channel: str) -> bool:

@@ -322,6 +322,7 @@ def _check_spans(
     )
     est = estimate(series, registers, params) if write_estimates is not None else None
     marks = list(batch_ids)
+    stored = series  # the values a finding records are the stored ones, not this pass's estimates
     if est is not None and write_estimates is not None:
         outcome.unfilled = len(est.unfilled[0])
         if len(est):
@@ -342,7 +343,7 @@ def _check_spans(
     checked = [(int(c), int(f), int(t)) for c, f, t in _windows(series)]
     with store.write() as tx:
         opened, cleared = tx.record_findings(
-            _anomalies(series, found),
+            _anomalies(stored, found),
             spans=checked,
             rules=[info.code for info in ruleset.catalogue],  # a rule turned off clears too
             at=stamp,
