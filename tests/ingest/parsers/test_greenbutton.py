@@ -161,10 +161,10 @@ def test_dst_sample_quality_flags() -> None:
     frame = _parse(SAMPLE.read_bytes())
     quality = dict(zip(frame["record_no"], frame["quality"], strict=True))
     assert quality[1] == "actual"  # 0 valid
-    assert quality[6] == "estimated"  # 8 estimated using reference day
+    assert quality[6] == "estimated:like-day"  # 8 estimated using reference day
     assert quality[12] == "edited"  # 7 manually edited
     assert quality[19] == "suspect"  # 10 questionable
-    assert quality[20] == "estimated|edited"  # 8 and 7 on one reading
+    assert quality[20] == "estimated:like-day|edited"  # 8 and 7 on one reading
     assert [n for n, q in quality.items() if q is not None] == [1, 6, 12, 19, 20]
 
 
@@ -424,11 +424,11 @@ def test_missing_multiplier_means_zero() -> None:
         ((18,), "actual"),
         ((19,), "actual"),
         ((7,), "edited"),
-        ((8,), "estimated"),
-        ((9,), "estimated"),
+        ((8,), "estimated:like-day"),
+        ((9,), "estimated:linear"),
         ((12,), "estimated"),
         ((10,), "suspect"),
-        ((9, 10), "estimated|suspect"),
+        ((9, 10), "estimated:linear|suspect"),
     ],
 )
 def test_reading_quality_codes(codes: tuple[int, ...], text: str | None) -> None:

@@ -60,6 +60,7 @@ from meterledger.core.reading import Quality
 from meterledger.core.time import iso_utc
 from meterledger.ingest.reasons import Reason
 from meterledger.ingest.records import raw_frame
+from meterledger.vee.quality import ESPI_NAMES, from_espi
 
 __all__ = ["parse_greenbutton"]
 
@@ -92,22 +93,6 @@ _ELECTRIC: dict[tuple[int, int | None], str] = {
 _VOLUME = {"water": "8.0.1.0.0.255", "gas": "7.0.3.0.0.255"}
 _COMMODITY = {1: "electric", 2: "electric", 25: "electric", 7: "gas", 9: "water", 14: "water"}
 _SERVICE_KIND = {0: "electric", 1: "gas", 2: "water"}  # UsagePoint ServiceCategory kind
-_QUALITY: dict[int, Quality] = {
-    0: Quality.ACTUAL,  # valid
-    7: Quality.EDITED,  # manually edited
-    8: Quality.ESTIMATED,  # estimated using reference day
-    9: Quality.ESTIMATED,  # estimated using linear interpolation
-    10: Quality.SUSPECT,  # questionable
-    11: Quality.ACTUAL,  # derived (calculated from measured data)
-    12: Quality.ESTIMATED,  # projected (forecast)
-    13: Quality.ESTIMATED,  # mixed: partly estimated, so an actual may replace it
-    14: Quality.ACTUAL,  # raw
-    15: Quality.SUSPECT,  # normalized for weather: not the metered amount
-    16: Quality.SUSPECT,  # other
-    17: Quality.ACTUAL,  # validated
-    18: Quality.ACTUAL,  # verified
-    19: Quality.ACTUAL,  # revenue-quality
-}
 
 T = TypeVar("T")
 
@@ -402,8 +387,9 @@ def _quality(codes: list[str | None], problems: list[str]) -> str | None:
     flags = Quality.ACTUAL
     for text in codes:
         code = _integer(text)
-        if code is not None and code in _QUALITY:
-            flags |= _QUALITY[code]
+        if code is not None and code in ESPI_NAMES:
+            # one table for both directions (vee.quality): 8 and 9 keep their method
+            flags |= from_espi(code)
         else:
             problems.append(f"ReadingQuality {text!r} is not a QualityOfReading code")
     return flags.to_text()
