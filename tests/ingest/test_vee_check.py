@@ -152,3 +152,20 @@ def test_source_kind() -> None:
     assert source_kind("dlms-collect", "csv") == "dlms"
     assert source_kind(ESTIMATE_SOURCE, "jsonl") == "vee"
     assert source_kind("/drop/a.xml", "greenbutton") == "greenbutton"
+
+
+def test_a_day_a_delivery_skipped_is_found_when_the_next_one_arrives(
+    store: Store, write_csv: Callable[..., Path]
+) -> None:
+    support.add_meter(store, tz=TZ)
+    lines = _lines(set(), spike=False)
+    first, second = lines[: 10 * 96], lines[11 * 96 :]  # day 11 never delivered
+    ingestor = Ingestor(store, now=support.NOW, vee=True)
+    ingestor.ingest_path(write_csv([support.HEADER, *first], "a.csv"), IngestOptions())
+    result = ingestor.ingest_path(write_csv([support.HEADER, *second], "b.csv"), IngestOptions())
+    assert result.vee is not None and result.vee.estimated == 96
+    day11 = FIRST + timedelta(days=10, minutes=15)
+    gaps = [a for a in store.list_anomalies() if a.rule == "GAP"]
+    assert [g.interval_end for g in gaps] == [epoch_of(day11)]
+    value, quality = _current(store)[epoch_of(day11)]
+    assert (value, quality) == (_value(day11), int(Quality.ESTIMATED | Quality.EST_LIKE_DAY))

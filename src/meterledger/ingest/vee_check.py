@@ -191,6 +191,7 @@ def _series(
         net=net,
         allows_negative=np.array([channels[s.channel_id].allows_negative for s in spans]),
     )
+    _reach_back(spans, tz, offsets, rows.interval_end, step, check_from)
     series = Series(
         info,
         offsets,
@@ -208,6 +209,29 @@ def _series(
     )
     clocks = _clocks(store, info, start, end)
     return series, registers, clocks, rows.batch_id
+
+
+def _reach_back(
+    spans: list[_Span],
+    tz: tuple[str, ...],
+    offsets: np.ndarray,
+    ends: np.ndarray,
+    step: np.ndarray,
+    check_from: np.ndarray,
+) -> None:
+    """Widen each channel's window back to the local midnight before a gap that ends where
+    the new data starts (a day a delivery skipped is then checked and estimated now, not
+    only by a later ``vee run``). Only as far back as the history read."""
+    for i, span in enumerate(spans):
+        lo, hi = int(offsets[i]), int(offsets[i + 1])
+        at = lo + int(np.searchsorted(ends[lo:hi], span.lo)) - 1  # the row before the new
+        if at < lo:
+            continue
+        previous = int(ends[at])
+        if span.lo - previous > int(step[i]) and previous + int(step[i]) < check_from[i]:
+            check_from[i] = min(
+                int(check_from[i]), _midnight_before(previous + int(step[i]), tz[i])
+            )
 
 
 def _clocks(store: Store, info: Channels, start: int, end: int) -> ClockReads:
