@@ -8,9 +8,12 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
+import pytest
+
 import support
 from meterledger.core.reading import Quality
 from meterledger.core.time import epoch_of
+from meterledger.ingest import vee_check
 from meterledger.ingest.pipeline import IngestOptions, Ingestor
 from meterledger.ingest.vee_check import ESTIMATE_SOURCE, check_pending, check_range, source_kind
 from meterledger.store.base import Store
@@ -169,3 +172,20 @@ def test_a_day_a_delivery_skipped_is_found_when_the_next_one_arrives(
     assert [g.interval_end for g in gaps] == [epoch_of(day11)]
     value, quality = _current(store)[epoch_of(day11)]
     assert (value, quality) == (_value(day11), int(Quality.ESTIMATED | Quality.EST_LIKE_DAY))
+
+
+def test_checking_in_chunks_finds_the_same(
+    store: Store, write_csv: Callable[..., Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    support.add_meter(store, tz=TZ)
+    support.add_meter(store, "M2", tz=TZ)
+    lines = _lines(set(SHORT_GAP))
+    lines += [line.replace("M1,", "M2,", 1) for line in _lines(set(LONG_GAP))]
+    Ingestor(store, now=support.NOW).ingest_path(write_csv([support.HEADER, *lines]))
+    monkeypatch.setattr(vee_check, "CHUNK_CHANNELS", 1)  # one meter's channels a pass
+    ingestor = Ingestor(store, now=support.NOW)
+    outcome = ingestor.check_pending()
+    assert outcome.estimated == len(SHORT_GAP) + len(LONG_GAP)
+    assert store.vee_pending() == []
+    found = {(a.meter_id, a.rule) for a in store.list_anomalies()}
+    assert {("M1", "SPIKE"), ("M2", "SPIKE"), ("M1", "GAP"), ("M2", "GAP")} <= found

@@ -50,6 +50,7 @@ __all__ = [
 ]
 
 HISTORY_DAYS = 35
+CHUNK_CHANNELS = 2_000  # channels per pass: ~2,000 x 65 days of quarter-hours in memory
 ESTIMATE_SOURCE = "vee:estimate"
 _DAY = 86_400
 _I64 = np.int64
@@ -320,6 +321,21 @@ def _anomalies(series: Series, found: Findings) -> list[NewAnomaly]:
     return out
 
 
+def _chunks(store: Store, spans: list[_Span]) -> list[list[_Span]]:
+    """Spans in groups of about ``CHUNK_CHANNELS`` channels, a meter's channels together (the
+    sibling rule compares them), so memory stays bounded however much was delivered."""
+    meter_of = {c.channel_id: c.meter_id for c in store.list_channels()}
+    groups: list[list[_Span]] = []
+    last_meter = None
+    for span in sorted(spans, key=lambda s: (meter_of.get(s.channel_id, ""), s.channel_id)):
+        meter = meter_of.get(span.channel_id)
+        if not groups or (len(groups[-1]) >= CHUNK_CHANNELS and meter != last_meter):
+            groups.append([])
+        groups[-1].append(span)
+        last_meter = meter
+    return [sorted(g, key=lambda s: s.channel_id) for g in groups]
+
+
 def _check_spans(
     store: Store,
     raw_spans: Iterable[tuple[int, int, int]],
@@ -329,25 +345,57 @@ def _check_spans(
     now: datetime | None,
     write_estimates: EstimateWriter | None,
 ) -> VeeOutcome:
+    """The rules over these spans, chunk by chunk, each chunk's findings in a transaction
+    of its own; the batches are marked checked with the last. A crash part-way leaves them
+    pending: the next pass does it all again, which changes nothing already recorded."""
     started = time.perf_counter()
     at = now or datetime.now(UTC)
     stamp = at.isoformat(timespec="microseconds")
     spans = _merge(raw_spans)
     outcome = VeeOutcome(batches=len(batch_ids), channels=len(spans))
-    if not spans:
-        with store.write() as tx:
-            tx.mark_vee(list(batch_ids), stamp)
-        outcome.seconds = time.perf_counter() - started
-        return outcome
+    marks = list(batch_ids)
+    for chunk in _chunks(store, spans):
+        outcome.add(_check_chunk(store, chunk, ruleset, at, write_estimates, marks))
+    with store.write() as tx:
+        tx.mark_vee(marks, stamp)
+        if outcome.opened or outcome.cleared:
+            audit.append(
+                tx,
+                "vee.checked",
+                f"vee {len(spans)} channels",
+                {
+                    "batches": sorted(int(b) for b in batch_ids),
+                    "channels": len(spans),
+                    "opened": outcome.opened,
+                    "cleared": outcome.cleared,
+                    "estimated": outcome.estimated,
+                    "by_rule": dict(sorted(outcome.by_rule.items())),
+                },
+                at,
+            )
+    outcome.seconds = time.perf_counter() - started
+    return outcome
+
+
+def _check_chunk(
+    store: Store,
+    spans: list[_Span],
+    ruleset: RuleSet,
+    at: datetime,
+    write_estimates: EstimateWriter | None,
+    marks: list[int],
+) -> VeeOutcome:
+    """One chunk: estimate its gaps (their batches join ``marks``), run the rules, record
+    the findings."""
+    outcome = VeeOutcome()
     series, registers, clocks, _ = _series(store, spans, ruleset, HISTORY_DAYS)
     outcome.intervals = int(series.checked().sum())
     params = EstimationParams(
         max_linear=ruleset.estimation.max_linear, like_days=ruleset.estimation.like_days
     )
-    est = estimate(series, registers, params) if write_estimates is not None else None
-    marks = list(batch_ids)
     stored = series  # the values a finding records are the stored ones, not this pass's estimates
-    if est is not None and write_estimates is not None:
+    if write_estimates is not None:
+        est = estimate(series, registers, params)
         outcome.unfilled = len(est.unfilled[0])
         if len(est):
             before = set(store.vee_pending())
@@ -366,34 +414,12 @@ def _check_spans(
     outcome.held = int(found.held().sum())
     checked = [(int(c), int(f), int(t)) for c, f, t in _windows(series)]
     with store.write() as tx:
-        opened, cleared = tx.record_findings(
+        outcome.opened, outcome.cleared = tx.record_findings(
             _anomalies(stored, found),
             spans=checked,
             rules=[info.code for info in ruleset.catalogue],  # a rule turned off clears too
-            at=stamp,
+            at=at.isoformat(timespec="microseconds"),
         )
-        tx.mark_vee(marks, stamp)
-        outcome.opened, outcome.cleared = opened, cleared
-        if opened or cleared:
-            audit.append(
-                tx,
-                "vee.checked",
-                f"vee {len(spans)} channels",
-                {
-                    "batches": sorted(int(b) for b in batch_ids),
-                    "channels": len(spans),
-                    "window": [
-                        iso_utc(int(series.check_from.min())),
-                        iso_utc(int(series.check_to.max())),
-                    ],
-                    "opened": opened,
-                    "cleared": cleared,
-                    "estimated": outcome.estimated,
-                    "by_rule": dict(sorted(outcome.by_rule.items())),
-                },
-                at,
-            )
-    outcome.seconds = time.perf_counter() - started
     return outcome
 
 
