@@ -19,6 +19,7 @@ from meterledger.cli import (
     meters,
     quarantine,
     readings,
+    registers,
     simulate,
     vee,
 )
@@ -49,6 +50,7 @@ app.add_typer(dlms.app, name="dlms")
 app.add_typer(simulate.app, name="simulate")
 app.add_typer(vee.app, name="vee")
 app.add_typer(anomalies.app, name="anomalies")
+app.add_typer(registers.app, name="registers")
 
 
 @app.command("init")

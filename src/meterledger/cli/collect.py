@@ -1,14 +1,18 @@
 """``meterledger collect``: read the DLMS fleet now, into the store, exactly once.
 
 This module is also the composition root of the head-end: :class:`StoreLedger` is the
-:class:`~meterledger.collect.fleet.Ledger` over a Store and the ingest pipeline (the
-collector itself imports neither; DESIGN.md: collect depends on codec and core).
+:class:`~meterledger.collect.fleet.RegisterLedger` over a Store and the ingest pipeline (the
+collector itself imports neither; DESIGN.md: collect depends on codec and core): readings go
+through ingest, the registers' values at each capture time to ``register_reads`` (source
+``dlms``).
 """
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import io
+import logging
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
@@ -28,6 +32,7 @@ from meterledger.cli.common import (
     open_db,
     out,
 )
+from meterledger.cli.registers import against_store
 from meterledger.cli.vee import print_outcome
 from meterledger.collect.config import load_fleet
 from meterledger.collect.fleet import (
@@ -36,8 +41,9 @@ from meterledger.collect.fleet import (
     FleetCollector,
     HandoffCounts,
     MeterResult,
+    RegisterCounts,
 )
-from meterledger.collect.profile import load_profile_map
+from meterledger.collect.profile import RegisterSample, load_profile_map
 from meterledger.core.ids import CHANNEL_CATALOG
 from meterledger.core.reading import Reading
 from meterledger.core.time import epoch_of, iso_utc, parse_instant
@@ -45,10 +51,13 @@ from meterledger.core.units import BaseUnit, Unit, text_from_milli
 from meterledger.ingest.pipeline import IngestOptions, Ingestor
 from meterledger.store import Store
 from meterledger.store.collect_sql import ClockRead
+from meterledger.store.records import RegisterRead
 
 __all__ = ["StoreLedger", "command", "readings_csv"]
 
 CSV_HEADER = "meter_id,channel,interval_end,interval_seconds,value,unit,quality"
+REGISTER_SOURCE = "dlms"
+log = logging.getLogger("meterledger.collect")
 _UNIT_OF_BASE = {BaseUnit.WH: Unit.WH, BaseUnit.VARH: Unit.VARH, BaseUnit.LITRE: Unit.LITRE}
 
 
@@ -83,6 +92,8 @@ class StoreLedger:
         self.now = now
         self.source = source
         self._ingestor = Ingestor(store)  # one for the run: it keeps the registry snapshot
+        self._channel_ids: dict[tuple[str, str], int] = {}
+        self._registry_version: int | None = None
 
     def last_read_ms(self, meter_id: str) -> int | None:
         reads = self.store.clock_reads(meter_id)
@@ -110,6 +121,49 @@ class StoreLedger:
                 last = self.store.counters(meter_id).server_last
                 if server_counter > last:  # equal: no ciphered answer since the last session
                     tx.accept_server_counter(meter_id, server_counter)
+
+    def _channel_id(self, meter_id: str, obis: str) -> int | None:
+        """The channel's id, from a map of the registry reloaded when it has changed."""
+        found = self._channel_ids.get((meter_id, obis))
+        if found is None:
+            version = self.store.registry_version()
+            if version != self._registry_version:
+                self._registry_version = version
+                self._channel_ids = {
+                    (c.meter_id, c.obis): c.channel_id for c in self.store.list_channels()
+                }
+                found = self._channel_ids.get((meter_id, obis))
+        return found
+
+    def deliver_registers(self, reads: Sequence[RegisterSample]) -> RegisterCounts:
+        counts = RegisterCounts(reads=len(reads))
+        known: list[RegisterRead] = []
+        for meter_id, obis, read_at, value in reads:
+            channel_id = self._channel_id(meter_id, obis)
+            if channel_id is None:  # an unregistered meter: ingest quarantines its readings
+                counts.unknown += 1
+            else:
+                known.append(RegisterRead(channel_id, read_at, value, REGISTER_SOURCE))
+        with self.store.write() as tx:
+            checked = against_store(self.store, known)
+            counts.new = tx.add_register_reads(checked.fresh) if checked.fresh else 0
+        counts.duplicates, counts.conflicts = checked.duplicates, len(checked.conflicts)
+        if checked.conflicts:
+            names = {v: k for k, v in self._channel_ids.items()}
+            read, held = checked.conflicts[0]
+            meter_id, obis = names.get(read.channel_id, ("?", "?"))
+            log.warning(
+                "%d register read(s) differ from the stored ones and were not stored; the "
+                "first: meter %s %s at %s read %d, stored %d (milli-units)",
+                len(checked.conflicts),
+                meter_id,
+                obis,
+                iso_utc(read.read_at),
+                read.value,
+                held,
+                extra={"meter_id": meter_id, "code": "register-conflict"},
+            )
+        return counts
 
     def deliver(self, readings: Sequence[Reading]) -> HandoffCounts:
         if not readings:
@@ -150,6 +204,7 @@ def _summary(run: CollectRun) -> dict[str, object]:
             "quarantined": h.quarantined,
             "batches": h.batches,
         },
+        "registers": dataclasses.asdict(run.registers),
     }
 
 

@@ -131,35 +131,49 @@ def _open(store: Store, anomaly_id: int) -> AnomalyRecord:
     return record
 
 
-def release_anomaly(
-    store: Store, anomaly_id: int, *, note: str | None = None, now: datetime | None = None
+def _resolve(
+    store: Store,
+    record: AnomalyRecord,
+    status: str,
+    change: dict[str, Any],
+    note: str | None,
+    at: datetime,
 ) -> tuple[AnomalyRecord, list[Rebill]]:
-    """Accept the flagged value as it is: the interval goes back into the billing view."""
-    at = now or datetime.now(UTC)
+    """Close an open finding as ``status`` with its audit entry (``anomaly.<status>``), then
+    rebill the billed cycle the interval belongs to if its bill changed."""
     with store.write() as tx:
-        record = _open(store, anomaly_id)
         entry = audit.append(
             tx,
-            "anomaly.released",
-            f"anomaly {anomaly_id}",
+            f"anomaly.{status}",
+            f"anomaly {record.anomaly_id}",
             {
-                "anomaly_id": anomaly_id,
+                "anomaly_id": record.anomaly_id,
                 "meter_id": record.meter_id,
                 "channel": record.channel,
                 "interval_end": iso_utc(record.interval_end),
                 "rule": record.rule,
-                "value": record.value,
+                **change,
                 "note": note,
             },
             at,
         )
         tx.resolve_anomaly(
-            anomaly_id, "released", at.isoformat(timespec="microseconds"), note, entry.seq
+            record.anomaly_id, status, at.isoformat(timespec="microseconds"), note, entry.seq
         )
     rebills = rebill_touched(store, [(record.meter_id, record.interval_end, record.interval_end)])
-    released = store.get_anomaly(anomaly_id)
-    assert released is not None
-    return released, rebills
+    resolved = store.get_anomaly(record.anomaly_id)
+    assert resolved is not None
+    return resolved, rebills
+
+
+def release_anomaly(
+    store: Store, anomaly_id: int, *, note: str | None = None, now: datetime | None = None
+) -> tuple[AnomalyRecord, list[Rebill]]:
+    """Accept the flagged value as it is: the interval goes back into the billing view."""
+    record = _open(store, anomaly_id)
+    return _resolve(
+        store, record, "released", {"value": record.value}, note, now or datetime.now(UTC)
+    )
 
 
 def edit_anomaly(
@@ -173,8 +187,8 @@ def edit_anomaly(
 ) -> tuple[AnomalyRecord, list[Rebill]]:
     """Replace the flagged value by a manual edit (quality ``edited``, which outranks every
     other value): the edit goes in as its own batch through the ingest and is an entry on
-    the audit chain, with the anomaly's resolution."""
-    at = now or datetime.now(UTC)
+    the audit chain, with the anomaly's resolution. (Were the process stopped between the
+    two, the same edit again stores nothing twice and closes the finding.)"""
     record = _open(store, anomaly_id)
     try:
         parsed = Unit(unit)
@@ -193,30 +207,8 @@ def edit_anomaly(
         source=f"edit:anomaly {anomaly_id}",
         options=IngestOptions(fmt="csv"),
     )
-    with store.write() as tx:
-        entry = audit.append(
-            tx,
-            "anomaly.edited",
-            f"anomaly {anomaly_id}",
-            {
-                "anomaly_id": anomaly_id,
-                "meter_id": record.meter_id,
-                "channel": record.channel,
-                "interval_end": iso_utc(record.interval_end),
-                "rule": record.rule,
-                "old_value": record.value,
-                "new_value": f"{value} {parsed.value}",
-                "note": note,
-            },
-            at,
-        )
-        tx.resolve_anomaly(
-            anomaly_id, "edited", at.isoformat(timespec="microseconds"), note, entry.seq
-        )
-    rebills = rebill_touched(store, [(record.meter_id, record.interval_end, record.interval_end)])
-    edited = store.get_anomaly(anomaly_id)
-    assert edited is not None
-    return edited, rebills
+    change = {"old_value": record.value, "new_value": f"{value} {parsed.value}"}
+    return _resolve(store, record, "edited", change, note, now or datetime.now(UTC))
 
 
 def _interval_seconds(store: Store, record: AnomalyRecord) -> int:

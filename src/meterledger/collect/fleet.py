@@ -8,6 +8,7 @@ For each meter (at most ``concurrency`` at a time, by a pool of workers)::
              ├─ attempt 2 … (transient failures only, jittered exponential backoff)
              └─ the read: clock (drift recorded), profile since the last stored interval
     handoff ──► the ledger (ingest pipeline, in batches across meters): exactly once
+                (and the registers' values at each capture time, as register reads)
 
 A session reads the clock (drift = meter time − head-end time at the request's midpoint),
 the profile's capture objects and capture period, the scaler_unit of each mapped register,
@@ -20,6 +21,10 @@ accepted twice, whatever fails.
 Everything that touches the store goes through a :class:`Ledger`, called on one worker
 thread (the store has one writer; the event loop is never blocked by it). The composition
 root (``meterledger collect``) provides the ledger over the Store and the ingest pipeline.
+
+Register reads (each cumulative register's total at each capture time, for VEE's sum
+check and register-delta estimate) go in the same handoff batch, before its readings, to
+:meth:`RegisterLedger.deliver_registers`; a plain :class:`Ledger` is handed none.
 """
 
 from __future__ import annotations
@@ -33,7 +38,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Protocol, TypeVar
+from typing import Protocol, TypeVar, runtime_checkable
 
 from meterledger.collect.breaker import BreakerBoard, CircuitBreaker
 from meterledger.collect.config import Fleet, MeterEndpoint
@@ -44,7 +49,13 @@ from meterledger.collect.errors import (
     HandoffError,
     translate,
 )
-from meterledger.collect.profile import ChannelKind, ProfileMap, load_profile_map, profile_readings
+from meterledger.collect.profile import (
+    ChannelKind,
+    ProfileMap,
+    RegisterSample,
+    load_profile_map,
+    profile_readings,
+)
 from meterledger.collect.retry import RetryPolicy, with_retries
 from meterledger.collect.session import Connector, DlmsSession, client_settings, open_transport
 from meterledger.core.reading import Reading
@@ -57,6 +68,8 @@ __all__ = [
     "HandoffCounts",
     "Ledger",
     "MeterResult",
+    "RegisterCounts",
+    "RegisterLedger",
 ]
 
 log = logging.getLogger("meterledger.collect")
@@ -90,6 +103,23 @@ class HandoffCounts:
             setattr(self, name, getattr(self, name) + getattr(other, name))
 
 
+@dataclass(slots=True)
+class RegisterCounts:
+    """What the ledger did with the register reads handed to it: ``new`` stored,
+    ``duplicates`` already held with the same value, ``conflicts`` held with another value
+    (kept as they were; not stored), ``unknown`` of a channel the store does not have."""
+
+    reads: int = 0
+    new: int = 0
+    duplicates: int = 0
+    conflicts: int = 0
+    unknown: int = 0
+
+    def add(self, other: RegisterCounts) -> None:
+        for name in self.__slots__:
+            setattr(self, name, getattr(self, name) + getattr(other, name))
+
+
 class Ledger(Protocol):
     """The head-end's view of the store. Called on one worker thread, never concurrently."""
 
@@ -117,6 +147,18 @@ class Ledger(Protocol):
 
     def deliver(self, readings: Sequence[Reading]) -> HandoffCounts:
         """Hand readings (of any meters) to the ingest pipeline as one batch."""
+        ...
+
+
+@runtime_checkable
+class RegisterLedger(Ledger, Protocol):
+    """A ledger that also keeps register reads (the store's ``register_reads``)."""
+
+    def deliver_registers(self, reads: Sequence[RegisterSample]) -> RegisterCounts:
+        """Store register reads (of any meters) in one write: a read already held is
+        skipped (the same value) or counted as a conflict (another value), never replaced;
+        one of a channel the store does not know is counted as unknown. Raises only when
+        the store fails."""
         ...
 
 
@@ -153,6 +195,7 @@ class CollectRun:
     results: tuple[MeterResult, ...]
     handoff: HandoffCounts
     seconds: float
+    registers: RegisterCounts = field(default_factory=RegisterCounts)
 
     @property
     def failed(self) -> tuple[MeterResult, ...]:
@@ -164,11 +207,13 @@ class _Read:
     readings: tuple[Reading, ...] = ()
     drift_ms: int | None = None
     gaps: int = 0
+    registers: tuple[RegisterSample, ...] = ()
 
 
 @dataclass(slots=True)
 class _Job:
     readings: tuple[Reading, ...]
+    registers: tuple[RegisterSample, ...] = ()
     done: asyncio.Future[HandoffCounts] = field(
         default_factory=lambda: asyncio.get_running_loop().create_future()
     )
@@ -213,6 +258,8 @@ class FleetCollector:
         )
         for meter in fleet.meters:  # a typo in the fleet file fails before any meter is read
             self.profiles.get(meter.profile)
+        # register reads go to a ledger that keeps them; a plain Ledger is handed none
+        self.registers = ledger if isinstance(ledger, RegisterLedger) else None
         self._executor: ThreadPoolExecutor | None = None
         self._handoff: asyncio.Queue[_Job] | None = None
 
@@ -227,8 +274,11 @@ class FleetCollector:
         except Exception as exc:
             raise HandoffError(f"{type(exc).__name__}: {exc}") from exc
 
-    async def _handoff_worker(self, queue: asyncio.Queue[_Job], totals: HandoffCounts) -> None:
-        """Deliver whatever has queued up as one batch, while the next batch gathers."""
+    async def _handoff_worker(
+        self, queue: asyncio.Queue[_Job], totals: HandoffCounts, registers: RegisterCounts
+    ) -> None:
+        """Deliver whatever has queued up as one batch, while the next batch gathers: the
+        register reads first, then the readings."""
         while True:
             jobs = [await queue.get()]
             rows = len(jobs[0].readings)
@@ -236,8 +286,13 @@ class FleetCollector:
                 jobs.append(queue.get_nowait())
                 rows += len(jobs[-1].readings)
             batch = [r for job in jobs for r in job.readings]
+            reads = [r for job in jobs for r in job.registers]
             try:
-                counts = await self._ledger(self.ledger.deliver, batch)
+                if reads and self.registers is not None:
+                    registers.add(await self._ledger(self.registers.deliver_registers, reads))
+                counts = (
+                    await self._ledger(self.ledger.deliver, batch) if batch else HandoffCounts()
+                )
             except CollectError as exc:
                 for job in jobs:
                     if not job.done.done():
@@ -382,7 +437,12 @@ class FleetCollector:
         # a fast meter stamps rows ahead of our clock: they wait for the next read, so that
         # ingest never sees an interval that ends after its receipt time
         due = tuple(r for r in converted.readings if epoch_of(r.interval_end) <= end)
-        return _Read(due, clock.drift_ms, converted.gaps), clock
+        registers = (
+            tuple(r for r in converted.registers if r.read_at <= end)
+            if self.registers is not None
+            else ()
+        )
+        return _Read(due, clock.drift_ms, converted.gaps, registers), clock
 
     async def _collect(self, meter: MeterEndpoint) -> MeterResult:
         started = self.monotonic()
@@ -435,9 +495,9 @@ class FleetCollector:
                     f"deadline of {meter.deadline:g} s ran out after {attempts} attempt(s){why}"
                 ) from None
             delivered = 0
-            if read.readings:
+            if read.readings or read.registers:
                 assert self._handoff is not None
-                job = _Job(read.readings)
+                job = _Job(read.readings, read.registers)
                 await self._handoff.put(job)
                 await job.done
                 delivered = len(read.readings)
@@ -467,6 +527,7 @@ class FleetCollector:
             todo.put_nowait(meter)
         results: list[MeterResult] = []
         totals = HandoffCounts()
+        registers = RegisterCounts()
         workers = min(self.options.concurrency, len(meters))
 
         async def worker() -> None:
@@ -490,7 +551,7 @@ class FleetCollector:
             self._executor = pool
             self._handoff = asyncio.Queue(maxsize=max(1, workers))
             handoff = asyncio.create_task(
-                self._handoff_worker(self._handoff, totals), name="collect-handoff"
+                self._handoff_worker(self._handoff, totals, registers), name="collect-handoff"
             )
             try:
                 async with asyncio.TaskGroup() as group:
@@ -505,4 +566,4 @@ class FleetCollector:
                 gc.set_threshold(*threshold)
                 gc.unfreeze()
         results.sort(key=lambda r: r.meter_id)
-        return CollectRun(tuple(results), totals, self.monotonic() - started)
+        return CollectRun(tuple(results), totals, self.monotonic() - started, registers)

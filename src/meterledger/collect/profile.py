@@ -11,6 +11,13 @@ does not hold is skipped; columns the map does not name are ignored):
   so the gap stays a gap for VEE to estimate instead of one interval holding several.
 * ``interval``: the column already holds the interval's value.
 
+Register reads. The running total of a ``cumulative`` channel at each capture time is a
+register read as well: :attr:`Conversion.registers` holds one per row after ``after``
+(the first row of a first read too: it opens the period), in the same milli-units as the
+deltas, so the intervals between two reads sum exactly to their difference. A row whose
+status marks it ``suspect`` (data or clock not valid) gives no register read: VEE takes a
+register read as fact (the sum check, estimation scaled to the register delta).
+
 Scaling. A register value is ``raw × 10^scaler`` in its unit (Blue Book unit enumeration:
 30 Wh, 32 varh, 13 m³, 19 l). Each total is turned into integer milli-units of the base unit
 first (``floor`` when the scaler is below −3, i.e. finer than a milli-unit), and the deltas
@@ -30,7 +37,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, tzinfo
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import yaml
 
@@ -52,6 +59,7 @@ __all__ = [
     "Conversion",
     "ProfileMap",
     "ProfileSpec",
+    "RegisterSample",
     "load_profile_map",
     "parse_profile_map",
     "profile_readings",
@@ -218,11 +226,22 @@ def to_milli(raw: int, scaler_unit: ScalerUnit) -> tuple[int, BaseUnit]:
     return milli, base
 
 
+class RegisterSample(NamedTuple):
+    """A cumulative register's value (milli-units of the channel's base unit) at a capture
+    time (UTC epoch seconds). A plain tuple: a fleet read makes a million of them."""
+
+    meter_id: str
+    channel: str  # dotted OBIS
+    read_at: int
+    value: int
+
+
 @dataclass(frozen=True, slots=True)
 class Conversion:
     readings: tuple[Reading, ...]
     rows: int  # buffer rows read
     gaps: int  # rows whose predecessor was missing (no delta emitted)
+    registers: tuple[RegisterSample, ...] = ()  # sorted by channel, then read_at
 
 
 def _column(objects: Sequence[CaptureObject], obis: str, attribute: int, what: str) -> int:
@@ -271,7 +290,8 @@ def profile_readings(
 ) -> Conversion:
     """The readings of ``rows`` for ``spec``'s channels, ending after ``after[channel]``
     (epoch seconds; nothing at or before it is returned). ``scalers`` holds the
-    scaler_unit of each captured register by OBIS. Sorted by channel, then interval end."""
+    scaler_unit of each captured register by OBIS. Sorted by channel, then interval end;
+    the register reads of cumulative channels likewise (see the module docstring)."""
     if capture_period <= 0:
         raise DlmsRemoteError(f"capture period {capture_period} s: not an interval profile")
     after = after or {}
@@ -294,6 +314,7 @@ def profile_readings(
     stamped.sort(key=lambda item: item[0])
     gaps = sum(1 for a, b in itertools.pairwise(stamped) if b[0] - a[0] != capture_period)
     out: list[Reading] = []
+    registers: list[RegisterSample] = []
     for channel in spec.present(capture_objects):
         col = _column(capture_objects, channel.capture, channel.attribute, "register")
         scaler_unit = scalers.get(channel.capture)
@@ -311,11 +332,14 @@ def profile_readings(
                     f"needs {expected.value}"
                 )
             value: int | None = milli
+            after_floor = floor_end is None or end > floor_end
             if channel.kind is ChannelKind.CUMULATIVE:
                 fits = previous is not None and end - previous[0] == capture_period
                 value = milli - previous[1] if fits and previous is not None else None
                 previous = (end, milli)
-            if value is None or (floor_end is not None and end <= floor_end):
+                if after_floor and not quality & Quality.SUSPECT:
+                    registers.append(RegisterSample(meter_id, channel.channel, end, milli))
+            if value is None or not after_floor:
                 continue
             out.append(
                 Reading(
@@ -329,4 +353,5 @@ def profile_readings(
                 )
             )
     out.sort(key=lambda r: (str(r.channel), r.interval_end))
-    return Conversion(tuple(out), len(rows), gaps)
+    registers.sort(key=lambda r: (r.channel, r.read_at))
+    return Conversion(tuple(out), len(rows), gaps, tuple(registers))
