@@ -7,7 +7,11 @@ over all the channels whose profiles give it the same severity and parameters --
 every channel, in one call over the whole series. The channels of each other setting are
 taken out as a sub-series (by channel offsets, no per-interval loop) with its own
 :class:`~meterledger.vee.findings.Context`; what ``ROLLOVER`` explained is carried between
-the contexts, so every rule sees it. Each hit is tagged with its rule's code and severity.
+the contexts, so every rule sees it. A rule marked
+:func:`~meterledger.vee.findings.per_channel` (its findings on a channel depend on that
+channel alone) is instead run over the whole series for each setting, keeping the findings
+on that setting's channels: no rows are copied. Each hit is tagged with its rule's code and
+severity.
 
 :class:`Findings` are sorted by (channel_id, interval_end, rule) and hold at most one finding
 per rule and interval. An interval is *held* (kept out of billing until reviewed) when its
@@ -24,7 +28,7 @@ from typing import Any
 import numpy as np
 
 from meterledger.vee.config import RuleSet
-from meterledger.vee.findings import Context, Hits, Severity
+from meterledger.vee.findings import Context, Hits, Severity, is_per_channel
 from meterledger.vee.series import Channels, ClockReads, Registers, Series, offsets_of
 
 __all__ = ["Findings", "Verdicts", "run_rules"]
@@ -186,6 +190,15 @@ def _subset(
     return sub, regs, clks, rows
 
 
+def _only(hits: Hits, chans: np.ndarray, count: int) -> Hits:
+    """The hits on channels ``chans`` (of ``count``)."""
+    member = np.zeros(count, dtype=bool)
+    member[chans] = True
+    keep = member[hits.row_channel]
+    detail = tuple(d for d, k in zip(hits.detail, keep.tolist(), strict=True) if k)
+    return Hits(hits.row_channel[keep], hits.interval_end[keep], detail)
+
+
 def _tick(timings: dict[str, float] | None, name: str, started: float) -> float:
     now = time.perf_counter()
     if timings is not None:
@@ -266,8 +279,10 @@ def run_rules(
         for (severity, _), members in settings.items():
             params = listed[members[0]].params(rule.code)
             chans = np.flatnonzero(np.isin(profile_of, members))
-            if len(chans) == count:
+            if len(chans) == count or is_per_channel(rule.rule):
                 hits = rule.rule(series, whole, params)
+                if len(chans) < count:  # keep the findings on this setting's channels
+                    hits = _only(hits, chans, count)
                 found.add(everyone, hits, rule.code, code_index[rule.code], severity)
                 clock = _tick(timings, rule.code, clock)
                 continue

@@ -13,13 +13,13 @@ from __future__ import annotations
 import enum
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 
 from meterledger.vee.series import ClockReads, Registers, Series, local_epoch
 
-__all__ = ["Context", "Hits", "Rule", "Severity"]
+__all__ = ["Context", "Hits", "Rule", "Severity", "is_per_channel", "per_channel"]
 
 _I64 = np.int64
 
@@ -112,3 +112,22 @@ class Context:
 
 
 Rule = Callable[[Series, Context, Mapping[str, Any]], Hits]
+
+
+_R = TypeVar("_R", bound=Rule)
+_PER_CHANNEL: set[object] = set()
+
+
+def per_channel(rule: _R) -> _R:
+    """Mark ``rule`` as one whose findings on a channel depend only on that channel (its
+    rows, register and clock reads and explained rows) and that changes no
+    ``Context.explained``: the engine may then run it over the whole series for each
+    setting and keep the findings on that setting's channels, instead of taking the
+    channels out as a sub-series."""
+    _PER_CHANNEL.add(rule)
+    return rule
+
+
+def is_per_channel(rule: Rule) -> bool:
+    """Whether ``rule`` was marked with :func:`per_channel`."""
+    return rule in _PER_CHANNEL

@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from meterledger.core.reading import Quality
-from meterledger.vee.findings import Context, Hits, Rule
+from meterledger.vee.findings import Context, Hits, Rule, per_channel
 from meterledger.vee.rules_values import (
     NORMAL,
     chan_of,
@@ -454,7 +454,7 @@ def outlier_iqr(series: Series, context: Context, params: Mapping[str, Any]) -> 
 
 
 RULES: dict[str, Rule] = {
-    "SPIKE": spike,
+    "SPIKE": per_channel(spike),
     "HIGH_USAGE": high_usage,
     "LOW_USAGE": low_usage,
     "MULTIPLIER_MISMATCH": multiplier_mismatch,

@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from meterledger.core.reading import Quality
-from meterledger.vee.findings import Context, Hits, Rule
+from meterledger.vee.findings import Context, Hits, Rule, per_channel
 from meterledger.vee.series import Series, local_epoch, offsets_of, ragged
 
 __all__ = ["DEFAULTS", "RULES"]  # the rules are reached through RULES
@@ -462,14 +462,14 @@ def estimation_too_long(series: Series, context: Context, params: Mapping[str, A
 
 
 RULES: dict[str, Rule] = {
-    "COMPLETENESS": completeness,
-    "GAP": gap,
-    "DUPLICATE": duplicate,
+    "COMPLETENESS": per_channel(completeness),
+    "GAP": gap,  # not per channel: estimates elsewhere change what a gap counts
+    "DUPLICATE": per_channel(duplicate),
     "SIBLING_COMPLETENESS": sibling_completeness,
-    "CLOCK_DRIFT": clock_drift,
-    "CLOCK_SET": clock_set,
-    "FUTURE_TIMESTAMP": future_timestamp,
-    "ESTIMATION_TOO_LONG": estimation_too_long,
+    "CLOCK_DRIFT": per_channel(clock_drift),
+    "CLOCK_SET": per_channel(clock_set),
+    "FUTURE_TIMESTAMP": per_channel(future_timestamp),
+    "ESTIMATION_TOO_LONG": per_channel(estimation_too_long),
 }
 
 DEFAULTS: dict[str, dict[str, object]] = {

@@ -21,7 +21,7 @@ import numpy as np
 from meterledger.core.errors import InputError
 from meterledger.core.obis import ObisCode
 from meterledger.core.reading import Quality
-from meterledger.vee.findings import Context, Hits, Rule
+from meterledger.vee.findings import Context, Hits, Rule, per_channel
 from meterledger.vee.series import Series, local_epoch
 
 __all__ = [
@@ -453,11 +453,11 @@ def sum_check(series: Series, context: Context, params: Mapping[str, Any]) -> Hi
 
 RULES: dict[str, Rule] = {
     "ROLLOVER": rollover,
-    "NEGATIVE_USAGE": negative_usage,
-    "REVERSE_FLOW": reverse_flow,
-    "ZERO_CONSUMPTION": zero_consumption,
-    "FLAT_LINE": flat_line,
-    "SUM_CHECK": sum_check,
+    "NEGATIVE_USAGE": per_channel(negative_usage),
+    "REVERSE_FLOW": per_channel(reverse_flow),
+    "ZERO_CONSUMPTION": per_channel(zero_consumption),
+    "FLAT_LINE": per_channel(flat_line),
+    "SUM_CHECK": per_channel(sum_check),
 }
 
 DEFAULTS: dict[str, dict[str, object]] = {
