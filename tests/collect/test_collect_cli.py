@@ -79,6 +79,16 @@ def test_collect_command(store: Store, simulator: DlmsSimulator, tmp_path: Path)
     assert payload["summary"]["failed"] == 1
     accepted = payload["summary"]["ingest"]["accepted"]
     assert accepted > 0 and store.count("readings") == accepted
+    # a register read at every row read: each interval's end and each meter's first row
+    registers = payload["summary"]["registers"]
+    assert registers == {
+        "reads": accepted + 2,
+        "new": accepted + 2,
+        "duplicates": 0,
+        "conflicts": 0,
+        "unknown": 0,
+    }
+    assert store.count("register_reads") == accepted + 2
 
     again = runner.invoke(cli, [*base, "--meter-id", "MTR-00001", "--meter-id", "MTR-00002"])
     assert again.exit_code == 0
@@ -91,6 +101,8 @@ def test_collect_command(store: Store, simulator: DlmsSimulator, tmp_path: Path)
     summary = json.loads(forced.stdout)["summary"]
     assert summary["ok"] == 2 and summary["ingest"]["accepted"] <= 2 * 1  # at most a new row
     assert store.count("readings") == accepted + summary["ingest"]["accepted"]
+    assert summary["registers"]["new"] == summary["ingest"]["accepted"]
+    assert store.count("register_reads") == accepted + 2 + summary["ingest"]["accepted"]
 
     table = runner.invoke(cli, ["collect", "--fleet", str(fleet), "--db", store.url, "--force"])
     assert table.exit_code == 1 and "E04" in table.stdout

@@ -9,7 +9,14 @@ from typing import Any
 
 from meterledger.collect.config import MeterEndpoint, parse_fleet
 from meterledger.collect.errors import ConnectFailedError
-from meterledger.collect.fleet import ClockSample, FleetCollector, HandoffCounts
+from meterledger.collect.fleet import (
+    ClockSample,
+    FleetCollector,
+    HandoffCounts,
+    RegisterCounts,
+    RegisterLedger,
+)
+from meterledger.collect.profile import RegisterSample
 from meterledger.collect.transport import Transport
 from meterledger.core.reading import Reading
 
@@ -167,3 +174,20 @@ def test_not_due_meters_are_skipped_unless_forced() -> None:
         ("M0", True, None),
         ("M1", False, "E04"),
     ]
+
+
+class RegisterMemoryLedger(MemoryLedger):
+    def __init__(self) -> None:
+        super().__init__()
+        self.registers: list[RegisterSample] = []
+
+    def deliver_registers(self, reads: Sequence[RegisterSample]) -> RegisterCounts:
+        self.registers += reads
+        return RegisterCounts(reads=len(reads), new=len(reads))
+
+
+def test_register_reads_go_only_to_a_ledger_that_keeps_them() -> None:
+    plain, keeping = MemoryLedger(), RegisterMemoryLedger()
+    assert not isinstance(plain, RegisterLedger) and isinstance(keeping, RegisterLedger)
+    assert FleetCollector(fleet(1), plain).registers is None
+    assert FleetCollector(fleet(1), keeping).registers is keeping

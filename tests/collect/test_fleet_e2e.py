@@ -16,7 +16,9 @@ import pytest
 
 from meterledger.cli.collect import StoreLedger
 from meterledger.collect.config import Fleet, parse_fleet
-from meterledger.collect.fleet import CollectRun, FleetCollector
+from meterledger.collect.fleet import CollectRun, FleetCollector, HandoffCounts, RegisterCounts
+from meterledger.collect.profile import RegisterSample
+from meterledger.core.reading import Reading
 from meterledger.core.time import epoch_of
 from meterledger.simulate.dlms_server import (
     DlmsSimulator,
@@ -47,11 +49,20 @@ class Clock:
 
 
 class SpyLedger(StoreLedger):
-    """The store ledger, noting every counter block it hands out."""
+    """The store ledger, noting every counter block it hands out and every handoff."""
 
     def __init__(self, store: Store, clock: Clock) -> None:
         super().__init__(store, now=clock)
         self.blocks: list[tuple[str, range]] = []
+        self.handoffs: list[tuple[str, frozenset[str]]] = []  # (what, meters)
+
+    def deliver_registers(self, reads: Sequence[RegisterSample]) -> RegisterCounts:
+        self.handoffs.append(("registers", frozenset(r.meter_id for r in reads)))
+        return super().deliver_registers(reads)
+
+    def deliver(self, readings: Sequence[Reading]) -> HandoffCounts:
+        self.handoffs.append(("readings", frozenset(r.meter_id for r in readings)))
+        return super().deliver(readings)
 
     def reserve_counters(self, meter_id: str, block: int) -> range:
         got = super().reserve_counters(meter_id, block)
@@ -193,6 +204,14 @@ def test_recollect_is_exactly_once_and_resumes_from_the_last_interval(store: Sto
     )
     first, again, reread, scheduled, next_day = runs
     stored = store.count("readings")
+    # register reads: one per row read after the last stored (the first read's baseline
+    # row opens the period), exactly once like the readings
+    assert first.registers == RegisterCounts(reads=3 * 96, new=3 * 96)
+    assert again.registers == RegisterCounts()
+    assert reread.registers == RegisterCounts(reads=3 * 96, duplicates=3 * 96)
+    assert scheduled.registers == RegisterCounts()
+    assert next_day.registers == RegisterCounts(reads=3 * 96, new=3 * 96)
+    assert store.count("register_reads") == 3 * (96 + 96)
     assert first.handoff.accepted == 3 * 95
     assert [by_id(again)[m].intervals for m in GOOD] == [0, 0, 0]
     assert again.handoff.records == 0
@@ -233,3 +252,28 @@ def test_invocation_counters_are_never_reused_across_sessions(store: Store) -> N
     last = [store.counters(m).server_last for m in GOOD]
     assert all(value > 0 for value in last)  # the meters' counters persisted
     assert store.counters("MTR-00004").server_last == 0
+
+
+def test_register_reads_are_the_totals_at_each_capture_time(store: Store) -> None:
+    """Each interval is exactly the difference of the register reads at its two ends, and
+    a batch's register reads are handed to the store before its readings."""
+    register(store)
+    clock = Clock(START + timedelta(days=1))
+    (run,), ledger = run_with_simulator(store, clock, [{"force": True}])
+    assert run.registers.new == 3 * 96 and run.registers.conflicts == 0
+    channels = {c.meter_id: c.channel_id for c in store.list_channels() if c.obis == IMPORT}
+    for meter_id in GOOD:
+        reads = store.register_reads([channels[meter_id]], 0, 2**40)
+        frame = store.readings(meter_id, 0, 2**40, IMPORT)
+        ends = [int(v) for v in frame.get_column("interval_end").to_list()]
+        assert reads.read_at.tolist() == [ends[0] - 900, *ends]
+        deltas = [int(b - a) for a, b in zip(reads.value[:-1], reads.value[1:], strict=True)]
+        assert deltas == [int(v) for v in frame.get_column("value").to_list()]
+        assert int(reads.value[0]) > 0  # a running total, not an interval
+    assert store.register_reads([channels[m] for m in IDS[3:]], 0, 2**40).rows == 0
+    kinds = [what for what, _ in ledger.handoffs]
+    assert kinds.count("registers") == kinds.count("readings") >= 1
+    for (first, meters), (second, same) in zip(
+        ledger.handoffs[::2], ledger.handoffs[1::2], strict=True
+    ):
+        assert (first, second) == ("registers", "readings") and meters == same

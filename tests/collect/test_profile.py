@@ -14,6 +14,7 @@ from meterledger.codec.dlms.data import CosemDateTime, Data, DataType
 from meterledger.codec.dlms.errors import DlmsRemoteError
 from meterledger.collect.profile import (
     ChannelKind,
+    RegisterSample,
     load_profile_map,
     parse_profile_map,
     profile_readings,
@@ -245,6 +246,80 @@ def test_interval_kind_columns_are_taken_as_they_are() -> None:
         capture_period=900,
     )
     assert [r.value for r in result.readings] == [2_500]
+    assert result.registers == ()  # an interval column is no register
+
+
+def at(minutes: int) -> int:
+    return epoch_of(T0 + timedelta(minutes=minutes))
+
+
+def test_each_row_of_a_cumulative_channel_is_a_register_read() -> None:
+    """The totals themselves, in the deltas' milli-units (so consecutive reads differ by
+    exactly the interval between them); the row after a gap is a read though it gives no
+    interval, and the first row of a read opens the period."""
+    spec = load_profile_map().get("1.0.99.1.0.255")
+    full = rows([(100, 7), (110, 7), (125, 9), (130, 9), (150, 12)])
+    del full[2]  # the 00:30 capture was lost in an outage
+    result = profile_readings(
+        "M1",
+        spec,
+        (CLOCK, IMPORT, EXPORT),
+        {"1.0.1.8.0.255": ScalerUnit(-1, 30), "1.0.2.8.0.255": WH},
+        full,
+        capture_period=900,
+    )
+    assert result.registers == (
+        RegisterSample("M1", "1.0.1.8.0.255", at(0), 10_000),
+        RegisterSample("M1", "1.0.1.8.0.255", at(15), 11_000),
+        RegisterSample("M1", "1.0.1.8.0.255", at(45), 13_000),
+        RegisterSample("M1", "1.0.1.8.0.255", at(60), 15_000),
+        RegisterSample("M1", "1.0.2.8.0.255", at(0), 7_000),
+        RegisterSample("M1", "1.0.2.8.0.255", at(15), 7_000),
+        RegisterSample("M1", "1.0.2.8.0.255", at(45), 9_000),
+        RegisterSample("M1", "1.0.2.8.0.255", at(60), 12_000),
+    )
+    imports = [r.value for r in result.readings if r.channel.c == 1]
+    assert imports == [1_000, 2_000]  # 00:15 and 01:00; 00:45 follows the gap
+
+
+def test_register_reads_follow_the_last_stored_interval() -> None:
+    spec = load_profile_map().get("1.0.99.1.0.255")
+    result = profile_readings(
+        "M1",
+        spec,
+        (CLOCK, IMPORT, EXPORT),
+        {"1.0.1.8.0.255": WH, "1.0.2.8.0.255": WH},
+        rows([(100, 0), (110, 0), (125, 0)]),
+        capture_period=900,
+        after={"1.0.1.8.0.255": at(15), "1.0.2.8.0.255": None},
+    )
+    imports = [(r.read_at, r.value) for r in result.registers if r.channel == "1.0.1.8.0.255"]
+    exports = [r.read_at for r in result.registers if r.channel == "1.0.2.8.0.255"]
+    assert imports == [(at(30), 125_000)]  # the baseline row at 00:15 was handed on before
+    assert exports == [at(0), at(15), at(30)]
+
+
+def test_a_row_marked_not_valid_gives_no_register_read() -> None:
+    profiles = load_profile_map()
+    spec = profiles.get("1.0.99.1.0.255")
+    data = [
+        (stamp(T0), Data.uint8(0), Data.uint32(100)),
+        (stamp(T0 + timedelta(minutes=15)), Data.uint8(0x04), Data.uint32(999)),  # not valid
+        (stamp(T0 + timedelta(minutes=30)), Data.uint8(0x80), Data.uint32(104)),  # power down
+        (stamp(T0 + timedelta(minutes=45)), Data.uint8(0x02), Data.uint32(105)),  # bad clock
+    ]
+    result = profile_readings(
+        "M1",
+        spec,
+        (CLOCK, STATUS, IMPORT),
+        {"1.0.1.8.0.255": WH},
+        data,
+        capture_period=900,
+        status_quality=profiles,
+    )
+    assert [(r.read_at, r.value) for r in result.registers] == [(at(0), 100_000), (at(30), 104_000)]
+    flags = [Quality.SUSPECT, Quality.POWER_OUTAGE, Quality.SUSPECT]
+    assert [r.quality for r in result.readings] == flags  # the intervals are still handed on
 
 
 @pytest.mark.parametrize(

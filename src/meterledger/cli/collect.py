@@ -122,44 +122,50 @@ class StoreLedger:
                 if server_counter > last:  # equal: no ciphered answer since the last session
                     tx.accept_server_counter(meter_id, server_counter)
 
-    def _channel_id(self, meter_id: str, obis: str) -> int | None:
-        """The channel's id, from a map of the registry reloaded when it has changed."""
-        found = self._channel_ids.get((meter_id, obis))
-        if found is None:
-            version = self.store.registry_version()
-            if version != self._registry_version:
-                self._registry_version = version
-                self._channel_ids = {
-                    (c.meter_id, c.obis): c.channel_id for c in self.store.list_channels()
-                }
-                found = self._channel_ids.get((meter_id, obis))
-        return found
+    def _channel_ids_now(self) -> dict[tuple[str, str], int]:
+        """``(meter_id, obis) -> channel_id``, reloaded when the registry has changed."""
+        version = self.store.registry_version()
+        if version != self._registry_version:
+            self._registry_version = version
+            self._channel_ids = {
+                (c.meter_id, c.obis): c.channel_id for c in self.store.list_channels()
+            }
+        return self._channel_ids
 
     def deliver_registers(self, reads: Sequence[RegisterSample]) -> RegisterCounts:
         counts = RegisterCounts(reads=len(reads))
+        ids, source = self._channel_ids, REGISTER_SOURCE
         known: list[RegisterRead] = []
-        for meter_id, obis, read_at, value in reads:
-            channel_id = self._channel_id(meter_id, obis)
-            if channel_id is None:  # an unregistered meter: ingest quarantines its readings
-                counts.unknown += 1
-            else:
-                known.append(RegisterRead(channel_id, read_at, value, REGISTER_SOURCE))
+        for attempt in range(2):  # a channel not in the map: reload it once, then unknown
+            missed: list[RegisterSample] = []
+            for read in reads:
+                channel_id = ids.get((read.meter_id, read.channel))
+                if channel_id is None:
+                    missed.append(read)
+                else:
+                    known.append(RegisterRead(channel_id, read.read_at, read.value, source))
+            if not missed or attempt:
+                break
+            reads, ids = missed, self._channel_ids_now()
+        counts.unknown = len(missed)  # an unregistered meter: ingest quarantines its readings
+        if not known:
+            return counts
         with self.store.write() as tx:
             checked = against_store(self.store, known)
             counts.new = tx.add_register_reads(checked.fresh) if checked.fresh else 0
         counts.duplicates, counts.conflicts = checked.duplicates, len(checked.conflicts)
         if checked.conflicts:
             names = {v: k for k, v in self._channel_ids.items()}
-            read, held = checked.conflicts[0]
-            meter_id, obis = names.get(read.channel_id, ("?", "?"))
+            first, held = checked.conflicts[0]
+            meter_id, obis = names.get(first.channel_id, ("?", "?"))
             log.warning(
                 "%d register read(s) differ from the stored ones and were not stored; the "
                 "first: meter %s %s at %s read %d, stored %d (milli-units)",
                 len(checked.conflicts),
                 meter_id,
                 obis,
-                iso_utc(read.read_at),
-                read.value,
+                iso_utc(first.read_at),
+                first.value,
                 held,
                 extra={"meter_id": meter_id, "code": "register-conflict"},
             )
@@ -294,7 +300,9 @@ def command(
         s = _summary(run)
         console.print(
             f"{s['ok']} read, {s['skipped']} skipped, {s['failed']} failed in {s['seconds']} s; "
-            f"ingest accepted {run.handoff.accepted}, duplicates {run.handoff.duplicates}"
+            f"ingest accepted {run.handoff.accepted}, duplicates {run.handoff.duplicates}; "
+            f"{run.registers.new} new register read(s)"
+            + (f", {run.registers.conflicts} conflicting" if run.registers.conflicts else "")
         )
         print_outcome(checked)
     if run.failed:
