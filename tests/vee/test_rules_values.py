@@ -11,7 +11,7 @@ from zoneinfo import ZoneInfo
 import numpy as np
 
 from meterledger.core.reading import Quality
-from meterledger.vee import rules_stats, rules_values
+from meterledger.vee import facts, rules_stats, rules_values
 from meterledger.vee.findings import Context, Hits, Rule
 from meterledger.vee.series import Channels, ClockReads, Registers, Series, offsets_of
 
@@ -378,7 +378,7 @@ def test_shared_row_facts_agree_with_the_series_on_irregular_rows() -> None:
         Chan([3] * 40, history=40),
     )
     ctx = context(s)
-    assert rules_values.checked(s, ctx).tolist() == s.checked().tolist()
+    assert facts.checked(s, ctx).tolist() == s.checked().tolist()
     chans = np.array([0, 0, 0, 1, 3, 3])
     t = np.array([end(2), end(3), end(21) + 1, end(0) - 1, end(39), end(100)])
     want = [
@@ -386,7 +386,7 @@ def test_shared_row_facts_agree_with_the_series_on_irregular_rows() -> None:
         for c, x in zip(chans, t, strict=True)
     ]
     assert (
-        (rules_values.upto(s, chans, t) - s.offsets[chans]).tolist()
+        (facts.upto(s, chans, t) - s.offsets[chans]).tolist()
         == want
         == [3, 3, 19, 0, 40, 40]
     )

@@ -19,12 +19,19 @@ from typing import Any
 import numpy as np
 
 from meterledger.core.reading import Quality
+from meterledger.vee.facts import (
+    chan_of,
+    checked,
+    day_runs,
+    facts,
+    hour_runs,
+    negatives,
+    ranges,
+    run_of,
+)
 from meterledger.vee.findings import Context, Hits, Rule, per_channel
 from meterledger.vee.rules_values import (
     NORMAL,
-    chan_of,
-    checked,
-    facts,
     kinds,
     local_of,
     local_text,
@@ -56,40 +63,11 @@ _OUTAGE = int(Quality.POWER_OUTAGE)
 _WEEKDAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
 
 
-def runs(series: Series, context: Context, unit: int) -> tuple[np.ndarray, np.ndarray]:
-    """Runs of a channel's rows in one local hour (``unit`` 3600) or day (86400): the first
-    row of each and its hour or day number. Rows are sorted by time within a channel and
-    local time only moves forward (the repeated autumn hour too): an hour or a day is a run."""
-    store = facts(series, context)
-    if ("runs", unit) not in store:
-        if unit == 86_400:
-            start, hour = runs(series, context, 3_600)
-            head = np.ones(len(start), dtype=bool)
-            head[1:] = hour[1:] // 24 != hour[:-1] // 24
-            at = np.minimum(np.searchsorted(series.offsets, start), len(series.offsets) - 1)
-            head |= series.offsets[at] == start  # a channel's first row
-            store["runs", unit] = start[head], hour[head] // 24
-        else:
-            number = context.local_start // unit
-            head = np.ones(series.rows, dtype=bool)
-            head[1:] = number[1:] != number[:-1]
-            head[series.offsets[:-1][series.offsets[:-1] < series.rows]] = True
-            start = np.flatnonzero(head)
-            store["runs", unit] = start, number[start]
-    out: tuple[np.ndarray, np.ndarray] = store["runs", unit]
-    return out
-
-
 def _dates(days: np.ndarray) -> list[str]:
     """Local day numbers as ``Sun 2026-03-08``."""
     text = np.datetime_as_string(np.asarray(days, dtype="datetime64[D]")).tolist()
     weekday = ((np.asarray(days, dtype=_I64) + 3) % 7).tolist()  # 1970-01-01 was a Thursday
     return [f"{_WEEKDAYS[w]} {d}" for w, d in zip(weekday, text, strict=True)]
-
-
-def _run_of(start: np.ndarray, rows: np.ndarray) -> np.ndarray:
-    out: np.ndarray = np.searchsorted(start, rows, side="right") - 1
-    return out
 
 
 def _days(series: Series, context: Context) -> tuple[np.ndarray, ...]:
@@ -98,7 +76,7 @@ def _days(series: Series, context: Context) -> tuple[np.ndarray, ...]:
     (midnight to midnight, no gap), has an outage, has estimates, and counts as usage."""
     store = facts(series, context)
     if "days" not in store:
-        start, day = runs(series, context, _DAY)
+        start, day = day_runs(series, context)
         last = np.append(start[1:], series.rows) - 1
         local, secs, end, value = (
             context.local_start, series.interval_seconds, series.interval_end, series.value
@@ -106,7 +84,7 @@ def _days(series: Series, context: Context) -> tuple[np.ndarray, ...]:
         complete = (local[start] % _DAY == 0) & (local[last] + secs[last] == (day + 1) * _DAY)
         complete &= np.add.reduceat(secs, start) == end[last] - end[start] + secs[start]
         flagged = np.flatnonzero((series.quality & _UNUSABLE) != 0)
-        run, flags = _run_of(start, flagged), series.quality[flagged]
+        run, flags = run_of(start, flagged), series.quality[flagged]
         outage = np.bincount(run[(flags & _OUTAGE) != 0], minlength=len(start)) > 0
         estimated = np.bincount(run[(flags & ~_OUTAGE) != 0], minlength=len(start)) > 0
         chan = np.repeat(
@@ -145,7 +123,7 @@ def spike(series: Series, context: Context, params: Mapping[str, Any]) -> Hits:
     # the third-highest is at least the mean of all but the two highest
     bound = (total - 2 * top) / np.maximum(count - 2, 1)
     explained = np.flatnonzero(context.explained)
-    ex_day = _run_of(start, explained)
+    ex_day = run_of(start, explained)
     maybe = (top > ratio * np.maximum(bound, 0)) & (top - bound > floor)
     maybe[ex_day] = True  # the bound counts every row: look at days with explained rows
     maybe = np.flatnonzero(maybe & (count >= 3))
@@ -205,7 +183,7 @@ class _Daily:
 
 def _daily(series: Series, context: Context, params: Mapping[str, Any]) -> _Daily:
     chan, day, start, last, total, _, _, complete, outage, estimated, usage = _days(series, context)
-    explained = np.bincount(_run_of(start, np.flatnonzero(context.explained)), minlength=len(start))
+    explained = np.bincount(run_of(start, np.flatnonzero(context.explained)), minlength=len(start))
     clean = ~outage & (explained == 0)
     usable = complete & clean & ~estimated & usage
     key = chan * _SHIFT + day
@@ -316,8 +294,9 @@ def multiplier_mismatch(series: Series, context: Context, params: Mapping[str, A
 
 def _channel_scale(series: Series, context: Context) -> tuple[np.ndarray, ...]:
     """Per channel: its typical daily peak (the median over its local days of the day's
-    highest interval), its highest value and a floor under its usable values (its lowest,
-    but not below zero where values cannot be negative: negatives are not learnt from)."""
+    highest interval), its highest value, a floor under its usable values (its lowest,
+    but not below zero where values cannot be negative: negatives are not learnt from) and
+    its lowest value."""
     store = facts(series, context)
     if "scale" not in store:
         chan, _, _, _, _, high, low, *_ = _days(series, context)
@@ -328,10 +307,11 @@ def _channel_scale(series: Series, context: Context) -> tuple[np.ndarray, ...]:
         top, bottom = np.zeros(len(counts), dtype=_I64), np.zeros(len(counts), dtype=_I64)
         top[has] = np.maximum.reduceat(high, first[has])
         bottom[has] = np.minimum.reduceat(low, first[has])
+        lowest = bottom.copy()
         bottom = np.where(series.channels.allows_negative, bottom, np.maximum(bottom, 0))
-        negative = np.flatnonzero(series.value < 0)
+        negative = negatives(series, context)
         store["negative"] = negative[~series.channels.allows_negative[chan_of(series, negative)]]
-        store["scale"] = median, top, bottom
+        store["scale"] = median, top, bottom, lowest
     out: tuple[np.ndarray, ...] = store["scale"]
     return out
 
@@ -339,17 +319,21 @@ def _channel_scale(series: Series, context: Context) -> tuple[np.ndarray, ...]:
 def _history(
     series: Series, context: Context, rows: np.ndarray, weeks: int
 ) -> tuple[np.ndarray, np.ndarray]:
-    """For ``rows``, the index of each one's local hour among theirs, and per such hour
-    the usable samples of the same local hour 1 .. ``weeks`` weeks before: a (hours,
-    samples) matrix, NaN where none."""
-    start, hour = runs(series, context, _HOUR)
+    """For ``rows`` (sorted), the index of each one's local hour among theirs, and per such
+    hour the usable samples of the same local hour 1 .. ``weeks`` weeks before: a (hours,
+    samples) matrix, NaN where none. Only the hours of the rows' channels are looked at."""
     store = facts(series, context)
-    if "hour key" not in store:
-        store["hour key"] = chan_of(series, start) * _SHIFT + hour
-    key = store["hour key"]
-    group, which = np.unique(_run_of(start, rows), return_inverse=True)
-    count = np.diff(np.append(start, series.rows))
-    want = key[group][:, None] - _WEEK_HOURS * np.arange(1, weeks + 1)  # (hours, weeks)
+    chans = chan_of(series, rows)
+    chans = chans[np.append(True, np.diff(chans) != 0)] if len(chans) else chans
+    for some in (chans, None):  # all channels' runs only when a search is ambiguous
+        start, key, count, lo, hi = hour_runs(series, context, some)
+        run = run_of(start, rows)
+        new = np.append(True, np.diff(run) != 0) if len(run) else np.ones(0, dtype=bool)
+        group, which = run[new], np.cumsum(new) - 1
+        want = key[group][:, None] - _WEEK_HOURS * np.arange(1, weeks + 1)  # (hours, weeks)
+        pairs = zip(lo.tolist(), hi.tolist(), strict=True)
+        if some is None or not any(((want > a) & (want <= b)).any() for a, b in pairs):
+            break
     back = np.minimum(np.searchsorted(key, want), len(key) - 1)
     found = key[back] == want
     width = int(np.where(found, count[back], 0).max(initial=1))
@@ -357,9 +341,10 @@ def _history(
     shape = len(group), weeks * width
     at = (np.where(found, start[back], 0)[:, :, None] + offset).reshape(shape)
     ok = (offset < np.where(found, count[back], 0)[:, :, None]).reshape(shape)
-    not_learnt = (store["flagged"], store["negative"], np.flatnonzero(context.explained))
-    unusable = np.unique(np.concatenate(not_learnt))
-    ok &= ~np.isin(at, unusable)
+    unusable = context.explained.copy()
+    unusable[store["flagged"]] = True
+    unusable[store["negative"]] = True
+    ok &= ~unusable[at]
     return which, np.where(ok, series.value[np.where(ok, at, 0)], np.nan)
 
 
@@ -375,15 +360,18 @@ def _outliers(
     gets the rows, their floors, the history matrix of their hours and each row's hour."""
     if not series.rows:
         return Hits.empty()
-    peak, top, bottom = _channel_scale(series, context)
+    peak, top, bottom, lowest = _channel_scale(series, context)
     floor = np.maximum(float(params[floors[0]]), float(params[floors[1]]) * peak)
     reach = floors[2] * floor
-    counts = np.diff(series.offsets)
+    above, below = bottom + reach, top - reach
+    # only the channels whose values reach past a bound can have rows that do
+    chans = np.flatnonzero((top > above) | (lowest < below))
+    counts = np.diff(series.offsets)[chans]
+    rows = ranges(series.offsets[chans], series.offsets[chans + 1])
+    c = np.repeat(chans, counts)
     value = series.value
-    maybe = value > np.repeat(bottom + reach, counts)
-    maybe |= value < np.repeat(top - reach, counts)
-    rows = np.flatnonzero(maybe)
-    c = chan_of(series, rows)
+    maybe = (value[rows] > above[c]) | (value[rows] < below[c])
+    rows, c = rows[maybe], c[maybe]
     _, export = kinds(series, context)
     eligible = (~export | bool(params["export"]))[c] & ~context.explained[rows]
     eligible &= checked(series, context)[rows]

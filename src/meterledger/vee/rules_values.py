@@ -10,7 +10,6 @@ rows between register reads); what several rules need is found once per series a
 
 from __future__ import annotations
 
-import weakref
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from functools import lru_cache
@@ -21,6 +20,7 @@ import numpy as np
 from meterledger.core.errors import InputError
 from meterledger.core.obis import ObisCode
 from meterledger.core.reading import Quality
+from meterledger.vee.facts import chan_of, checked, facts, negatives, ranges, upto
 from meterledger.vee.findings import Context, Hits, Rule, per_channel
 from meterledger.vee.series import Series, local_epoch
 
@@ -37,81 +37,8 @@ __all__ = [
 
 _I64 = np.int64
 _POW10 = 10 ** np.arange(19, dtype=_I64)  # 10**0 .. 10**18, the int64 range
-_SHIFT = _I64(1) << _I64(34)  # channel-major keys: channel * 2**34 + seconds, hours, days
 _OUTAGE = int(Quality.POWER_OUTAGE)
 NORMAL, ROLLED, RESET = 0, 1, 2  # ReadPairs.kind
-
-Facts = dict[object, Any]
-_MEMO: dict[int, tuple[tuple[weakref.ref[np.ndarray], ...], Facts]] = {}
-
-
-def facts(series: Series, context: Context) -> Facts:
-    """A store of facts about ``series`` and its local times that several rules need,
-    found once and kept while the arrays they come from live (weak references), so nothing
-    outlives the run. Nothing that depends on ``Context.explained`` is kept here."""
-    ch = series.channels
-    arrays = (
-        series.interval_end, series.interval_seconds, series.value, series.quality,
-        series.offsets, series.check_from, series.check_to, ch.step, ch.net,
-        ch.allows_negative, ch.channel_id, context.local_start,
-    )  # fmt: skip
-    key = id(series.interval_end)
-    held = _MEMO.get(key)
-    if held is not None and all(r() is a for r, a in zip(held[0], arrays, strict=True)):
-        return held[1]
-
-    gone = lambda _: _MEMO.pop(key, None)  # noqa: E731 - the first array's death forgets all
-    _MEMO[key] = ((weakref.ref(arrays[0], gone), *(weakref.ref(a) for a in arrays[1:])), {})
-    return _MEMO[key][1]
-
-
-def chan_of(series: Series, rows: np.ndarray) -> np.ndarray:
-    """The channel of each of ``rows``."""
-    out: np.ndarray = np.searchsorted(series.offsets, rows, side="right") - 1
-    return out
-
-
-def ranges(lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
-    """The row indices ``lo[i]:hi[i]`` of every i, concatenated."""
-    counts = np.maximum(hi - lo, 0)
-    base = np.cumsum(counts) - counts
-    out: np.ndarray = np.repeat(lo - base, counts) + np.arange(int(counts.sum()), dtype=_I64)
-    return out
-
-
-def upto(series: Series, chans: np.ndarray, t: np.ndarray) -> np.ndarray:
-    """Past the last row of channel ``chans[i]`` ending at or before ``t[i]`` (an index in
-    ``offsets[c] .. offsets[c + 1]``): arithmetic on the channel's grid, else a search."""
-    off, end, n = series.offsets, series.interval_end, series.rows
-    lo, hi = off[chans], off[chans + 1]
-    at: np.ndarray = lo.copy()
-    if not n or not len(chans):
-        return at
-    step = np.maximum(series.channels.step[chans], 1)
-    at += np.clip((t - end[np.minimum(lo, n - 1)]) // step + 1, 0, hi - lo)
-    below = (at == lo) | (end[np.maximum(at - 1, 0)] <= t)
-    bad = np.flatnonzero(~below | ((at < hi) & (end[np.minimum(at, n - 1)] <= t)))
-    if len(bad):  # off the grid (gaps, odd lengths): search those channels' rows
-        wanted, which = np.unique(chans[bad], return_inverse=True)
-        counts = off[wanted + 1] - off[wanted]
-        key = np.repeat(np.arange(len(wanted), dtype=_I64), counts) * _SHIFT
-        key += end[ranges(off[wanted], off[wanted + 1])]
-        pos = np.searchsorted(key, which * _SHIFT + t[bad], side="right")
-        at[bad] = lo[bad] + pos - (np.cumsum(counts) - counts)[which]
-    return at
-
-
-def checked(series: Series, context: Context) -> np.ndarray:
-    """Boolean mask of the rows findings may go on (as :meth:`Series.checked`)."""
-    store = facts(series, context)
-    if "checked" not in store:
-        off, chans = series.offsets, np.arange(len(series.channels), dtype=_I64)
-        a = upto(series, chans, series.check_from)
-        b = np.maximum(upto(series, chans, series.check_to), a)
-        spans = np.stack([a - off[:-1], b - a, off[1:] - b], axis=1).ravel()
-        store["checked"] = np.repeat(np.tile(np.array([False, True, False]), len(chans)), spans)
-    out: np.ndarray = store["checked"]
-    return out
 
 
 @lru_cache(maxsize=1024)
@@ -317,7 +244,7 @@ def rollover(series: Series, context: Context, params: Mapping[str, Any]) -> Hit
     """Register rollover or reset: a large negative delta, or a register read below the last."""
     value = series.value
     min_power, plausible = int(params["min_power"]), float(params["plausible_factor"])
-    neg = np.flatnonzero(value < 0)
+    neg = negatives(series, context)
     neg = neg[~series.channels.allows_negative[chan_of(series, neg)]]
     c = chan_of(series, neg)
     median, size = _positive_median(series, c), -value[neg]
@@ -352,7 +279,7 @@ def rollover(series: Series, context: Context, params: Mapping[str, Any]) -> Hit
 
 def negative_usage(series: Series, context: Context, params: Mapping[str, Any]) -> Hits:
     """Negative value on a channel that cannot run backwards (rollovers and resets aside)."""
-    rows = np.flatnonzero(series.value < 0)
+    rows = negatives(series, context)
     rows = rows[~series.channels.allows_negative[chan_of(series, rows)] & ~context.explained[rows]]
     rows = rows[checked(series, context)[rows]]
     c = chan_of(series, rows)

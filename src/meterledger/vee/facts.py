@@ -1,0 +1,164 @@
+"""Facts about a series that several rules need, found once per series and shared.
+
+The rule modules ask here for the rows findings may go on (:func:`checked`), the channel of
+a few rows, row ranges and searches on a channel's grid (:func:`upto`), the negative rows
+and the runs of a channel's rows in one local day or hour. Each fact is kept in a store
+(:func:`facts`) that lives only while the series' arrays do (weak references), so nothing
+outlives a run; nothing that depends on ``Context.explained`` is kept.
+"""
+
+from __future__ import annotations
+
+import weakref
+from typing import Any
+
+import numpy as np
+
+from meterledger.vee.findings import Context
+from meterledger.vee.series import Series
+
+__all__ = [
+    "Facts",
+    "chan_of",
+    "checked",
+    "day_runs",
+    "facts",
+    "hour_runs",
+    "negatives",
+    "ranges",
+    "run_of",
+    "upto",
+]
+
+_I64 = np.int64
+_SHIFT = _I64(1) << _I64(34)  # channel-major keys: channel * 2**34 + seconds, hours, days
+_HOUR, _DAY = 3_600, 86_400
+
+Facts = dict[object, Any]
+_MEMO: dict[int, tuple[tuple[weakref.ref[np.ndarray], ...], Facts]] = {}
+
+
+def facts(series: Series, context: Context) -> Facts:
+    """A store of facts about ``series`` and its local times that several rules need,
+    found once and kept while the arrays they come from live (weak references), so nothing
+    outlives the run. Nothing that depends on ``Context.explained`` is kept here."""
+    ch = series.channels
+    arrays = (
+        series.interval_end, series.interval_seconds, series.value, series.quality,
+        series.offsets, series.check_from, series.check_to, ch.step, ch.net,
+        ch.allows_negative, ch.channel_id, context.local_start,
+    )  # fmt: skip
+    key = id(series.interval_end)
+    held = _MEMO.get(key)
+    if held is not None and all(r() is a for r, a in zip(held[0], arrays, strict=True)):
+        return held[1]
+
+    gone = lambda _: _MEMO.pop(key, None)  # noqa: E731 - the first array's death forgets all
+    _MEMO[key] = ((weakref.ref(arrays[0], gone), *(weakref.ref(a) for a in arrays[1:])), {})
+    return _MEMO[key][1]
+
+
+def negatives(series: Series, context: Context) -> np.ndarray:
+    """The rows with a negative value (found once per series)."""
+    store = facts(series, context)
+    if "negatives" not in store:
+        store["negatives"] = np.flatnonzero(series.value < 0)
+    out: np.ndarray = store["negatives"]
+    return out
+
+
+def chan_of(series: Series, rows: np.ndarray) -> np.ndarray:
+    """The channel of each of ``rows``."""
+    out: np.ndarray = np.searchsorted(series.offsets, rows, side="right") - 1
+    return out
+
+
+def ranges(lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
+    """The row indices ``lo[i]:hi[i]`` of every i, concatenated."""
+    counts = np.maximum(hi - lo, 0)
+    base = np.cumsum(counts) - counts
+    out: np.ndarray = np.repeat(lo - base, counts) + np.arange(int(counts.sum()), dtype=_I64)
+    return out
+
+
+def upto(series: Series, chans: np.ndarray, t: np.ndarray) -> np.ndarray:
+    """Past the last row of channel ``chans[i]`` ending at or before ``t[i]`` (an index in
+    ``offsets[c] .. offsets[c + 1]``): arithmetic on the channel's grid, else a search."""
+    off, end, n = series.offsets, series.interval_end, series.rows
+    lo, hi = off[chans], off[chans + 1]
+    at: np.ndarray = lo.copy()
+    if not n or not len(chans):
+        return at
+    step = np.maximum(series.channels.step[chans], 1)
+    at += np.clip((t - end[np.minimum(lo, n - 1)]) // step + 1, 0, hi - lo)
+    below = (at == lo) | (end[np.maximum(at - 1, 0)] <= t)
+    bad = np.flatnonzero(~below | ((at < hi) & (end[np.minimum(at, n - 1)] <= t)))
+    if len(bad):  # off the grid (gaps, odd lengths): search those channels' rows
+        wanted, which = np.unique(chans[bad], return_inverse=True)
+        counts = off[wanted + 1] - off[wanted]
+        key = np.repeat(np.arange(len(wanted), dtype=_I64), counts) * _SHIFT
+        key += end[ranges(off[wanted], off[wanted + 1])]
+        pos = np.searchsorted(key, which * _SHIFT + t[bad], side="right")
+        at[bad] = lo[bad] + pos - (np.cumsum(counts) - counts)[which]
+    return at
+
+
+def checked(series: Series, context: Context) -> np.ndarray:
+    """Boolean mask of the rows findings may go on (as :meth:`Series.checked`)."""
+    store = facts(series, context)
+    if "checked" not in store:
+        off, chans = series.offsets, np.arange(len(series.channels), dtype=_I64)
+        a = upto(series, chans, series.check_from)
+        b = np.maximum(upto(series, chans, series.check_to), a)
+        spans = np.stack([a - off[:-1], b - a, off[1:] - b], axis=1).ravel()
+        store["checked"] = np.repeat(np.tile(np.array([False, True, False]), len(chans)), spans)
+    out: np.ndarray = store["checked"]
+    return out
+
+
+def run_of(start: np.ndarray, rows: np.ndarray) -> np.ndarray:
+    """The run (of those starting at ``start``) each of ``rows`` is in."""
+    out: np.ndarray = np.searchsorted(start, rows, side="right") - 1
+    return out
+
+
+def day_runs(series: Series, context: Context) -> tuple[np.ndarray, np.ndarray]:
+    """Runs of a channel's rows in one local day: the first row of each and its day number.
+    Rows are sorted by time within a channel and local time only moves forward (the
+    repeated autumn hour too): a day is a run."""
+    store = facts(series, context)
+    if "day runs" not in store:
+        number = context.local_start // _DAY
+        head = np.empty(series.rows, dtype=bool)
+        head[:1] = True
+        np.not_equal(number[1:], number[:-1], out=head[1:])
+        head[series.offsets[:-1][series.offsets[:-1] < series.rows]] = True
+        start = np.flatnonzero(head)
+        store["day runs"] = start, number[start]
+    out: tuple[np.ndarray, np.ndarray] = store["day runs"]
+    return out
+
+
+def hour_runs(series: Series, context: Context, chans: np.ndarray | None) -> tuple[np.ndarray, ...]:
+    """The runs of rows in one local hour of channels ``chans`` (sorted; None: all): the
+    first row of each, its key (channel * 2**34 + hour number) and its length, and the
+    keys ``(lo, hi]`` a search among them cannot find the same way among every channel's
+    runs: where a channel's hours go back (overlapping rows), keys there are unsorted."""
+    off = series.offsets
+    if chans is None:
+        picked, first = np.arange(series.rows, dtype=_I64), off[:-1]
+        chans = np.arange(len(series.channels), dtype=_I64)
+    else:
+        picked = ranges(off[chans], off[chans + 1])
+        first = np.cumsum(np.diff(off)[chans]) - np.diff(off)[chans]
+    number = context.local_start[picked] // _HOUR
+    head = np.ones(len(picked), dtype=bool)
+    head[1:] = number[1:] != number[:-1]
+    head[first[first < len(picked)]] = True
+    at = np.flatnonzero(head)
+    chan = chans[np.searchsorted(first, at, side="right") - 1]
+    key = chan * _SHIFT + number[at]
+    # a search for a key in (key[j], the highest key before j] can land on either side
+    top = np.maximum.accumulate(key) if len(key) else key
+    back = np.flatnonzero(key[1:] < top[:-1]) + 1
+    return picked[at], key, np.diff(np.append(at, len(picked))), key[back], top[back - 1]
