@@ -17,7 +17,7 @@ from typing import Any, TypeVar
 
 import numpy as np
 
-from meterledger.vee.series import ClockReads, Registers, Series, local_epoch
+from meterledger.vee.series import ClockReads, Registers, Series, local_starts
 
 __all__ = ["Context", "Hits", "Rule", "Severity", "is_per_channel", "per_channel"]
 
@@ -97,17 +97,7 @@ class Context:
         (:func:`local_epoch`): ``// 86400`` is the local day the interval belongs to,
         ``% 86400`` its time of day; ``(day + 3) % 7`` is the weekday, Monday 0."""
         if self._local_start is None:
-            s = self.series
-            out = np.empty(s.rows, dtype=_I64)
-            starts = s.interval_end - s.interval_seconds
-            zones = s.channels.timezone
-            for tz in sorted(set(zones)):
-                chans = [c for c, z in enumerate(zones) if z == tz]
-                rows = np.concatenate(
-                    [np.arange(s.offsets[c], s.offsets[c + 1], dtype=_I64) for c in chans]
-                )
-                out[rows] = local_epoch(starts[rows], tz)
-            self._local_start = out
+            self._local_start = local_starts(self.series)
         return self._local_start
 
 

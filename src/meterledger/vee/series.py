@@ -30,6 +30,7 @@ __all__ = [
     "Registers",
     "Series",
     "local_epoch",
+    "local_starts",
     "offsets_of",
     "ragged",
 ]
@@ -176,6 +177,25 @@ def _transitions(tz: str, first_hour: int, last_hour: int) -> tuple[np.ndarray, 
     return np.array(starts, dtype=_I64), np.array(values, dtype=_I64)
 
 
+_BLOCK = 24 * 32  # hours: tables cover month-sized blocks, so neighbouring calls share them
+_TABLES: dict[str, list[tuple[int, int, np.ndarray, np.ndarray]]] = {}
+
+
+def _table(tz: str, lo: int, hi: int) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`_transitions` of ``tz`` covering the instants ``lo .. hi``: a table already
+    made that covers them (it gives every instant there the same offset), else a new one."""
+    first, last = lo // 3600 - 1, hi // 3600 + 1
+    made = _TABLES.setdefault(tz, [])
+    for a, b, starts, offsets in made:
+        if a <= first and last <= b:
+            return starts, offsets
+    a, b = (first // _BLOCK) * _BLOCK, (last // _BLOCK + 1) * _BLOCK
+    starts, offsets = _transitions(tz, a, b)
+    if len(made) < 64:
+        made.append((a, b + 1, starts, offsets))
+    return starts, offsets
+
+
 def local_epoch(instants: np.ndarray, tz: str) -> np.ndarray:
     """Wall-clock seconds in ``tz`` for UTC epoch ``instants``, as if the wall clock were
     UTC: ``local_epoch(t) // 86400`` is the local day number, ``% 86400`` the time of day.
@@ -185,11 +205,74 @@ def local_epoch(instants: np.ndarray, tz: str) -> np.ndarray:
         return instants.copy()
     if tz == "UTC":
         return instants.copy()
-    lo = int(instants.min()) // 3600 - 1
-    hi = int(instants.max()) // 3600 + 1
-    # cache per month-sized block of hours so that neighbouring calls share the probes
-    block = 24 * 32
-    starts, offsets = _transitions(tz, (lo // block) * block, (hi // block + 1) * block)
+    starts, offsets = _table(tz, int(instants.min()), int(instants.max()))
     index = np.searchsorted(starts, instants, side="right") - 1
     local: np.ndarray = instants + offsets[np.maximum(index, 0)]
     return local
+
+
+def _first_at_least(
+    values: np.ndarray, lo: np.ndarray, hi: np.ndarray, t: np.ndarray
+) -> np.ndarray:
+    """Per query, the first index in ``lo .. hi`` where the sorted ``values[lo:hi]`` reach
+    ``t`` (``hi`` when none): one binary search of all queries at once."""
+    lo, hi = lo.copy(), hi.copy()
+    top = max(len(values) - 1, 0)
+    while len(lo) and (lo < hi).any():
+        mid = (lo + hi) // 2
+        open_ = lo < hi
+        below = values[np.minimum(mid, top)] < t
+        lo = np.where(open_ & below, mid + 1, lo)
+        hi = np.where(open_ & ~below, mid, hi)
+    return lo
+
+
+def _spans(lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
+    """The integers ``lo[i] .. hi[i] - 1`` of every i, concatenated."""
+    counts = np.maximum(hi - lo, 0)
+    out: np.ndarray = np.repeat(lo - (np.cumsum(counts) - counts), counts)
+    return out + np.arange(int(counts.sum()), dtype=_I64)
+
+
+def local_starts(series: Series) -> np.ndarray:
+    """Every row's interval start (``interval_end - interval_seconds``) as
+    :func:`local_epoch` in its channel's zone. A channel's starts mostly run forward, so
+    its offset changes at a few rows, found by binary search; a channel whose starts go
+    back somewhere (overlapping rows) is looked up row by row."""
+    out: np.ndarray = series.interval_end - series.interval_seconds
+    off, n, zones = series.offsets, series.rows, series.channels.timezone
+    has = np.flatnonzero(np.diff(off) > 0)
+    zone = np.asarray(zones, dtype=object)[has]
+    if not n or (zone == "UTC").all():
+        return out
+    lowest, highest = np.minimum.reduceat(out, off[has]), np.maximum.reduceat(out, off[has])
+    back = np.flatnonzero(out[1:] < out[:-1]) + 1
+    unsorted = np.zeros(len(zones), dtype=bool)
+    unsorted[np.searchsorted(off, back[~np.isin(back, off)], side="right") - 1] = True
+    rows, values = [off[has]], [np.zeros(len(has), dtype=_I64)]
+    lookups: list[tuple[np.ndarray, str]] = []
+    for tz in sorted(set(zone.tolist()) - {"UTC"}):
+        k = np.flatnonzero(zone == tz)
+        slow = unsorted[has[k]]
+        if slow.any():
+            c = has[k[slow]]
+            lookups.append((_spans(off[c], off[c + 1]), tz))
+        k = k[~slow]
+        if not len(k):
+            continue
+        starts, offsets = _table(tz, int(lowest[k].min()), int(highest[k].max()))
+        first = np.maximum(np.searchsorted(starts, lowest[k], side="right") - 1, 0)
+        last = np.maximum(np.searchsorted(starts, highest[k], side="right") - 1, 0)
+        values[0][k] = offsets[first]
+        # each change inside a channel's span starts a run of rows with the new offset
+        c = np.repeat(has[k], last - first)
+        change = _spans(first + 1, last + 1)
+        rows.append(_first_at_least(out, off[c], off[c + 1], starts[change]))
+        values.append(offsets[change])
+    at, by = np.concatenate(rows), np.concatenate(values)
+    order = np.argsort(at, kind="stable")
+    at, by = at[order], by[order]
+    out += np.repeat(by, np.diff(np.append(at, n)))
+    for picked, tz in lookups:
+        out[picked] = local_epoch(out[picked], tz)
+    return out
