@@ -10,12 +10,14 @@ outlives a run; nothing that depends on ``Context.explained`` is kept.
 from __future__ import annotations
 
 import weakref
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from meterledger.vee.findings import Context
-from meterledger.vee.series import Series
+from meterledger.vee.series import Series, local_starts
+
+if TYPE_CHECKING:  # the context is only passed through: findings imports this module
+    from meterledger.vee.findings import Context
 
 __all__ = [
     "Facts",
@@ -23,11 +25,14 @@ __all__ = [
     "checked",
     "day_runs",
     "facts",
+    "flagged",
     "hour_runs",
+    "local_start",
     "negatives",
     "ranges",
     "run_of",
     "upto",
+    "utc_starts",
 ]
 
 _I64 = np.int64
@@ -35,27 +40,61 @@ _SHIFT = _I64(1) << _I64(34)  # channel-major keys: channel * 2**34 + seconds, h
 _HOUR, _DAY = 3_600, 86_400
 
 Facts = dict[object, Any]
-_MEMO: dict[int, tuple[tuple[weakref.ref[np.ndarray], ...], Facts]] = {}
+_MEMO: dict[int, tuple[tuple[weakref.ref[np.ndarray], ...], tuple[object, ...], Facts]] = {}
 
 
-def facts(series: Series, context: Context) -> Facts:
-    """A store of facts about ``series`` and its local times that several rules need,
+def facts(series: Series, context: Context | None = None) -> Facts:
+    """The store of facts about ``series`` (and its local times) that several rules need,
     found once and kept while the arrays they come from live (weak references), so nothing
     outlives the run. Nothing that depends on ``Context.explained`` is kept here."""
     ch = series.channels
     arrays = (
         series.interval_end, series.interval_seconds, series.value, series.quality,
         series.offsets, series.check_from, series.check_to, ch.step, ch.net,
-        ch.allows_negative, ch.channel_id, context.local_start,
+        ch.allows_negative, ch.channel_id,
     )  # fmt: skip
+    names = ch.timezone, ch.obis, ch.meter_id
     key = id(series.interval_end)
     held = _MEMO.get(key)
-    if held is not None and all(r() is a for r, a in zip(held[0], arrays, strict=True)):
-        return held[1]
+    if (
+        held is not None
+        and all(r() is a for r, a in zip(held[0], arrays, strict=True))
+        and all(a is b for a, b in zip(held[1], names, strict=True))
+    ):
+        return held[2]
 
     gone = lambda _: _MEMO.pop(key, None)  # noqa: E731 - the first array's death forgets all
-    _MEMO[key] = ((weakref.ref(arrays[0], gone), *(weakref.ref(a) for a in arrays[1:])), {})
-    return _MEMO[key][1]
+    refs = (weakref.ref(arrays[0], gone), *(weakref.ref(a) for a in arrays[1:]))
+    _MEMO[key] = (refs, names, {})
+    return _MEMO[key][2]
+
+
+def utc_starts(series: Series) -> np.ndarray:
+    """Every row's interval start, UTC epoch seconds (read-only)."""
+    store = facts(series)
+    if "starts" not in store:
+        store["starts"] = series.interval_end - series.interval_seconds
+        store["starts"].flags.writeable = False
+    out: np.ndarray = store["starts"]
+    return out
+
+
+def local_start(series: Series) -> np.ndarray:
+    """Every row's interval start as local wall-clock seconds (:func:`local_starts`)."""
+    store = facts(series)
+    if "local" not in store:
+        store["local"] = local_starts(series, utc_starts(series))
+    out: np.ndarray = store["local"]
+    return out
+
+
+def flagged(series: Series) -> np.ndarray:
+    """The rows with any quality flag set (rules pick the flags they mean from these)."""
+    store = facts(series)
+    if "flagged" not in store:
+        store["flagged"] = np.flatnonzero(series.quality != 0)
+    out: np.ndarray = store["flagged"]
+    return out
 
 
 def negatives(series: Series, context: Context) -> np.ndarray:
@@ -103,9 +142,9 @@ def upto(series: Series, chans: np.ndarray, t: np.ndarray) -> np.ndarray:
     return at
 
 
-def checked(series: Series, context: Context) -> np.ndarray:
+def checked(series: Series, context: Context | None = None) -> np.ndarray:
     """Boolean mask of the rows findings may go on (as :meth:`Series.checked`)."""
-    store = facts(series, context)
+    store = facts(series)
     if "checked" not in store:
         off, chans = series.offsets, np.arange(len(series.channels), dtype=_I64)
         a = upto(series, chans, series.check_from)

@@ -17,7 +17,8 @@ from typing import Any, TypeVar
 
 import numpy as np
 
-from meterledger.vee.series import ClockReads, Registers, Series, local_starts
+from meterledger.vee.facts import local_start
+from meterledger.vee.series import ClockReads, Registers, Series
 
 __all__ = ["Context", "Hits", "Rule", "Severity", "is_per_channel", "per_channel"]
 
@@ -97,7 +98,7 @@ class Context:
         (:func:`local_epoch`): ``// 86400`` is the local day the interval belongs to,
         ``% 86400`` its time of day; ``(day + 3) % 7`` is the weekday, Monday 0."""
         if self._local_start is None:
-            self._local_start = local_starts(self.series)
+            self._local_start = local_start(self.series)
         return self._local_start
 
 

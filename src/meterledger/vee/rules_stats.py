@@ -29,6 +29,7 @@ from meterledger.vee.facts import (
     ranges,
     run_of,
 )
+from meterledger.vee.facts import flagged as any_flag
 from meterledger.vee.findings import Context, Hits, Rule, per_channel
 from meterledger.vee.rules_values import (
     NORMAL,
@@ -83,7 +84,8 @@ def _days(series: Series, context: Context) -> tuple[np.ndarray, ...]:
         )  # fmt: skip
         complete = (local[start] % _DAY == 0) & (local[last] + secs[last] == (day + 1) * _DAY)
         complete &= np.add.reduceat(secs, start) == end[last] - end[start] + secs[start]
-        flagged = np.flatnonzero((series.quality & _UNUSABLE) != 0)
+        flagged = any_flag(series)
+        flagged = flagged[(series.quality[flagged] & _UNUSABLE) != 0]
         run, flags = run_of(start, flagged), series.quality[flagged]
         outage = np.bincount(run[(flags & _OUTAGE) != 0], minlength=len(start)) > 0
         estimated = np.bincount(run[(flags & ~_OUTAGE) != 0], minlength=len(start)) > 0

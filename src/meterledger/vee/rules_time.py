@@ -12,7 +12,6 @@ the zone (23 h and 25 h on DST days), so a 15-minute channel has 92, 96 or 100 i
 
 from __future__ import annotations
 
-import weakref
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -20,6 +19,8 @@ from typing import Any
 import numpy as np
 
 from meterledger.core.reading import Quality
+from meterledger.vee.facts import checked, facts, utc_starts
+from meterledger.vee.facts import flagged as facts_flagged
 from meterledger.vee.findings import Context, Hits, Rule, per_channel
 from meterledger.vee.series import Series, local_epoch, offsets_of, ragged
 
@@ -112,44 +113,31 @@ class _Rows:
     days: dict[tuple[int, tuple[str, ...], bool], _Days] = field(default_factory=dict)
 
 
-_KEYED = ("interval_end", "interval_seconds", "quality", "offsets", "check_from", "check_to")
-_MEMO: dict[int, tuple[tuple[weakref.ref[np.ndarray], ...], _Rows]] = {}
-
-
 def _rows(series: Series) -> _Rows:
-    """The :class:`_Rows` of ``series``, shared by the rules that run on it; kept only while
-    the series' arrays live (weak references), so nothing outlives the run."""
-    arrays = (*(getattr(series, name) for name in _KEYED), series.channels.step)
-    key = id(series.interval_end)
-    held = _MEMO.get(key)
-    if held is not None and all(r() is a for r, a in zip(held[0], arrays, strict=True)):
-        return held[1]
+    """The :class:`_Rows` of ``series``, shared by the rules that run on it (kept in the
+    series' :func:`~meterledger.vee.facts.facts`)."""
+    store = facts(series)
+    held: _Rows | None = store.get("time rows")
+    if held is not None:
+        return held
     end, secs, off, n = series.interval_end, series.interval_seconds, series.offsets, series.rows
-    chans = np.arange(len(series.channels), dtype=_I64)
     counts = np.diff(off)
     same = np.ones(n, dtype=bool)
     same[off[:-1][off[:-1] < n]] = False
-    first = _count_at_or_before(series, chans, series.check_from)
-    last = np.maximum(_count_at_or_before(series, chans, series.check_to), first)
-    spans = np.stack([first - off[:-1], last - first, off[1:] - last], axis=1).ravel()
-    checked = np.repeat(np.tile(np.array([False, True, False]), len(chans)), spans)
-    irregular = np.flatnonzero(same[1:] & (np.diff(end) != secs[1:])) + 1
+    starts = utc_starts(series)
+    irregular = np.flatnonzero((starts[1:] != end[:-1]) & same[1:]) + 1
     steps = series.channels.step
     uniform = len(steps) and (steps == steps[0]).all()
     odd = np.flatnonzero(secs != (steps[0] if uniform else np.repeat(steps, counts)))
-    flagged = np.flatnonzero((series.quality & (_ESTIMATED | int(Quality.CLOCK_ADJUSTED))) != 0)
+    flagged = facts_flagged(series)
+    flagged = flagged[(series.quality[flagged] & (_ESTIMATED | int(Quality.CLOCK_ADJUSTED))) != 0]
     at = np.minimum(off[:-1], max(n - 1, 0))
     first_end = end[at] if n else np.zeros(len(at), dtype=_I64)
     first_start = first_end - (secs[at] if n else 0)
     history = (counts > 0) & (first_end <= series.check_from)
     lo = np.where(history, series.check_from, np.maximum(series.check_from, first_start))
     estimated = flagged[(series.quality[flagged] & _ESTIMATED) != 0]
-    rows = _Rows(same, checked, irregular, odd, flagged, estimated, lo)
-
-    def forget(_: weakref.ref[np.ndarray]) -> None:
-        _MEMO.pop(key, None)
-
-    _MEMO[key] = ((weakref.ref(end, forget), *(weakref.ref(a) for a in arrays[1:])), rows)
+    rows = store["time rows"] = _Rows(same, checked(series), irregular, odd, flagged, estimated, lo)
     return rows
 
 

@@ -20,7 +20,7 @@ import numpy as np
 from meterledger.core.errors import InputError
 from meterledger.core.obis import ObisCode
 from meterledger.core.reading import Quality
-from meterledger.vee.facts import chan_of, checked, facts, negatives, ranges, upto
+from meterledger.vee.facts import chan_of, checked, facts, flagged, negatives, ranges, upto
 from meterledger.vee.findings import Context, Hits, Rule, per_channel
 from meterledger.vee.series import Series, local_epoch
 
@@ -326,7 +326,8 @@ def zero_consumption(series: Series, context: Context, params: Mapping[str, Any]
     """A long run of zero intervals on an import channel with no power outage reported."""
     zero = np.flatnonzero(series.value == 0)
     zero = zero[kinds(series, context)[0][chan_of(series, zero)]]
-    outage = np.flatnonzero((series.quality & _OUTAGE) != 0)
+    outage = flagged(series)
+    outage = outage[(series.quality[outage] & _OUTAGE) != 0]
     length = int(params["min_intervals"])
     rows, c, count, span = _long_runs(series, context, zero, length, excused=outage)
     hours = (count * series.interval_seconds[rows] / 3600).tolist()

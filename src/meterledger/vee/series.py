@@ -234,17 +234,19 @@ def _spans(lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
     return out + np.arange(int(counts.sum()), dtype=_I64)
 
 
-def local_starts(series: Series) -> np.ndarray:
-    """Every row's interval start (``interval_end - interval_seconds``) as
-    :func:`local_epoch` in its channel's zone. A channel's starts mostly run forward, so
-    its offset changes at a few rows, found by binary search; a channel whose starts go
-    back somewhere (overlapping rows) is looked up row by row."""
-    out: np.ndarray = series.interval_end - series.interval_seconds
+def local_starts(series: Series, starts: np.ndarray | None = None) -> np.ndarray:
+    """Every row's interval start (``interval_end - interval_seconds``, or ``starts`` when
+    given) as :func:`local_epoch` in its channel's zone. A channel's starts mostly run
+    forward, so its offset changes at a few rows, found by binary search; a channel whose
+    starts go back somewhere (overlapping rows) is looked up row by row."""
+    if starts is None:
+        starts = series.interval_end - series.interval_seconds
+    out: np.ndarray = starts
     off, n, zones = series.offsets, series.rows, series.channels.timezone
     has = np.flatnonzero(np.diff(off) > 0)
     zone = np.asarray(zones, dtype=object)[has]
     if not n or (zone == "UTC").all():
-        return out
+        return out.copy()
     lowest, highest = np.minimum.reduceat(out, off[has]), np.maximum.reduceat(out, off[has])
     back = np.flatnonzero(out[1:] < out[:-1]) + 1
     unsorted = np.zeros(len(zones), dtype=bool)
@@ -272,7 +274,7 @@ def local_starts(series: Series) -> np.ndarray:
     at, by = np.concatenate(rows), np.concatenate(values)
     order = np.argsort(at, kind="stable")
     at, by = at[order], by[order]
-    out += np.repeat(by, np.diff(np.append(at, n)))
+    out = out + np.repeat(by, np.diff(np.append(at, n)))
     for picked, tz in lookups:
         out[picked] = local_epoch(out[picked], tz)
     return out
