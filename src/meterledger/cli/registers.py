@@ -150,7 +150,7 @@ def _parse_row(
         problems.append(f"unknown meter {meter_id!r}")
     try:
         obis = str(ObisCode.parse(fields["channel"]))
-    except Exception as exc:  # ObisCode names what is wrong; any failure is the row's
+    except InputError as exc:
         problems.append(f"channel {fields['channel']!r}: {exc}")
     else:
         channel = channels.get((meter_id, obis))
