@@ -132,13 +132,13 @@ def upto(series: Series, chans: np.ndarray, t: np.ndarray) -> np.ndarray:
     at += np.clip((t - end[np.minimum(lo, n - 1)]) // step + 1, 0, hi - lo)
     below = (at == lo) | (end[np.maximum(at - 1, 0)] <= t)
     bad = np.flatnonzero(~below | ((at < hi) & (end[np.minimum(at, n - 1)] <= t)))
-    if len(bad):  # off the grid (gaps, odd lengths): search those channels' rows
-        wanted, which = np.unique(chans[bad], return_inverse=True)
-        counts = off[wanted + 1] - off[wanted]
-        key = np.repeat(np.arange(len(wanted), dtype=_I64), counts) * _SHIFT
-        key += end[ranges(off[wanted], off[wanted + 1])]
-        pos = np.searchsorted(key, which * _SHIFT + t[bad], side="right")
-        at[bad] = lo[bad] + pos - (np.cumsum(counts) - counts)[which]
+    if len(bad):  # off the grid (gaps, odd lengths): a binary search of those channels
+        a, b, want = lo[bad], hi[bad], t[bad]
+        while (a < b).any():
+            mid = (a + b) // 2
+            below = end[np.minimum(mid, n - 1)] <= want
+            a, b = np.where((a < b) & below, mid + 1, a), np.where((a < b) & ~below, mid, b)
+        at[bad] = a
     return at
 
 

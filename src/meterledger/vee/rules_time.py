@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from meterledger.core.reading import Quality
-from meterledger.vee.facts import checked, facts, utc_starts
+from meterledger.vee.facts import checked, facts, upto, utc_starts
 from meterledger.vee.facts import flagged as facts_flagged
 from meterledger.vee.findings import Context, Hits, Rule, per_channel
 from meterledger.vee.series import Series, local_epoch, offsets_of, ragged
@@ -69,21 +69,6 @@ def _chan_of(series: Series, rows: np.ndarray) -> np.ndarray:
     """The channel of each of a few ``rows``."""
     chan: np.ndarray = np.searchsorted(series.offsets, rows, side="right") - 1
     return chan
-
-
-def _count_at_or_before(series: Series, chan: np.ndarray, instant: np.ndarray) -> np.ndarray:
-    """Per query, the index one past the channel's last row ending at or before the instant
-    (``offsets[chan]`` when there is none): one binary search of all queries at once."""
-    left: np.ndarray = series.offsets[chan].astype(_I64)
-    right = series.offsets[chan + 1].astype(_I64)
-    top = max(series.rows - 1, 0)
-    while len(left) and (left < right).any():
-        mid = (left + right) // 2
-        open_ = left < right
-        below = series.interval_end[np.minimum(mid, top)] <= instant
-        left = np.where(open_ & below, mid + 1, left)
-        right = np.where(open_ & ~below, mid, right)
-    return left
 
 
 @dataclass(frozen=True, slots=True)
@@ -187,8 +172,7 @@ def _count_days(series: Series, context: Context, memo: _Rows, estimates: bool) 
     stop = _per_zone(series, chan, day + 1, _day_starts)
     step = series.channels.step[chan]
     # a row of the step's length starts in [start, stop) when it ends in [start, stop) + step
-    count = _count_at_or_before(series, chan, stop + step - 1)
-    count -= _count_at_or_before(series, chan, start + step - 1)
+    count = upto(series, chan, stop + step - 1) - upto(series, chan, start + step - 1)
     end, secs = series.interval_end, series.interval_seconds
     span = max(int(stop.max()) if len(stop) else 0, int(end.max()) if len(end) else 0) + 1
 
@@ -300,9 +284,7 @@ def gap(series: Series, context: Context, params: Mapping[str, Any]) -> Hits:
     n = (last - first) // step + 1
     filled = n * 0  # rows inside a gap can only be estimates
     if len(est):
-        filled = _count_at_or_before(series, chan, last) - _count_at_or_before(
-            series, chan, first - 1
-        )
+        filled = upto(series, chan, last) - upto(series, chan, first - 1)
     detail = [
         f"{k} missing interval{'s' if k > 1 else ''}, {a} to {b}"
         + (f", {e} estimated" if e else "")
@@ -344,7 +326,7 @@ def clock_drift(series: Series, context: Context, params: Mapping[str, Any]) -> 
     bad = np.flatnonzero(np.abs(clocks.drift_ms) > tolerance_ms)
     chan = np.searchsorted(clocks.offsets, bad, side="right") - 1
     read_at, drift = clocks.read_at[bad], clocks.drift_ms[bad]
-    row = _count_at_or_before(series, chan, read_at) - 1
+    row = upto(series, chan, read_at) - 1
     step = series.channels.step[chan]
     some = row >= series.offsets[chan]
     ends = series.interval_end[np.clip(row, 0, max(series.rows - 1, 0))] if series.rows else 0
@@ -411,7 +393,7 @@ def future_timestamp(series: Series, context: Context, params: Mapping[str, Any]
     limit = context.now + int(params["slack_s"])
     has_rows = np.flatnonzero(np.diff(series.offsets) > 0)
     late = has_rows[series.interval_end[series.offsets[has_rows + 1] - 1] > limit]
-    first = _count_at_or_before(series, late, np.full(len(late), limit, dtype=_I64))
+    first = upto(series, late, np.full(len(late), limit, dtype=_I64))
     counts = series.offsets[late + 1] - first
     at = np.repeat(first - offsets_of(counts)[:-1], counts) + np.arange(int(counts.sum()))
     at = at[memo.checked[at]]

@@ -20,7 +20,16 @@ import numpy as np
 from meterledger.core.errors import InputError
 from meterledger.core.obis import ObisCode
 from meterledger.core.reading import Quality
-from meterledger.vee.facts import chan_of, checked, facts, flagged, negatives, ranges, upto
+from meterledger.vee.facts import (
+    chan_of,
+    checked,
+    facts,
+    flagged,
+    negatives,
+    ranges,
+    upto,
+    utc_starts,
+)
 from meterledger.vee.findings import Context, Hits, Rule, per_channel
 from meterledger.vee.series import Series, local_epoch
 
@@ -198,7 +207,7 @@ def _read_pairs(series: Series, min_power: int, plausible: float, *reads: np.nda
     last_row = np.full(pairs, -1, dtype=_I64)
     if n and pairs:
         end, secs, value = series.interval_end, series.interval_seconds, series.value
-        start = end - secs
+        start = utc_starts(series)
         lo, hi = upto(series, chan, a_at), upto(series, chan, b_at)  # rows ending in (a, b]
         last_row = np.where(hi > series.offsets[chan], hi - 1, -1)
         lo_c, hi_c, prev = np.minimum(lo, n - 1), np.minimum(hi, n - 1), np.maximum(hi - 1, 0)
