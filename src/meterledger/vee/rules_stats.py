@@ -350,6 +350,33 @@ def _history(
     return which, np.where(ok, series.value[np.where(ok, at, 0)], np.nan)
 
 
+def _past_reach(
+    series: Series, context: Context, rows: np.ndarray, reach: np.ndarray, weeks: int
+) -> np.ndarray:
+    """Which ``rows`` can be ``reach`` from every value of the local days their history
+    comes from (the same weekday 1 .. ``weeks`` weeks before): its samples lie between
+    those days' lowest and highest values. A hair of slack keeps rounding out of it; a
+    channel whose local days go back (overlapping rows) keeps all its rows."""
+    chan, day, start, _, _, high, low, *_ = _days(series, context)
+    key = chan * _SHIFT + day
+    run = run_of(start, rows)
+    new = np.append(True, np.diff(run) != 0) if len(run) else np.ones(0, dtype=bool)
+    days, which = run[new], np.cumsum(new) - 1  # the rows' days, and each row's
+    lowest, highest = np.full(len(days), np.inf), np.full(len(days), -np.inf)
+    for w in range(1, weeks + 1):
+        want = key[days] - 7 * w
+        at = np.minimum(np.searchsorted(key, want), len(key) - 1)
+        hit = key[at] == want
+        lowest = np.where(hit, np.minimum(lowest, low[at]), lowest)
+        highest = np.where(hit, np.maximum(highest, high[at]), highest)
+    unsorted = np.zeros(len(series.channels), dtype=bool)
+    unsorted[chan[1:][np.diff(key) <= 0]] = True
+    slack, value = reach * (1 - 1e-9), series.value[rows]
+    out: np.ndarray = (value > lowest[which] + slack) | (value < highest[which] - slack)
+    out |= unsorted[chan[days]][which]
+    return out
+
+
 def _outliers(
     series: Series,
     context: Context,
@@ -378,6 +405,9 @@ def _outliers(
     eligible = (~export | bool(params["export"]))[c] & ~context.explained[rows]
     eligible &= checked(series, context)[rows]
     rows, c = rows[eligible], c[eligible]
+    if int(params["min_samples"]) >= 1:  # rows without history cannot be flagged then
+        keep = _past_reach(series, context, rows, reach[c], int(params["weeks"]))
+        rows, c = rows[keep], c[keep]
     which, samples = _history(series, context, rows, int(params["weeks"]))
     enough = (np.sum(~np.isnan(samples), axis=1) >= int(params["min_samples"]))[which]
     rows, c, which = rows[enough], c[enough], which[enough]
