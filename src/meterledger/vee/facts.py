@@ -27,6 +27,7 @@ __all__ = [
     "facts",
     "flagged",
     "hour_runs",
+    "irregular",
     "local_start",
     "negatives",
     "ranges",
@@ -79,11 +80,26 @@ def utc_starts(series: Series) -> np.ndarray:
     return out
 
 
+def irregular(series: Series) -> np.ndarray:
+    """The rows (not a channel's first) that do not start where the row before ends."""
+    store = facts(series)
+    if "irregular" not in store:
+        end, starts = series.interval_end, utc_starts(series)
+        rows = np.flatnonzero(starts[1:] != end[:-1]) + 1
+        store["irregular"] = rows[~np.isin(rows, series.offsets)]
+    out: np.ndarray = store["irregular"]
+    return out
+
+
 def local_start(series: Series) -> np.ndarray:
     """Every row's interval start as local wall-clock seconds (:func:`local_starts`)."""
     store = facts(series)
     if "local" not in store:
-        store["local"] = local_starts(series, utc_starts(series))
+        starts, secs, back = utc_starts(series), series.interval_seconds, None
+        if not len(secs) or secs.min() >= 0:  # a start goes back only where rows overlap
+            irr = irregular(series)
+            back = irr[starts[irr] < starts[irr - 1]]
+        store["local"] = local_starts(series, starts, back)
     out: np.ndarray = store["local"]
     return out
 

@@ -184,8 +184,23 @@ class _Daily:
 
 
 def _daily(series: Series, context: Context, params: Mapping[str, Any]) -> _Daily:
+    """The :class:`_Daily` of these parameters, kept with the explained rows it was found
+    with (HIGH_USAGE, LOW_USAGE and MULTIPLIER_MISMATCH share it) and found again when
+    they differ."""
+    store, ex = facts(series, context), np.flatnonzero(context.explained)
+    key = ("daily", *(int(params[k]) for k in ("history_days", "min_days", "floor_mwh")))
+    held = store.get(key)
+    if held is None or not np.array_equal(held[0], ex):
+        held = store[key] = ex, _find_daily(series, context, params, ex)
+    daily: _Daily = held[1]
+    return daily
+
+
+def _find_daily(
+    series: Series, context: Context, params: Mapping[str, Any], ex: np.ndarray
+) -> _Daily:
     chan, day, start, last, total, _, _, complete, outage, estimated, usage = _days(series, context)
-    explained = np.bincount(run_of(start, np.flatnonzero(context.explained)), minlength=len(start))
+    explained = np.bincount(run_of(start, ex), minlength=len(start))
     clean = ~outage & (explained == 0)
     usable = complete & clean & ~estimated & usage
     key = chan * _SHIFT + day

@@ -19,8 +19,9 @@ from typing import Any
 import numpy as np
 
 from meterledger.core.reading import Quality
-from meterledger.vee.facts import checked, facts, upto, utc_starts
+from meterledger.vee.facts import checked, facts, upto
 from meterledger.vee.facts import flagged as facts_flagged
+from meterledger.vee.facts import irregular as rows_irregular
 from meterledger.vee.findings import Context, Hits, Rule, per_channel
 from meterledger.vee.series import Series, local_epoch, offsets_of, ragged
 
@@ -109,8 +110,7 @@ def _rows(series: Series) -> _Rows:
     counts = np.diff(off)
     same = np.ones(n, dtype=bool)
     same[off[:-1][off[:-1] < n]] = False
-    starts = utc_starts(series)
-    irregular = np.flatnonzero((starts[1:] != end[:-1]) & same[1:]) + 1
+    irregular = rows_irregular(series)
     steps = series.channels.step
     uniform = len(steps) and (steps == steps[0]).all()
     odd = np.flatnonzero(secs != (steps[0] if uniform else np.repeat(steps, counts)))

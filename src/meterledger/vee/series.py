@@ -234,11 +234,14 @@ def _spans(lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
     return out + np.arange(int(counts.sum()), dtype=_I64)
 
 
-def local_starts(series: Series, starts: np.ndarray | None = None) -> np.ndarray:
+def local_starts(
+    series: Series, starts: np.ndarray | None = None, back: np.ndarray | None = None
+) -> np.ndarray:
     """Every row's interval start (``interval_end - interval_seconds``, or ``starts`` when
     given) as :func:`local_epoch` in its channel's zone. A channel's starts mostly run
     forward, so its offset changes at a few rows, found by binary search; a channel whose
-    starts go back somewhere (overlapping rows) is looked up row by row."""
+    starts go back somewhere (overlapping rows) is looked up row by row. ``back``, when
+    given, holds every row whose start is before the start of the row before it."""
     if starts is None:
         starts = series.interval_end - series.interval_seconds
     out: np.ndarray = starts
@@ -247,8 +250,9 @@ def local_starts(series: Series, starts: np.ndarray | None = None) -> np.ndarray
     zone = np.asarray(zones, dtype=object)[has]
     if not n or (zone == "UTC").all():
         return out.copy()
-    lowest, highest = np.minimum.reduceat(out, off[has]), np.maximum.reduceat(out, off[has])
-    back = np.flatnonzero(out[1:] < out[:-1]) + 1
+    lowest, highest = out[off[has]], out[off[has + 1] - 1]  # of the channels running forward
+    if back is None:
+        back = np.flatnonzero(out[1:] < out[:-1]) + 1
     unsorted = np.zeros(len(zones), dtype=bool)
     unsorted[np.searchsorted(off, back[~np.isin(back, off)], side="right") - 1] = True
     rows, values = [off[has]], [np.zeros(len(has), dtype=_I64)]
@@ -262,14 +266,14 @@ def local_starts(series: Series, starts: np.ndarray | None = None) -> np.ndarray
         k = k[~slow]
         if not len(k):
             continue
-        starts, offsets = _table(tz, int(lowest[k].min()), int(highest[k].max()))
-        first = np.maximum(np.searchsorted(starts, lowest[k], side="right") - 1, 0)
-        last = np.maximum(np.searchsorted(starts, highest[k], side="right") - 1, 0)
+        changes, offsets = _table(tz, int(lowest[k].min()), int(highest[k].max()))
+        first = np.maximum(np.searchsorted(changes, lowest[k], side="right") - 1, 0)
+        last = np.maximum(np.searchsorted(changes, highest[k], side="right") - 1, 0)
         values[0][k] = offsets[first]
         # each change inside a channel's span starts a run of rows with the new offset
         c = np.repeat(has[k], last - first)
         change = _spans(first + 1, last + 1)
-        rows.append(_first_at_least(out, off[c], off[c + 1], starts[change]))
+        rows.append(_first_at_least(out, off[c], off[c + 1], changes[change]))
         values.append(offsets[change])
     at, by = np.concatenate(rows), np.concatenate(values)
     order = np.argsort(at, kind="stable")
