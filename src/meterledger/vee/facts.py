@@ -21,6 +21,7 @@ if TYPE_CHECKING:  # the context is only passed through: findings imports this m
 
 __all__ = [
     "Facts",
+    "among",
     "chan_of",
     "checked",
     "day_runs",
@@ -86,7 +87,7 @@ def irregular(series: Series) -> np.ndarray:
     if "irregular" not in store:
         end, starts = series.interval_end, utc_starts(series)
         rows = np.flatnonzero(starts[1:] != end[:-1]) + 1
-        store["irregular"] = rows[~np.isin(rows, series.offsets)]
+        store["irregular"] = rows[~among(rows, series.offsets)]
     out: np.ndarray = store["irregular"]
     return out
 
@@ -120,6 +121,15 @@ def negatives(series: Series, context: Context) -> np.ndarray:
         store["negatives"] = np.flatnonzero(series.value < 0)
     out: np.ndarray = store["negatives"]
     return out
+
+
+def among(x: np.ndarray, sorted_values: np.ndarray) -> np.ndarray:
+    """Whether each of ``x`` is one of ``sorted_values`` (ascending): a binary search."""
+    if not len(sorted_values):
+        return np.zeros(len(x), dtype=bool)
+    at = np.minimum(np.searchsorted(sorted_values, x), len(sorted_values) - 1)
+    found: np.ndarray = sorted_values[at] == x
+    return found
 
 
 def chan_of(series: Series, rows: np.ndarray) -> np.ndarray:

@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from meterledger.core.reading import Quality
-from meterledger.vee.facts import checked, facts, upto
+from meterledger.vee.facts import among, checked, facts, upto
 from meterledger.vee.facts import flagged as facts_flagged
 from meterledger.vee.facts import irregular as rows_irregular
 from meterledger.vee.findings import Context, Hits, Rule, per_channel
@@ -174,7 +174,8 @@ def _count_days(series: Series, context: Context, memo: _Rows, estimates: bool) 
     # a row of the step's length starts in [start, stop) when it ends in [start, stop) + step
     count = upto(series, chan, stop + step - 1) - upto(series, chan, start + step - 1)
     end, secs = series.interval_end, series.interval_seconds
-    span = max(int(stop.max()) if len(stop) else 0, int(end.max()) if len(end) else 0) + 1
+    lasts = end[series.offsets[1:][np.diff(series.offsets) > 0] - 1]  # each channel's latest
+    span = max(int(stop.max()) if len(stop) else 0, int(lasts.max()) if len(lasts) else 0) + 1
 
     def entry(rows: np.ndarray, instant: np.ndarray) -> np.ndarray:
         """The day entry holding ``instant`` in each row's channel (-1 when none)."""
@@ -190,7 +191,7 @@ def _count_days(series: Series, context: Context, memo: _Rows, estimates: bool) 
     # estimates not at all unless they count
     odd, irr = memo.odd, memo.irregular
     est = np.empty(0, dtype=_I64) if estimates else memo.estimated
-    twice = irr[(end[irr] == end[irr - 1]) & ~np.isin(irr, est) & ~np.isin(irr - 1, est)]
+    twice = irr[(end[irr] == end[irr - 1]) & ~among(irr, est) & ~among(irr - 1, est)]
     for rows, instant, sign in (
         (odd, end[odd] - series.channels.step[_chan_of(series, odd)], -1),
         (odd, end[odd] - secs[odd], 1),
@@ -256,7 +257,7 @@ def gap(series: Series, context: Context, params: Mapping[str, Any]) -> Hits:
     end, secs, off = series.interval_end, series.interval_seconds, series.offsets
     lo, hi = _window(series, context)
     est = np.empty(0, dtype=_I64) if params["count_estimated"] else memo.estimated
-    irr = memo.irregular[~np.isin(memo.irregular, est) & ~np.isin(memo.irregular - 1, est)]
+    irr = memo.irregular[~among(memo.irregular, est) & ~among(memo.irregular - 1, est)]
     prev_row, next_row = irr - 1, irr
     has_rows = np.flatnonzero(np.diff(off) > 0)
     tail = off[has_rows + 1] - 1
