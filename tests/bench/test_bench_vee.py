@@ -27,6 +27,9 @@ KEYS = {
     "baseline_intervals_per_s",
     "baseline_flags",
     "speedup",
+    "plain_rolling_seconds",
+    "plain_rolling_flags",
+    "plain_rolling_speedup",
     "peak_memory_mb",
     "target_intervals_per_s",
     "met",
@@ -73,6 +76,10 @@ def test_bench_prints_its_json_contract(
     assert sum(figures["findings_by_rule"].values()) == figures["findings"]
     assert 0 < figures["held"] <= figures["findings"]
     assert figures["baseline_flags"] > 0
+    assert figures["plain_rolling_seconds"] > 0 and figures["plain_rolling_flags"] >= 0
+    assert figures["plain_rolling_speedup"] == pytest.approx(
+        figures["plain_rolling_seconds"] / figures["seconds"], rel=0.1
+    )
     assert set(figures["seconds_by_rule"]) >= TIME_RULES | {"partition", "findings"}
     assert figures["target_intervals_per_s"] == 1_000_000
     assert isinstance(figures["met"], bool)
