@@ -15,7 +15,7 @@ import pytest
 from meterledger.vee import rules_time
 from meterledger.vee.config import RuleModule, RuleSet
 from meterledger.vee.engine import Findings, run_rules
-from meterledger.vee.findings import Context, Hits, Severity
+from meterledger.vee.findings import Context, Hits, Severity, is_per_channel, per_channel
 from meterledger.vee.series import Channels, ClockReads, Registers, Series, offsets_of
 
 Q = 900
@@ -319,3 +319,44 @@ def test_the_full_installed_rule_set_runs_on_a_clean_day() -> None:
     found = run_rules(s, RuleSet.load(), now=NOW)
     assert not found.held().any()
     assert "DUPLICATE" not in found.count_by_rule()
+
+
+def wide_high(s: Series, context: Context, params: Mapping[str, Any]) -> Hits:
+    """HIGH marked per channel: run over the whole series for each setting."""
+    seen.append(len(s.channels))
+    return high(s, context, params)
+
+
+seen: list[int] = []
+per_channel(wide_high)
+
+
+def test_a_per_channel_rule_runs_over_every_channel_and_keeps_its_settings_own() -> None:
+    marked: Any = SimpleNamespace(
+        __name__="marked_rules",
+        RULES={"HIGH": wide_high, "NETTED": netted, "ROLLOVER": rollover},
+        DEFAULTS=TEST.DEFAULTS,
+    )
+    s = series(
+        [[50, 200, 600], [50, 200, 600], [600, 50], [200]],
+        ["residential", "commercial", "commercial", "unknown"],
+        ["csv", "csv", "dlms", "csv"],
+    )
+    want = run_rules(s, RuleSet.from_mapping(CONFIG, modules=ONLY_TEST), now=NOW)
+    seen.clear()
+    got = run_rules(s, RuleSet.from_mapping(CONFIG, modules=(marked,)), now=NOW)
+    assert seen == [4, 4, 4]  # three settings, each over all four channels
+    assert got.records() == want.records()
+    assert got.detail == ("200 > 100", "600 > 100", "600 > 500", "600 > 500", "200 > 100")
+
+
+def test_the_installed_rules_marked_per_channel() -> None:
+    """Not ROLLOVER (it writes what it explains), SIBLING_COMPLETENESS (it compares a
+    meter's channels), GAP (estimates on other channels change its detail) or the rules
+    that search day and hour keys across channels."""
+    marked = {i.code for i in RuleSet.load().catalogue if is_per_channel(i.rule)}
+    assert marked == {
+        "COMPLETENESS", "DUPLICATE", "CLOCK_DRIFT", "CLOCK_SET", "FUTURE_TIMESTAMP",
+        "ESTIMATION_TOO_LONG", "NEGATIVE_USAGE", "REVERSE_FLOW", "ZERO_CONSUMPTION",
+        "FLAT_LINE", "SUM_CHECK", "SPIKE",
+    }  # fmt: skip

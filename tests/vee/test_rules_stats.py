@@ -4,12 +4,13 @@ outliers) on hand-made series with exact findings."""
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
 import numpy as np
+import pytest
 
 from meterledger.core.reading import Quality
 from meterledger.vee import rules_stats, rules_values
@@ -510,3 +511,72 @@ def test_spikes_match_their_definition_day_by_day() -> None:
                     want.add((c, int(s.interval_end[row])))
     assert set(zip(hits.row_channel.tolist(), hits.interval_end.tolist(), strict=True)) == want
     assert len(want) > 3
+
+
+def _overlapped(s: Series, rows: list[int]) -> Series:
+    """``s`` with a 30-minute second row at the end of each of ``rows``: its start goes
+    back into the quarter-hour before, across an hour or a local midnight when the row
+    starts one."""
+    at = np.asarray(rows, dtype=np.int64)
+    pick = np.sort(np.concatenate([np.arange(s.rows), at]))
+    secs = s.interval_seconds[pick].copy()
+    secs[np.flatnonzero(np.diff(pick) == 0) + 1] = 2 * Q
+    chan = np.searchsorted(s.offsets, pick, side="right") - 1
+    return replace(
+        s,
+        offsets=offsets_of(np.bincount(chan, minlength=len(s.channels))),
+        interval_end=s.interval_end[pick],
+        interval_seconds=secs,
+        value=s.value[pick],
+        quality=s.quality[pick],
+    )
+
+
+@pytest.mark.parametrize("midnight", [False, True])
+def test_outliers_are_the_same_without_the_shortcuts(
+    monkeypatch: pytest.MonkeyPatch, midnight: bool
+) -> None:
+    """Ruling rows out by their history days' range and looking at the hours of some
+    channels only change nothing, with overlapping rows (hours, and days when at
+    midnight, that go back) in the history and the checked week."""
+    base = _random_channels()
+    hours = [int(base.offsets[c]) + k for c in range(3) for k in (400, 1204, 1212, 3000)]
+    days = [int(base.offsets[1]) + 96 * 10, int(base.offsets[2]) + 96 * 31] if midnight else []
+    s = _overlapped(base, hours + days)
+    local, inner = context(s).local_start, np.ones(s.rows - 1, dtype=bool)
+    inner[s.offsets[1:-1] - 1] = False  # not from one channel to the next
+    assert ((np.diff(local // 3600) < 0) & inner).sum() == 12 + len(days)
+    assert ((np.diff(local // 86_400) < 0) & inner).sum() == len(days)
+    tight = {
+        "OUTLIER_ZSCORE": {"z": 2.5, "std_floor_fraction": 0.01},
+        "OUTLIER_IQR": {"k": 1.0, "iqr_floor_fraction": 0.01},
+    }
+    fast = {code: found(run(code, s, **p)) for code, p in tight.items()}
+    every = rules_stats.hour_runs
+    monkeypatch.setattr(rules_stats, "hour_runs", lambda s, c, chans: every(s, c, None))
+    monkeypatch.setattr(
+        rules_stats, "_past_reach", lambda s, c, rows, *_: np.ones(len(rows), dtype=bool)
+    )
+    slow = {code: found(run(code, s, **p)) for code, p in tight.items()}
+    assert fast == slow
+    assert min(len(v) for v in fast.values()) > 5
+
+
+def test_a_row_is_ruled_out_only_within_reach_of_its_history_days() -> None:
+    """_past_reach keeps exactly the rows more than ``reach`` above the lowest or below the
+    highest value of the local days 1 .. 4 weeks before theirs (every row of those days)."""
+    s = _overlapped(_random_channels(), [400, 4000, 8000])  # not at midnight
+    ctx = context(s)
+    rows = np.flatnonzero(s.checked())
+    reach = np.full(len(rows), 2_000_000.0)
+    got = rules_stats._past_reach(s, ctx, rows, reach, 4)
+    day, rc = ctx.local_start // 86_400, s.row_channel()
+    want = []
+    for r in rows.tolist():
+        past = (rc == rc[r]) & np.isin(day, day[r] - 7 * np.arange(1, 5))
+        v = s.value[r]
+        want.append(
+            bool(past.any()) and (v > s.value[past].min() + 2e6 or v < s.value[past].max() - 2e6)
+        )
+    assert got.tolist() == want
+    assert min(sum(want), len(want) - sum(want)) > 100  # both kinds, many of each

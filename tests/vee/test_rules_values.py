@@ -385,8 +385,4 @@ def test_shared_row_facts_agree_with_the_series_on_irregular_rows() -> None:
         int(np.searchsorted(s.interval_end[s.offsets[c] : s.offsets[c + 1]], x, "right"))
         for c, x in zip(chans, t, strict=True)
     ]
-    assert (
-        (facts.upto(s, chans, t) - s.offsets[chans]).tolist()
-        == want
-        == [3, 3, 19, 0, 40, 40]
-    )
+    assert (facts.upto(s, chans, t) - s.offsets[chans]).tolist() == want == [3, 3, 19, 0, 40, 40]
