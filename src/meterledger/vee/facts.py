@@ -1,10 +1,12 @@
 """Facts about a series that several rules need, found once per series and shared.
 
-The rule modules ask here for the rows findings may go on (:func:`checked`), the channel of
-a few rows, row ranges and searches on a channel's grid (:func:`upto`), the negative rows
-and the runs of a channel's rows in one local day or hour. Each fact is kept in a store
-(:func:`facts`) that lives only while the series' arrays do (weak references), so nothing
-outlives a run; nothing that depends on ``Context.explained`` is kept.
+The rule modules (and ``Context.local_start``) ask here for the rows' UTC and local
+starts, the rows findings may go on (:func:`checked`), the flagged, negative and irregular
+rows, the channel of a few rows, row ranges and searches on a channel's grid
+(:func:`upto`), and the runs of a channel's rows in one local day or hour. Each fact is
+kept in a store (:func:`facts`) that lives only while the series' arrays do (weak
+references), so nothing outlives a run. A fact that depends on ``Context.explained`` is
+kept only with the explained rows it was found with, and found again when they differ.
 """
 
 from __future__ import annotations

@@ -2,12 +2,15 @@
 a multiplier or unit off by a power of ten, and interval outliers against the same local
 hour of the week in earlier weeks (z-score and interquartile range).
 
-A local day or hour of a channel is one run of rows (:func:`runs`). Explained rows (a
-rollover or reset) are neither reported nor learnt from; estimated and power-outage rows
-and negatives on channels that cannot run backwards are not learnt from. Exact bounds rule
-most days and intervals out cheaply: a day can hold a spike only if its highest interval
-beats ``ratio`` times the mean of its others (a floor under the third-highest); an interval
-can be an outlier only if it is ``z`` (or ``k``) floors away from all its channel's values.
+A local day or hour of a channel is one run of rows (:func:`~meterledger.vee.facts.day_runs`,
+:func:`~meterledger.vee.facts.hour_runs`). Explained rows (a rollover or reset) are neither
+reported nor learnt from; estimated and power-outage rows and negatives on channels that
+cannot run backwards are not learnt from. Exact bounds rule most days and intervals out
+cheaply: a day can hold a spike only if its highest interval beats ``ratio`` times the mean
+of its others (a floor under the third-highest); an interval can be an outlier only if it
+is ``z`` (or ``k``) floors away from all its channel's values, and from all the values of
+the days its history comes from. Only the hours of the channels with such intervals are
+looked at.
 """
 
 from __future__ import annotations

@@ -5,7 +5,7 @@ identical values, and the sum of the intervals against the register reads.
 (``Context.explained``), history rows too, so that no later rule reports or learns from them.
 Rules look at candidate rows only (negative, zero or repeated values, export channels, the
 rows between register reads); what several rules need is found once per series and shared
-(:func:`facts`). Findings go on checked rows.
+(:mod:`meterledger.vee.facts`). Findings go on checked rows.
 """
 
 from __future__ import annotations
