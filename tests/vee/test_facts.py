@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 
 import numpy as np
 
+from meterledger.core.reading import Quality
 from meterledger.vee import facts
 from meterledger.vee.findings import Context
 from meterledger.vee.series import (
@@ -157,3 +158,13 @@ def test_the_store_does_not_outlive_the_series() -> None:
     del s
     gc.collect()
     assert key not in facts._MEMO
+
+
+def test_flagged_rows_stay_every_flagged_row_after_the_day_table() -> None:
+    s = build([("UTC", grid(MAR7, 8), [Q] * 8)])
+    s.quality[[2, 5]] = [int(Quality.CLOCK_ADJUSTED), int(Quality.ESTIMATED)]
+    ctx = Context(s, Registers.empty(1), ClockReads.empty(1), 0)
+    table = facts.days(s, ctx)
+    assert table[9].tolist() == [True] and table[8].tolist() == [False]  # estimated, no outage
+    assert facts.flagged(s).tolist() == [2, 5]
+    assert [k.tolist() for k in facts.kinds(s)] == [[True], [False]]  # import, not export

@@ -12,10 +12,14 @@ kept only with the explained rows it was found with, and found again when they d
 from __future__ import annotations
 
 import weakref
+from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from meterledger.core.errors import InputError
+from meterledger.core.obis import ObisCode
+from meterledger.core.reading import Quality
 from meterledger.vee.series import Series, local_starts
 
 if TYPE_CHECKING:  # the context is only passed through: findings imports this module
@@ -27,12 +31,15 @@ __all__ = [
     "chan_of",
     "checked",
     "day_runs",
+    "days",
     "facts",
     "flagged",
     "hour_runs",
     "irregular",
+    "kinds",
     "local_start",
     "negatives",
+    "obis_kind",
     "ranges",
     "run_of",
     "upto",
@@ -42,6 +49,9 @@ __all__ = [
 _I64 = np.int64
 _SHIFT = _I64(1) << _I64(34)  # channel-major keys: channel * 2**34 + seconds, hours, days
 _HOUR, _DAY = 3_600, 86_400
+_ESTIMATES = Quality.ESTIMATED | Quality.EST_LINEAR | Quality.EST_LIKE_DAY | Quality.EST_REGISTER
+_UNUSABLE = int(_ESTIMATES | Quality.POWER_OUTAGE)
+_OUTAGE = int(Quality.POWER_OUTAGE)
 
 Facts = dict[object, Any]
 _MEMO: dict[int, tuple[tuple[weakref.ref[np.ndarray], ...], tuple[object, ...], Facts]] = {}
@@ -229,3 +239,70 @@ def hour_runs(series: Series, context: Context, chans: np.ndarray | None) -> tup
     top = np.maximum.accumulate(key) if len(key) else key
     back = np.flatnonzero(key[1:] < top[:-1]) + 1
     return picked[at], key, np.diff(np.append(at, len(picked))), key[back], top[back - 1]
+
+
+@lru_cache(maxsize=1024)
+def obis_kind(obis: str) -> tuple[bool, bool, str]:
+    """(active import?, active export?, the kilo-unit its milli-units are shown in)."""
+    try:
+        code = ObisCode.parse(obis)
+    except InputError:
+        return False, False, "kWh"
+    c = code.c % 20 if code.c < 80 else code.c  # C: total 1-8, phases L1-L3 + 20, 40, 60
+    unit = "kvarh" if code.a == 1 and 3 <= c <= 8 else "m3" if code.a in (7, 8, 9) else "kWh"
+    return code.a == 1 and c == 1, code.a == 1 and c == 2, unit  # export: received
+
+
+def kinds(series: Series, context: Context | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Per channel: (is active import, is active export), from the OBIS C group."""
+    store = facts(series)
+    if "kinds" not in store:
+        found = np.array([obis_kind(o)[:2] for o in series.channels.obis], dtype=bool).reshape(
+            -1, 2
+        )
+        store["kinds"] = found[:, 0].copy(), found[:, 1].copy()
+    out: tuple[np.ndarray, np.ndarray] = store["kinds"]
+    return out
+
+
+def days(series: Series, context: Context) -> tuple[np.ndarray, ...]:
+    """Per local day of a channel, shared by the daily rules: its channel, day number,
+    first and last row, total, highest and lowest value, and whether it is complete
+    (midnight to midnight, no gap), has an outage, has estimates, and counts as usage."""
+    store = facts(series, context)
+    if "days" not in store:
+        start, day = day_runs(series, context)
+        last = np.append(start[1:], series.rows) - 1
+        local, secs, end, value = (
+            context.local_start, series.interval_seconds, series.interval_end, series.value
+        )  # fmt: skip
+        complete = (local[start] % _DAY == 0) & (local[last] + secs[last] == (day + 1) * _DAY)
+        complete &= np.add.reduceat(secs, start) == end[last] - end[start] + secs[start]
+        unusable = flagged(series)
+        unusable = unusable[(series.quality[unusable] & _UNUSABLE) != 0]
+        run, flags = run_of(start, unusable), series.quality[unusable]
+        outage = np.bincount(run[(flags & _OUTAGE) != 0], minlength=len(start)) > 0
+        estimated = np.bincount(run[(flags & ~_OUTAGE) != 0], minlength=len(start)) > 0
+        chan = np.repeat(
+            np.arange(len(series.channels)), np.diff(np.searchsorted(start, series.offsets))
+        )
+        _, export = kinds(series, context)
+        usage = ~(export | series.channels.allows_negative)[chan]  # signed: not usage
+        total = np.add.reduceat(value, start)
+        high, low = np.maximum.reduceat(value, start), np.minimum.reduceat(value, start)
+        store["days"] = (
+            chan,
+            day,
+            start,
+            last,
+            total,
+            high,
+            low,
+            complete,
+            outage,
+            estimated,
+            usage,
+        )
+        store["unusable"] = unusable  # rows not learnt from, explained ones aside
+    out: tuple[np.ndarray, ...] = store["days"]
+    return out

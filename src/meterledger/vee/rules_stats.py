@@ -21,22 +21,20 @@ from typing import Any
 
 import numpy as np
 
-from meterledger.core.reading import Quality
 from meterledger.vee.facts import (
     chan_of,
     checked,
-    day_runs,
     facts,
     hour_runs,
+    kinds,
     negatives,
     ranges,
     run_of,
 )
-from meterledger.vee.facts import flagged as any_flag
+from meterledger.vee.facts import days as day_table
 from meterledger.vee.findings import Context, Hits, Rule, per_channel
 from meterledger.vee.rules_values import (
     NORMAL,
-    kinds,
     local_of,
     local_text,
     medians,
@@ -58,12 +56,9 @@ __all__ = [
 ]
 
 _I64 = np.int64
-_DAY, _HOUR, _WEEK_HOURS = 86_400, 3_600, 168
+_WEEK_HOURS = 168
 _SHIFT = _I64(1) << _I64(34)  # channel-major keys: channel * 2**34 + day or hour number
 _LOWEST = np.iinfo(_I64).min
-_ESTIMATES = Quality.ESTIMATED | Quality.EST_LINEAR | Quality.EST_LIKE_DAY | Quality.EST_REGISTER
-_UNUSABLE = int(_ESTIMATES | Quality.POWER_OUTAGE)
-_OUTAGE = int(Quality.POWER_OUTAGE)
 _WEEKDAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
 
 
@@ -74,55 +69,12 @@ def _dates(days: np.ndarray) -> list[str]:
     return [f"{_WEEKDAYS[w]} {d}" for w, d in zip(weekday, text, strict=True)]
 
 
-def _days(series: Series, context: Context) -> tuple[np.ndarray, ...]:
-    """Per local day of a channel, shared by the daily rules: its channel, day number,
-    first and last row, total, highest and lowest value, and whether it is complete
-    (midnight to midnight, no gap), has an outage, has estimates, and counts as usage."""
-    store = facts(series, context)
-    if "days" not in store:
-        start, day = day_runs(series, context)
-        last = np.append(start[1:], series.rows) - 1
-        local, secs, end, value = (
-            context.local_start, series.interval_seconds, series.interval_end, series.value
-        )  # fmt: skip
-        complete = (local[start] % _DAY == 0) & (local[last] + secs[last] == (day + 1) * _DAY)
-        complete &= np.add.reduceat(secs, start) == end[last] - end[start] + secs[start]
-        flagged = any_flag(series)
-        flagged = flagged[(series.quality[flagged] & _UNUSABLE) != 0]
-        run, flags = run_of(start, flagged), series.quality[flagged]
-        outage = np.bincount(run[(flags & _OUTAGE) != 0], minlength=len(start)) > 0
-        estimated = np.bincount(run[(flags & ~_OUTAGE) != 0], minlength=len(start)) > 0
-        chan = np.repeat(
-            np.arange(len(series.channels)), np.diff(np.searchsorted(start, series.offsets))
-        )
-        _, export = kinds(series, context)
-        usage = ~(export | series.channels.allows_negative)[chan]  # signed: not usage
-        total = np.add.reduceat(value, start)
-        high, low = np.maximum.reduceat(value, start), np.minimum.reduceat(value, start)
-        store["days"] = (
-            chan,
-            day,
-            start,
-            last,
-            total,
-            high,
-            low,
-            complete,
-            outage,
-            estimated,
-            usage,
-        )
-        store["flagged"] = flagged
-    out: tuple[np.ndarray, ...] = store["days"]
-    return out
-
-
 def spike(series: Series, context: Context, params: Mapping[str, Any]) -> Hits:
     """The highest interval of a local day far above the day's third-highest (and the
     second-highest too, when it is as far above: two spikes in one day)."""
     if not series.rows:
         return Hits.empty()
-    _, _, start, last, total, top, _, *_ = _days(series, context)
+    _, _, start, last, total, top, _, *_ = day_table(series, context)
     count = last - start + 1
     ratio, floor = float(params["ratio"]), int(params["floor_mwh"])
     # the third-highest is at least the mean of all but the two highest
@@ -202,7 +154,9 @@ def _daily(series: Series, context: Context, params: Mapping[str, Any]) -> _Dail
 def _find_daily(
     series: Series, context: Context, params: Mapping[str, Any], ex: np.ndarray
 ) -> _Daily:
-    chan, day, start, last, total, _, _, complete, outage, estimated, usage = _days(series, context)
+    chan, day, start, last, total, _, _, complete, outage, estimated, usage = day_table(
+        series, context
+    )
     explained = np.bincount(run_of(start, ex), minlength=len(start))
     clean = ~outage & (explained == 0)
     usable = complete & clean & ~estimated & usage
@@ -319,7 +273,7 @@ def _channel_scale(series: Series, context: Context) -> tuple[np.ndarray, ...]:
     its lowest value."""
     store = facts(series, context)
     if "scale" not in store:
-        chan, _, _, _, _, high, low, *_ = _days(series, context)
+        chan, _, _, _, _, high, low, *_ = day_table(series, context)
         counts = np.bincount(chan, minlength=len(series.channels))
         first = np.cumsum(counts) - counts
         has = counts > 0
@@ -362,7 +316,7 @@ def _history(
     at = (np.where(found, start[back], 0)[:, :, None] + offset).reshape(shape)
     ok = (offset < np.where(found, count[back], 0)[:, :, None]).reshape(shape)
     unusable = context.explained.copy()
-    unusable[store["flagged"]] = True
+    unusable[store["unusable"]] = True
     unusable[store["negative"]] = True
     ok &= ~unusable[at]
     return which, np.where(ok, series.value[np.where(ok, at, 0)], np.nan)
@@ -375,7 +329,7 @@ def _past_reach(
     comes from (the same weekday 1 .. ``weeks`` weeks before): its samples lie between
     those days' lowest and highest values. A hair of slack keeps rounding out of it; a
     channel whose local days go back (overlapping rows) keeps all its rows."""
-    chan, day, start, _, _, high, low, *_ = _days(series, context)
+    chan, day, start, _, _, high, low, *_ = day_table(series, context)
     key = chan * _SHIFT + day
     run = run_of(start, rows)
     new = np.append(True, np.diff(run) != 0) if len(run) else np.ones(0, dtype=bool)

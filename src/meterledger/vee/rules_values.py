@@ -12,20 +12,19 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
-from functools import lru_cache
 from typing import Any
 
 import numpy as np
 
-from meterledger.core.errors import InputError
-from meterledger.core.obis import ObisCode
 from meterledger.core.reading import Quality
 from meterledger.vee.facts import (
     chan_of,
     checked,
     facts,
     flagged,
+    kinds,
     negatives,
+    obis_kind,
     ranges,
     upto,
     utc_starts,
@@ -50,35 +49,13 @@ _OUTAGE = int(Quality.POWER_OUTAGE)
 NORMAL, ROLLED, RESET = 0, 1, 2  # ReadPairs.kind
 
 
-@lru_cache(maxsize=1024)
-def _obis(obis: str) -> tuple[bool, bool, str]:
-    """(active import?, active export?, the kilo-unit its milli-units are shown in)."""
-    try:
-        code = ObisCode.parse(obis)
-    except InputError:
-        return False, False, "kWh"
-    c = code.c % 20 if code.c < 80 else code.c  # C: total 1-8, phases L1-L3 + 20, 40, 60
-    unit = "kvarh" if code.a == 1 and 3 <= c <= 8 else "m3" if code.a in (7, 8, 9) else "kWh"
-    return code.a == 1 and c == 1, code.a == 1 and c == 2, unit  # export: received
-
-
-def kinds(series: Series, context: Context) -> tuple[np.ndarray, np.ndarray]:
-    """Per channel: (is active import, is active export), from the OBIS C group."""
-    store = facts(series, context)
-    if "kinds" not in store:
-        found = np.array([_obis(o)[:2] for o in series.channels.obis], dtype=bool).reshape(-1, 2)
-        store["kinds"] = found[:, 0].copy(), found[:, 1].copy()
-    out: tuple[np.ndarray, np.ndarray] = store["kinds"]
-    return out
-
-
 def quantities(series: Series, chans: np.ndarray, values: np.ndarray) -> list[str]:
     """Milli-units of channels ``chans`` as kilo-units with 3 decimals (``12400000`` mWh →
     ``12.400 kWh``); the base unit (Wh) is rounded half away from zero."""
     whole = np.sign(values) * np.floor(np.abs(np.asarray(values, dtype=np.float64)) / 1e3 + 0.5)
     obis = series.channels.obis
     return [
-        f"{'-' if wh < 0 else ''}{abs(wh) // 1000}.{abs(wh) % 1000:03d} {_obis(obis[c])[2]}"
+        f"{'-' if wh < 0 else ''}{abs(wh) // 1000}.{abs(wh) % 1000:03d} {obis_kind(obis[c])[2]}"
         for wh, c in zip(whole.astype(_I64).tolist(), chans.tolist(), strict=True)
     ]
 
