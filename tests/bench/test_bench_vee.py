@@ -30,6 +30,8 @@ KEYS = {
     "plain_rolling_seconds",
     "plain_rolling_flags",
     "plain_rolling_speedup",
+    "estimate_seconds",
+    "estimated",
     "peak_memory_mb",
     "target_intervals_per_s",
     "met",
@@ -77,6 +79,7 @@ def test_bench_prints_its_json_contract(
     assert 0 < figures["held"] <= figures["findings"]
     assert figures["baseline_flags"] > 0
     assert figures["plain_rolling_seconds"] > 0 and figures["plain_rolling_flags"] >= 0
+    assert figures["estimate_seconds"] > 0 and figures["estimated"] > 0  # the gap faults
     assert figures["plain_rolling_speedup"] == pytest.approx(
         figures["plain_rolling_seconds"] / figures["seconds"], rel=0.1
     )
