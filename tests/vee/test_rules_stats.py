@@ -13,19 +13,12 @@ import numpy as np
 import pytest
 
 from meterledger.core.reading import Quality
-from meterledger.vee import rules_stats, rules_values
-from meterledger.vee.findings import Context, Hits, Rule
-from meterledger.vee.series import Channels, ClockReads, Registers, Series, offsets_of
+from meterledger.vee import rules_stats
+from meterledger.vee.findings import Context
+from meterledger.vee.series import Registers, Series, offsets_of
+from vee_support import EXPORT, IMPORT, KWH, Q, at, context, found, run, series_of
 
-Q = 900
-IMPORT, EXPORT = "1.0.1.8.0.255", "1.0.2.8.0.255"
-KWH = 1_000_000  # mWh
 NY = "America/New_York"
-
-
-def at(text: str, tz: str = "UTC") -> int:
-    """Epoch seconds of a wall-clock time in ``tz`` (the first of a repeated hour)."""
-    return int(datetime.fromisoformat(text).replace(tzinfo=ZoneInfo(tz)).timestamp())
 
 
 @dataclass
@@ -62,46 +55,12 @@ class Chan:
 
 def build(*chans: Chan) -> Series:
     parts = [c.rows() for c in chans]
-    n = len(chans)
-    return Series(
-        Channels(
-            channel_id=np.arange(1, n + 1, dtype=np.int64),
-            meter_id=tuple(f"M{i}" for i in range(n)),
-            obis=tuple(c.obis for c in chans),
-            timezone=tuple(c.tz for c in chans),
-            meter_class=("default",) * n,
-            source=("csv",) * n,
-            step=np.full(n, Q, dtype=np.int64),
-            net=np.zeros(n, dtype=bool),
-            allows_negative=np.zeros(n, dtype=bool),
-        ),
-        offsets_of([len(p[0]) for p in parts]),
-        np.array([e for p in parts for e in p[0]], dtype=np.int64),
-        np.full(sum(len(p[0]) for p in parts), Q, dtype=np.int64),
-        np.array([v for p in parts for v in p[1]], dtype=np.int64),
-        np.array([f for p in parts for f in p[2]], dtype=np.int64),
-        np.array([p[0][p[3] - 1] if p[3] else 0 for p in parts], dtype=np.int64),
-        np.array([p[0][-1] if p[0] else 0 for p in parts], dtype=np.int64),
-    )
-
-
-def context(series: Series, registers: Registers | None = None) -> Context:
-    count = len(series.channels)
-    regs = registers if registers is not None else Registers.empty(count)
-    return Context(series, regs, ClockReads.empty(count), now=at("2030-01-01T00:00"))
-
-
-def run(code: str, series: Series, ctx: Context | None = None, **params: object) -> Hits:
-    rules: dict[str, Rule] = {**rules_values.RULES, **rules_stats.RULES}
-    defaults = {**rules_values.DEFAULTS, **rules_stats.DEFAULTS}
-    merged = {k: v for k, v in defaults[code].items() if k != "severity"}
-    merged.update(params)
-    return rules[code](series, ctx or context(series), merged)
-
-
-def found(hits: Hits) -> list[tuple[int, int, str]]:
-    return sorted(
-        zip(hits.row_channel.tolist(), hits.interval_end.tolist(), hits.detail, strict=True)
+    return series_of(
+        [(p[0], p[1], p[2]) for p in parts],
+        obis=[c.obis for c in chans],
+        tz=[c.tz for c in chans],
+        check_from=[p[0][p[3] - 1] if p[3] else 0 for p in parts],
+        check_to=[p[0][-1] if p[0] else 0 for p in parts],
     )
 
 

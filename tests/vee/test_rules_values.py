@@ -5,24 +5,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
-from zoneinfo import ZoneInfo
 
 import numpy as np
 
 from meterledger.core.reading import Quality
-from meterledger.vee import facts, rules_stats, rules_values
-from meterledger.vee.findings import Context, Hits, Rule
-from meterledger.vee.series import Channels, ClockReads, Registers, Series, offsets_of
-
-Q = 900
-IMPORT, EXPORT, NET = "1.0.1.8.0.255", "1.0.2.8.0.255", "1.0.16.8.0.255"
-KWH = 1_000_000  # mWh
-
-
-def at(text: str, tz: str = "UTC") -> int:
-    """Epoch seconds of a wall-clock time in ``tz``."""
-    return int(datetime.fromisoformat(text).replace(tzinfo=ZoneInfo(tz)).timestamp())
+from meterledger.vee import facts, rules_values
+from meterledger.vee.series import Registers, Series, offsets_of
+from vee_support import EXPORT, IMPORT, KWH, NET, Q, at, context, found, run, series_of
 
 
 @dataclass
@@ -53,26 +42,17 @@ def build(*chans: Chan) -> Series:
         values += [c.values[i] for i in keep]
         quality += [flags[i] for i in keep]
         counts.append(len(keep))
-    n = len(chans)
-    return Series(
-        Channels(
-            channel_id=np.arange(1, n + 1, dtype=np.int64),
-            meter_id=tuple(f"M{i}" for i in range(n)),
-            obis=tuple(c.obis for c in chans),
-            timezone=tuple(c.tz for c in chans),
-            meter_class=("default",) * n,
-            source=("csv",) * n,
-            step=np.full(n, Q, dtype=np.int64),
-            net=np.array([c.net for c in chans], dtype=bool),
-            allows_negative=np.array([c.negative for c in chans], dtype=bool),
-        ),
-        offsets_of(counts),
-        np.array(ends, dtype=np.int64),
-        np.full(len(ends), Q, dtype=np.int64),
-        np.array(values, dtype=np.int64),
-        np.array(quality, dtype=np.int64),
-        np.array([c.first + (c.history - 1) * Q for c in chans], dtype=np.int64),
-        np.array([c.first + (len(c.values) - 1) * Q for c in chans], dtype=np.int64),
+    return series_of(
+        [
+            (ends[lo:hi], values[lo:hi], quality[lo:hi])
+            for lo, hi in zip(offsets_of(counts)[:-1], offsets_of(counts)[1:], strict=True)
+        ],
+        obis=[c.obis for c in chans],
+        tz=[c.tz for c in chans],
+        net=[c.net for c in chans],
+        negative=[c.negative for c in chans],
+        check_from=[c.first + (c.history - 1) * Q for c in chans],
+        check_to=[c.first + (len(c.values) - 1) * Q for c in chans],
     )
 
 
@@ -83,26 +63,6 @@ def reads(*per_channel: Sequence[tuple[int, int]]) -> Registers:
         offsets_of([len(c) for c in per_channel]),
         np.array([r[0] for r in flat], dtype=np.int64),
         np.array([r[1] for r in flat], dtype=np.int64),
-    )
-
-
-def context(series: Series, registers: Registers | None = None) -> Context:
-    count = len(series.channels)
-    regs = registers if registers is not None else Registers.empty(count)
-    return Context(series, regs, ClockReads.empty(count), now=at("2030-01-01T00:00"))
-
-
-def run(code: str, series: Series, ctx: Context | None = None, **params: object) -> Hits:
-    rules: dict[str, Rule] = {**rules_values.RULES, **rules_stats.RULES}
-    defaults = {**rules_values.DEFAULTS, **rules_stats.DEFAULTS}
-    merged = {k: v for k, v in defaults[code].items() if k != "severity"}
-    merged.update(params)
-    return rules[code](series, ctx or context(series), merged)
-
-
-def found(hits: Hits) -> list[tuple[int, int, str]]:
-    return sorted(
-        zip(hits.row_channel.tolist(), hits.interval_end.tolist(), hits.detail, strict=True)
     )
 
 
