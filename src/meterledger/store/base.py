@@ -20,6 +20,7 @@ import polars as pl
 
 from meterledger.store.arrays import BillingArrays
 from meterledger.store.collect_sql import ClockRead, Counters
+from meterledger.store.feeds_sql import FeedReadAPI, FeedWriteAPI
 from meterledger.store.records import (
     AccountRecord,
     AnomalyRecord,
@@ -99,6 +100,9 @@ STORE_TABLES = frozenset(
         "clock_reads",
         "register_reads",
         "batch_spans",
+        "dead_letters",
+        "feed_state",
+        "breaker_state",
     }
 )
 
@@ -148,8 +152,9 @@ def key_spans(keys: pl.DataFrame) -> list[tuple[int, int, int]]:
     return list(spans.sort("channel_id").iter_rows())
 
 
-class WriteTx(VeeWriteAPI):
-    """One serialised write transaction (with the VEE writes of :class:`VeeWriteAPI`)."""
+class WriteTx(VeeWriteAPI, FeedWriteAPI):
+    """One serialised write transaction (with the VEE writes of :class:`VeeWriteAPI` and
+    the resilience writes of :class:`FeedWriteAPI`)."""
 
     @abstractmethod
     def new_batch(self, source: str, fmt: str, received_at: str) -> int: ...
@@ -292,8 +297,9 @@ class WriteTx(VeeWriteAPI):
     def add_clock_read(self, read: ClockRead) -> None: ...
 
 
-class Store(VeeReadAPI):
-    """A meterledger database (with the VEE reads of :class:`VeeReadAPI`)."""
+class Store(VeeReadAPI, FeedReadAPI):
+    """A meterledger database (with the VEE reads of :class:`VeeReadAPI` and the
+    resilience reads of :class:`FeedReadAPI`)."""
 
     url: str
     dialect: str  # the migrations folder: "sqlite" or "postgresql"
