@@ -37,6 +37,7 @@ from meterledger.store.records import NewAnomaly
 from meterledger.vee.config import RuleSet
 from meterledger.vee.engine import Findings, run_rules
 from meterledger.vee.estimate import Estimates, EstimationParams, estimate
+from meterledger.vee.findings import Severity
 from meterledger.vee.series import Channels, ClockReads, Registers, Series, local_epoch, offsets_of
 
 __all__ = [
@@ -411,7 +412,7 @@ def _check_chunk(
     )
     outcome.findings = len(found)
     outcome.by_rule = found.count_by_rule()
-    outcome.held = int(found.held().sum())
+    outcome.held = int((found.worst().severity == Severity.FAIL).sum())  # intervals, not findings
     checked = [(int(c), int(f), int(t)) for c, f, t in _windows(series)]
     with store.write() as tx:
         outcome.opened, outcome.cleared = tx.record_findings(
