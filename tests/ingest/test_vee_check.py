@@ -98,7 +98,10 @@ def test_a_fail_finding_holds_the_interval_out_of_billing(
     strict = RuleSet.from_mapping(
         {"version": 1, "classes": {"default": {"rules": {"SPIKE": "fail"}}}}
     )
-    Ingestor(store, now=support.NOW, vee=True, ruleset=strict).ingest_path(path, IngestOptions())
+    result = Ingestor(store, now=support.NOW, vee=True, ruleset=strict).ingest_path(
+        path, IngestOptions()
+    )
+    assert result.vee is not None and result.vee.held == 1  # one interval, however many rules
     lo, hi = epoch_of(FIRST), epoch_of(FIRST + timedelta(days=DAYS))
     ends, _, _ = store.billing_read(lo, hi).for_meter("M1")
     assert epoch_of(SPIKE_AT) not in set(ends.tolist())
