@@ -22,6 +22,7 @@ from meterledger.cli import (
     registers,
     simulate,
     vee,
+    zcl,
 )
 from meterledger.cli.common import DbOption, JsonOption, emit_json, handle_errors, open_db, out
 from meterledger.store.urls import redact_url
@@ -51,6 +52,7 @@ app.add_typer(simulate.app, name="simulate")
 app.add_typer(vee.app, name="vee")
 app.add_typer(anomalies.app, name="anomalies")
 app.add_typer(registers.app, name="registers")
+app.add_typer(zcl.app, name="zcl")
 
 
 @app.command("init")
