@@ -1,31 +1,48 @@
-"""Circuit breakers, one per gateway or endpoint, so a dead gateway costs one probe per
+"""Circuit breakers, one per gateway or endpoint, so a dead gateway costs a few probes per
 cool-down instead of a timeout for every meter behind it.
 
 ::
 
-              failures >= threshold                 cool-down elapsed
-    CLOSED ───────────────────────────► OPEN ──────────────────────────► HALF_OPEN
-      ▲                                   ▲                                  │
-      │ success                           │ failure of the trial             │ one trial
-      └───────────────────────────────────┴──────────────────────────────────┘
+       failure rate in the window > limit             cool-down elapsed
+       (given min_calls), or threshold in a row
+    CLOSED ─────────────────────────────► OPEN ──────────────────────────► HALF_OPEN
+      ▲                                     ▲                                 │
+      │ every probe succeeded               │ a probe failed                  │ probes
+      └─────────────────────────────────────┴─────────────────────────────────┘
 
-Only *transient* failures (no connection, no answer) count: a meter that answers with a
-security or data-access error proves the gateway works. A success anywhere behind the
-endpoint resets the count. In HALF_OPEN one trial attempt is let through at a time; its
-outcome closes or re-opens the circuit. The clock is injected (``monotonic`` seconds), so
-the state machine is tested without waiting.
+Two things open a closed circuit, whichever comes first:
+
+* the **failure rate** among the calls of the last ``window`` seconds (60) passes
+  ``failure_rate`` (15 %: 16 failures in 100 calls open it, 14 do not), once the window
+  holds at least ``min_calls`` calls (default: 10, or ``threshold`` if that is more, so the
+  rate never trips on fewer calls than a run of failures would need);
+* ``threshold`` **consecutive** failures (5), so an endpoint that is plainly dead opens at
+  once, without waiting for enough calls.
+
+A call is recorded when it ends, at the clock's time then; it leaves the window
+``window`` seconds later. Only *transient* failures (no connection, no answer) count: a
+meter that answers with a security or data-access error proves the gateway works, and its
+caller records a success. While open, :meth:`CircuitBreaker.allow` refuses; calls that
+were already under way when it opened are not counted. Each opening logs one line at ERROR
+and counts one in :attr:`CircuitBreaker.opened`. After ``cooldown`` seconds the circuit is
+half-open: up to ``probes`` calls go through (a probe batch); it closes when all of them
+succeed, with an empty window, and a failed probe opens it for a whole cool-down again.
+The clock is injected (``monotonic`` seconds), so the state machine is tested exactly.
 """
 
 from __future__ import annotations
 
 import enum
+import logging
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-__all__ = ["BreakerBoard", "BreakerState", "CircuitBreaker"]
+__all__ = ["BreakerBoard", "BreakerReading", "BreakerState", "CircuitBreaker"]
 
 Clock = Callable[[], float]
+log = logging.getLogger("meterledger.collect")
 
 
 class BreakerState(enum.Enum):
@@ -34,23 +51,55 @@ class BreakerState(enum.Enum):
     HALF_OPEN = "half-open"
 
 
+@dataclass(frozen=True, slots=True)
+class BreakerReading:
+    """A breaker as it stands (the metrics ``meterledger status`` shows): its state, the
+    failure rate and the number of calls in the window, how many times it opened, and how
+    long ago it last opened (None: never)."""
+
+    name: str
+    state: BreakerState
+    failure_rate: float
+    calls_in_window: int
+    opened: int
+    opened_seconds_ago: float | None
+
+
 @dataclass(slots=True)
 class CircuitBreaker:
-    """``threshold`` consecutive failures open the circuit for ``cooldown`` seconds."""
+    """Opens on a failure rate over a sliding window or on ``threshold`` failures in a row,
+    for ``cooldown`` seconds; then ``probes`` trial calls decide."""
 
     name: str
     threshold: int = 5
     cooldown: float = 60.0
     clock: Clock = time.monotonic
+    window: float = 60.0
+    failure_rate: float = 0.15
+    min_calls: int | None = None  # None: max(10, threshold)
+    probes: int = 1
+    opened: int = field(default=0, init=False)  # metric: times the circuit opened
+    _calls: deque[tuple[float, bool]] = field(default_factory=deque, init=False)
+    _window_failures: int = field(default=0, init=False)
     _failures: int = field(default=0, init=False)
     _opened_at: float | None = field(default=None, init=False)
-    _trial: bool = field(default=False, init=False)
+    _last_opened: float | None = field(default=None, init=False)
+    _probing: int = field(default=0, init=False)
+    _probes_passed: int = field(default=0, init=False)
 
     def __post_init__(self) -> None:
         if self.threshold < 1:
             raise ValueError(f"a breaker threshold is at least 1, got {self.threshold}")
         if self.cooldown < 0:
             raise ValueError(f"a breaker cool-down is not negative, got {self.cooldown}")
+        if self.window <= 0:
+            raise ValueError(f"a breaker window is positive, got {self.window}")
+        if not 0 <= self.failure_rate < 1:
+            raise ValueError(f"a failure rate limit is in [0, 1), got {self.failure_rate}")
+        if self.min_calls is not None and self.min_calls < 1:
+            raise ValueError(f"a breaker's minimum calls is at least 1, got {self.min_calls}")
+        if self.probes < 1:
+            raise ValueError(f"a probe batch is at least 1 call, got {self.probes}")
 
     @property
     def state(self) -> BreakerState:
@@ -62,7 +111,29 @@ class CircuitBreaker:
 
     @property
     def failures(self) -> int:
+        """Failures in a row (reset by a success)."""
         return self._failures
+
+    @property
+    def needed_calls(self) -> int:
+        """The calls the window must hold before its failure rate can open the circuit."""
+        return self.min_calls if self.min_calls is not None else max(10, self.threshold)
+
+    def _prune(self, now: float) -> None:
+        oldest = now - self.window
+        calls = self._calls
+        while calls and calls[0][0] <= oldest:
+            _, ok = calls.popleft()
+            self._window_failures -= not ok
+
+    def calls_in_window(self) -> int:
+        self._prune(self.clock())
+        return len(self._calls)
+
+    def window_failure_rate(self) -> float:
+        """Failures / calls among the calls of the last ``window`` seconds (0 if none)."""
+        calls = self.calls_in_window()
+        return self._window_failures / calls if calls else 0.0
 
     def retry_after(self) -> float:
         """Seconds until the circuit half-opens (0 when it is not open)."""
@@ -71,29 +142,84 @@ class CircuitBreaker:
         return max(0.0, self.cooldown - (self.clock() - self._opened_at))
 
     def allow(self) -> bool:
-        """May an attempt go through now? In HALF_OPEN, True for one trial at a time."""
+        """May a call go through now? In HALF_OPEN, True for up to ``probes`` calls."""
         state = self.state
         if state is BreakerState.CLOSED:
             return True
-        if state is BreakerState.OPEN or self._trial:
+        if state is BreakerState.OPEN or self._probing + self._probes_passed >= self.probes:
             return False
-        self._trial = True
+        self._probing += 1
         return True
 
     def record_success(self) -> None:
-        self._failures = 0
-        self._opened_at = None
-        self._trial = False
+        if self._opened_at is None:
+            self._record(ok=True)
+            self._failures = 0
+            return
+        if self.state is BreakerState.HALF_OPEN and self._probing:
+            self._probing -= 1
+            self._probes_passed += 1
+            if self._probes_passed >= self.probes:
+                self._close()
+        # a call begun before the circuit opened proves nothing about it now
 
     def record_failure(self) -> None:
-        self._failures += 1
-        if self._trial or self._failures >= self.threshold:
-            self._opened_at = self.clock()  # a failed trial re-opens for a full cool-down
-        self._trial = False
+        if self._opened_at is None:
+            self._record(ok=False)
+            self._failures += 1
+            calls = len(self._calls)
+            rate = self._window_failures / calls
+            if self._failures >= self.threshold:
+                self._open(f"{self._failures} failures in a row")
+            elif calls >= self.needed_calls and rate > self.failure_rate:
+                self._open(
+                    f"{self._window_failures} of {calls} calls failed in {self.window:g} s "
+                    f"({rate:.0%} > {self.failure_rate:.0%})"
+                )
+            return
+        if self.state is BreakerState.HALF_OPEN and self._probing:
+            self._open("a probe failed")  # open for a whole cool-down again
 
     def release(self) -> None:
-        """An attempt that ended without a verdict (cancelled): free the trial slot."""
-        self._trial = False
+        """A call that ended without a verdict (cancelled): free its probe slot."""
+        if self._probing:
+            self._probing -= 1
+
+    def reading(self) -> BreakerReading:
+        now = self.clock()
+        return BreakerReading(
+            self.name,
+            self.state,
+            self.window_failure_rate(),
+            len(self._calls),
+            self.opened,
+            None if self._last_opened is None else now - self._last_opened,
+        )
+
+    def _record(self, *, ok: bool) -> None:
+        now = self.clock()
+        self._calls.append((now, ok))
+        self._window_failures += not ok
+        self._prune(now)
+
+    def _open(self, why: str) -> None:
+        self._opened_at = self._last_opened = self.clock()
+        self._probing = self._probes_passed = 0
+        self.opened += 1
+        log.error(
+            "circuit %s opened for %g s: %s",
+            self.name,
+            self.cooldown,
+            why,
+            extra={"endpoint": self.name, "code": "circuit-open", "opened": self.opened},
+        )
+
+    def _close(self) -> None:
+        self._opened_at = None
+        self._failures = self._probing = self._probes_passed = 0
+        self._calls.clear()
+        self._window_failures = 0
+        log.info("circuit %s closed: the probes succeeded", self.name)
 
 
 @dataclass(slots=True)
@@ -103,14 +229,31 @@ class BreakerBoard:
     threshold: int = 5
     cooldown: float = 60.0
     clock: Clock = time.monotonic
+    window: float = 60.0
+    failure_rate: float = 0.15
+    min_calls: int | None = None
+    probes: int = 1
     _breakers: dict[str, CircuitBreaker] = field(default_factory=dict, init=False)
 
     def get(self, key: str) -> CircuitBreaker:
         breaker = self._breakers.get(key)
         if breaker is None:
-            breaker = CircuitBreaker(key, self.threshold, self.cooldown, self.clock)
+            breaker = CircuitBreaker(
+                key,
+                self.threshold,
+                self.cooldown,
+                self.clock,
+                window=self.window,
+                failure_rate=self.failure_rate,
+                min_calls=self.min_calls,
+                probes=self.probes,
+            )
             self._breakers[key] = breaker
         return breaker
 
     def states(self) -> dict[str, BreakerState]:
         return {key: b.state for key, b in sorted(self._breakers.items())}
+
+    def readings(self) -> list[BreakerReading]:
+        """Every breaker's :class:`BreakerReading`, by key."""
+        return [b.reading() for _, b in sorted(self._breakers.items())]
