@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import json
 from collections.abc import AsyncIterator, Callable, Coroutine
 from contextlib import asynccontextmanager
 from typing import Any
 
 import pytest
+from typer.testing import CliRunner
 
+from meterledger.cli import simulate as simulate_cli
 from meterledger.codec.zigbee import (
     METERING_CLUSTER,
     DefaultResponse,
@@ -225,3 +228,15 @@ def test_history_is_deterministic_from_the_seed() -> None:
 
 def _get_profile(sequence: int) -> ZclFrame:
     return ZclFrame.of(GetProfile(0, 0, 4), sequence_number=sequence)
+
+
+def test_cli_serves_and_describes_the_gateway() -> None:
+    runner = CliRunner()
+    args = ["zigbee", "--port", "0", "--meters", "2", "--dark", "1", "--duration", "0.1", "--json"]
+    result = runner.invoke(simulate_cli.app, args)
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.stdout)
+    assert summary["dark"] == [1] and summary["period_minutes"] == 15
+    assert summary["eui64"] == {"MTR-00001": "024d4c5a00000000", "MTR-00002": "024d4c5a00000001"}
+    bad = runner.invoke(simulate_cli.app, ["zigbee", "--period", "7", "--duration", "0"])
+    assert bad.exit_code != 0

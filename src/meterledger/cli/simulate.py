@@ -3,6 +3,9 @@
 ``simulate dlms`` serves N simulated DLMS/COSEM meters on one TCP port (see
 docs/simulator.md): meter ``i`` is the logical device ``1 + i`` (wrapper wPort or upper
 HDLC address), its keys follow from the seed, and it runs until Ctrl-C.
+
+``simulate zigbee`` serves N simulated Zigbee Smart Energy meters behind one gateway on
+TCP, raw ZCL frames in a length/EUI64/endpoint/cluster envelope, until Ctrl-C.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ import typer
 import yaml
 
 from meterledger.cli.common import JsonOption, console, emit_json, fail, handle_errors, out
+from meterledger.codec.zigbee import ProfileIntervalPeriod
 from meterledger.core.errors import ConfigError
 from meterledger.simulate.dlms_server import (
     MANAGEMENT_CLIENT,
@@ -26,8 +30,14 @@ from meterledger.simulate.dlms_server import (
     SimulatorConfig,
     logical_address,
 )
+from meterledger.simulate.zigbee_gateway import (
+    METER_ENDPOINT,
+    GatewayConfig,
+    ZigbeeGateway,
+    eui64_of,
+)
 
-__all__ = ["app", "dlms", "fleet_file"]
+__all__ = ["app", "dlms", "fleet_file", "zigbee"]
 
 app = typer.Typer(help="Simulated meters that speak the real protocols.", no_args_is_help=True)
 
@@ -228,6 +238,109 @@ def dlms(
         asyncio.run(_serve(config, json_out, fleet, duration))
     except KeyboardInterrupt:
         console.print("simulator stopped")
+        raise typer.Exit(130) from None
+    except OSError as exc:
+        raise fail(f"cannot listen on {host}:{port}: {exc}") from exc
+
+
+_PERIODS = {
+    period.seconds // 60: period for period in ProfileIntervalPeriod if period.seconds >= 60
+}
+_PERIODS.pop(7, None)  # 7.5 minutes does not round to a whole minute
+
+
+def _zigbee_summary(gateway: ZigbeeGateway, host: str) -> dict[str, Any]:
+    config = gateway.config
+    return {
+        "host": host,
+        "port": gateway.port,
+        "meters": config.meters,
+        "framing": "2-byte big-endian length, 8-byte EUI64 (big-endian), 1-byte endpoint, "
+        "2-byte cluster id (big-endian), then the ZCL frame",
+        "endpoint": METER_ENDPOINT,
+        "cluster": "0x0702",
+        "period_minutes": ProfileIntervalPeriod(config.period).seconds // 60,
+        "buffer": config.buffer,
+        "days": config.days,
+        "seed": config.seed,
+        "dark": sorted(config.dark),
+        "eui64": {f"MTR-{i + 1:05d}": eui64_of(i).hex() for i in range(config.meters)},
+    }
+
+
+async def _serve_zigbee(config: GatewayConfig, json_out: bool, duration: float | None) -> None:
+    async with ZigbeeGateway(config) as gateway:
+        for index in range(config.meters):
+            gateway.meter(index)  # fill every buffer with its history before serving
+        summary = _zigbee_summary(gateway, config.host)
+        if json_out:
+            emit_json(summary)
+        else:
+            out.print(
+                f"Zigbee gateway: {config.meters} meters on {config.host}:{gateway.port} "
+                f"(endpoint {METER_ENDPOINT}, cluster 0x0702)"
+            )
+            out.print(f"  framing: {summary['framing']}")
+            out.print(
+                f"  profile: {summary['period_minutes']}-minute intervals, buffer of "
+                f"{config.buffer}, {config.days} days of history"
+            )
+            out.print(f"  EUI64 of meter i: {eui64_of(0).hex()} + i (seed {config.seed})")
+            if config.dark:
+                out.print(f"  dark meters: {', '.join(map(str, sorted(config.dark)))}")
+            console.print("Ctrl-C to stop")
+        if duration is None:
+            await gateway.run_forever()
+        else:
+            await asyncio.sleep(duration)
+
+
+@app.command("zigbee")
+@handle_errors
+def zigbee(
+    port: Annotated[int, typer.Option(help="TCP port (0: any free one).")] = 7702,
+    meters: Annotated[int, typer.Option(help="How many meters behind the gateway.")] = 10,
+    period: Annotated[
+        int, typer.Option(help="Profile interval in minutes: 1, 2 (2.5), 5, 10, 15, 30, 60, 1440.")
+    ] = 15,
+    buffer: Annotated[int, typer.Option(help="Profile buffer size in periods.")] = 96,
+    days: Annotated[int, typer.Option(help="Days of history before now in each buffer.")] = 1,
+    dark: Annotated[
+        list[int] | None, typer.Option(help="A meter index that never answers (repeatable).")
+    ] = None,
+    per_response: Annotated[
+        int, typer.Option(help="Most intervals in one GetProfileResponse.")
+    ] = 24,
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    seed: Annotated[int, typer.Option(help="Seed of the data.")] = 1,
+    tz: Annotated[
+        str, typer.Option(help="The meters' time zone (load shape).")
+    ] = "America/New_York",
+    duration: Annotated[
+        float | None, typer.Option(help="Stop after this many seconds (default: Ctrl-C).")
+    ] = None,
+    json_out: JsonOption = False,
+) -> None:
+    """Serve simulated Zigbee Smart Energy meters behind one TCP gateway until Ctrl-C."""
+    chosen = _PERIODS.get(period)
+    if chosen is None:
+        raise ConfigError(f"--period is one of {sorted(_PERIODS)} minutes, not {period}")
+    config = GatewayConfig(
+        meters=meters,
+        seed=seed,
+        host=host,
+        port=port,
+        period=chosen,
+        buffer=buffer,
+        days=days,
+        max_periods_per_response=per_response,
+        tz=tz,
+        dark=frozenset(_indices(",".join(map(str, dark or [])), meters, "--dark")),
+    )
+    try:
+        asyncio.run(_serve_zigbee(config, json_out, duration))
+    except KeyboardInterrupt:
+        console.print("gateway stopped")
         raise typer.Exit(130) from None
     except OSError as exc:
         raise fail(f"cannot listen on {host}:{port}: {exc}") from exc
