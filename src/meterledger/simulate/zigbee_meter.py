@@ -385,7 +385,7 @@ class ShapedLoad:
                 continue
             delivered, received = self._interval_energy(end)
             # The share of this interval's energy from its start to ``begin`` and to ``step``.
-            before = (begin - (end - seconds)) * 1
+            before = begin - (end - seconds)
             after = step - (end - seconds)
             self._energy[0] += delivered * after // seconds - delivered * before // seconds
             self._energy[1] += received * after // seconds - received * before // seconds
