@@ -15,6 +15,7 @@ from meterledger.cli import (
     db,
     demo,
     dlms,
+    feeds,
     ingest,
     meters,
     quarantine,
@@ -74,6 +75,12 @@ def version() -> None:
 
 
 app.command("demo")(demo.command)
+
+# resilience: dead letters, emergency pause, the feeds at a glance
+app.add_typer(feeds.deadletters_app, name="deadletters")
+app.command("pause")(feeds.pause)
+app.command("resume")(feeds.resume)
+app.command("status")(feeds.status)
 
 
 def main() -> None:

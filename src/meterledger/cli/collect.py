@@ -32,6 +32,7 @@ from meterledger.cli.common import (
     open_db,
     out,
 )
+from meterledger.cli.feeds import refuse_if_paused, save_breakers
 from meterledger.cli.registers import against_store
 from meterledger.cli.vee import print_outcome
 from meterledger.collect.config import load_fleet
@@ -57,6 +58,7 @@ __all__ = ["StoreLedger", "command", "readings_csv"]
 
 CSV_HEADER = "meter_id,channel,interval_end,interval_seconds,value,unit,quality"
 REGISTER_SOURCE = "dlms"
+COLLECT_FEED = "dlms"  # the feed `meterledger pause dlms` stops
 log = logging.getLogger("meterledger.collect")
 _UNIT_OF_BASE = {BaseUnit.WH: Unit.WH, BaseUnit.VARH: Unit.VARH, BaseUnit.LITRE: Unit.LITRE}
 
@@ -274,6 +276,7 @@ def command(
     profiles = load_profile_map(profile)
     start = parse_instant(since) if since else None
     store = open_db(db)
+    refuse_if_paused(store, COLLECT_FEED)
     collector = FleetCollector(
         plan,
         StoreLedger(store, now=lambda: datetime.now(UTC)),
@@ -284,6 +287,7 @@ def command(
     with counter(show=not json_out) as progress:
         task = progress.add_task("collect", total=len(plan.meters))
         run = asyncio.run(collector.run(lambda _: progress.advance(task)))
+    save_breakers(store, collector.breakers.readings())  # for `meterledger status`
     # the rules run once over the whole run's deliveries (each meter's is its own batch)
     with console.status("running the VEE rules…"):
         checked = Ingestor(store).check_pending()

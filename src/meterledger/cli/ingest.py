@@ -20,6 +20,7 @@ from meterledger.cli.common import (
     out,
     settings,
 )
+from meterledger.cli.feeds import refuse_if_paused
 from meterledger.cli.vee import RulesOption, load_rules, print_outcome
 from meterledger.cli.vee_service import Rebill, rebill_touched, touched_since
 from meterledger.core.time import parse_zone
@@ -27,6 +28,8 @@ from meterledger.ingest.pipeline import IngestOptions, Ingestor, IngestResult, d
 from meterledger.ingest.vee_check import VeeOutcome
 from meterledger.store import Store
 from meterledger.store.base import BatchCounts
+
+INGEST_FEED = "files"  # the feed `meterledger pause files` stops
 
 
 class Format(enum.StrEnum):
@@ -151,6 +154,7 @@ def command(
     zone = tz or conf.default_tz
     parse_zone(zone)
     store = open_db(db)
+    refuse_if_paused(store, INGEST_FEED)
     options = IngestOptions(
         fmt=fmt.value if fmt else None,
         create_meters=create_meters,

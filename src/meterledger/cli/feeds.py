@@ -1,0 +1,393 @@
+"""``meterledger deadletters list|replay``, ``pause``, ``resume`` and ``status``: the
+operator's view of the feeds' resilience (docs/resilience.md).
+
+This module is also where the store meets ``collect/``'s resilience pieces:
+:class:`StoreDeadLetterSink` keeps dead letters in the store, :func:`save_breakers` writes a
+collector's breaker readings as snapshots, :func:`refuse_if_paused` stops a command whose
+feed is paused.
+"""
+
+from __future__ import annotations
+
+import enum
+import io
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Annotated, Any
+
+import typer
+from rich.table import Table
+
+from meterledger.cli.common import (
+    DbOption,
+    JsonOption,
+    console,
+    emit_json,
+    fail,
+    handle_errors,
+    open_db,
+    out,
+)
+from meterledger.collect.breaker import BreakerReading
+from meterledger.core.errors import NotFoundError
+from meterledger.ingest import audit
+from meterledger.ingest.pipeline import IngestOptions, Ingestor
+from meterledger.store import Store
+from meterledger.store.feeds_sql import (
+    ALL_FEEDS,
+    BreakerSnapshot,
+    DeadLetterRecord,
+    NewDeadLetter,
+    check_feed,
+)
+
+__all__ = [
+    "Replayed",
+    "StoreDeadLetterSink",
+    "deadletters_app",
+    "pause",
+    "refuse_if_paused",
+    "replay_dead_letters",
+    "resume",
+    "save_breakers",
+    "status",
+    "status_report",
+]
+
+deadletters_app = typer.Typer(
+    help="Deliveries that failed after their retries, kept with their payload: list, replay.",
+    no_args_is_help=True,
+)
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+class StoreDeadLetterSink:
+    """A :class:`~meterledger.collect.deadletter.DeadLetterSink` over the store: each dead
+    letter in a write transaction of its own."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        self.kept: list[int] = []
+
+    def put(
+        self, feed: str, source: str, payload: bytes, fmt: str, error: str, attempts: int
+    ) -> None:
+        letter = NewDeadLetter(feed, source, payload, fmt, error, attempts)
+        with self.store.write() as tx:
+            self.kept.append(tx.add_dead_letter(letter, _now()))
+
+
+def save_breakers(store: Store, readings: Sequence[BreakerReading]) -> list[BreakerSnapshot]:
+    """Write the breakers' readings (a collector's, at the end of its run) as snapshots;
+    how long ago each opened becomes a wall-clock ``opened_at``."""
+    now = datetime.now(UTC)
+    at = now.isoformat(timespec="seconds")
+    snapshots = [
+        BreakerSnapshot(
+            r.name,
+            r.state.value,
+            r.failure_rate,
+            r.calls_in_window,
+            r.opened,
+            None
+            if r.opened_seconds_ago is None
+            else (now - timedelta(seconds=r.opened_seconds_ago)).isoformat(timespec="seconds"),
+            at,
+        )
+        for r in readings
+    ]
+    if snapshots:
+        with store.write() as tx:
+            tx.put_breaker_states(snapshots)
+    return snapshots
+
+
+def refuse_if_paused(store: Store, feed: str) -> None:
+    """Exit 2 with a message naming the pause when ``feed`` or all ingestion is paused."""
+    held = store.pause_of(feed)
+    if held is None:
+        return
+    what = "all ingestion is" if held.feed == ALL_FEEDS else f"feed {held.feed} is"
+    why = f" ({held.reason})" if held.reason else ""
+    raise fail(
+        f"{what} paused since {held.updated_at}{why}; nothing was read. Run "
+        f"`meterledger resume{'' if held.feed == ALL_FEEDS else ' ' + held.feed}` first"
+    )
+
+
+# -- dead letters ---------------------------------------------------------------------------
+
+
+class Status(enum.StrEnum):
+    open = "open"
+    replayed = "replayed"
+    discarded = "discarded"
+    all = "all"
+
+
+@dataclass(frozen=True, slots=True)
+class Replayed:
+    """What a replay did with one dead letter: ``replayed`` (into ``batch``), ``failed``
+    (still open, ``error``), or ``skipped`` (not open: a replay has no second effect)."""
+
+    dead_letter_id: int
+    outcome: str
+    batch: int | None = None
+    accepted: int = 0
+    duplicates: int = 0
+    quarantined: int = 0
+    error: str | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.dead_letter_id,
+            "outcome": self.outcome,
+            "batch": self.batch,
+            "accepted": self.accepted,
+            "duplicates": self.duplicates,
+            "quarantined": self.quarantined,
+            "error": self.error,
+        }
+
+
+def _replay_one(store: Store, letter: DeadLetterRecord) -> Replayed:
+    before = set(store.batch_audit_refs())
+    try:
+        result = Ingestor(store).ingest_stream(
+            io.BytesIO(letter.payload),
+            fmt=letter.fmt,
+            source=letter.source,
+            options=IngestOptions(fmt=letter.fmt),
+        )
+    except Exception as exc:  # kept open with the new error: nothing is lost
+        error = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+        with store.write() as tx:
+            tx.dead_letter_failed(letter.dead_letter_id, error, _now())
+        return Replayed(letter.dead_letter_id, "failed", error=error)
+    made = sorted(set(store.batch_audit_refs()) - before)
+    batch = made[-1] if made else None
+    c = result.counts
+    with store.write() as tx:
+        tx.dead_letter_replayed(letter.dead_letter_id, batch)
+        audit.append(
+            tx,
+            "deadletter.replayed",
+            str(letter.dead_letter_id),
+            {"feed": letter.feed, "source": letter.source, "batch": batch},
+        )
+    return Replayed(
+        letter.dead_letter_id, "replayed", batch, c.accepted, c.duplicates, c.quarantined
+    )
+
+
+def replay_dead_letters(
+    store: Store, ids: Sequence[int] = (), feed: str | None = None
+) -> list[Replayed]:
+    """Replay the dead letters named (default: every open one, of ``feed`` if given)
+    through ingest, one by one; each takes effect once (idempotency keys), and one not
+    open is skipped. Unknown ids are an error before anything is replayed."""
+    if ids:
+        found = {d.dead_letter_id: d for d in store.list_dead_letters(status=None, ids=ids)}
+        missing = sorted(set(ids) - set(found))
+        if missing:
+            raise NotFoundError(f"no dead letter {', '.join(map(str, missing))}")
+        letters = [found[i] for i in sorted(set(ids)) if feed is None or found[i].feed == feed]
+    else:
+        letters = store.list_dead_letters(feed=feed)
+    done: list[Replayed] = []
+    for letter in letters:
+        if letter.status != "open":
+            done.append(Replayed(letter.dead_letter_id, "skipped", letter.replayed_batch))
+        else:
+            done.append(_replay_one(store, letter))
+    return done
+
+
+FeedOption = Annotated[str | None, typer.Option("--feed", help="Only this feed's.")]
+
+
+@deadletters_app.command("list")
+@handle_errors
+def list_command(
+    feed: FeedOption = None,
+    status: Annotated[
+        Status, typer.Option("--status", help="open, replayed, discarded or all.")
+    ] = Status.open,
+    db: DbOption = None,
+    json_out: JsonOption = False,
+) -> None:
+    """List dead letters (open ones by default), without their payload."""
+    store = open_db(db)
+    letters = store.list_dead_letters(feed, None if status is Status.all else status.value)
+    if json_out:
+        emit_json([d.summary() for d in letters])
+        return
+    table = Table("id", "feed", "source", "format", "bytes", "attempts", "last failed", "error")
+    for d in letters:
+        table.add_row(
+            str(d.dead_letter_id),
+            d.feed,
+            d.source,
+            d.fmt,
+            f"{len(d.payload):,}",
+            str(d.attempts),
+            d.last_failed_at,
+            d.error if d.status == "open" else f"[dim]{d.status}[/]",
+        )
+    out.print(table)
+
+
+@deadletters_app.command("replay")
+@handle_errors
+def replay_command(
+    ids: Annotated[
+        list[int] | None,
+        typer.Argument(help="Dead letter ids (default: every open one)."),
+    ] = None,
+    feed: FeedOption = None,
+    db: DbOption = None,
+    json_out: JsonOption = False,
+) -> None:
+    """Run dead letters through ingest again. A replayed one is marked with its batch; one
+    that fails again stays open with the new error. Exit 1 if any failed."""
+    store = open_db(db)
+    done = replay_dead_letters(store, ids or (), feed)
+    if json_out:
+        emit_json([r.as_dict() for r in done])
+    else:
+        for r in done:
+            if r.outcome == "replayed":
+                out.print(
+                    f"dead letter {r.dead_letter_id}: replayed into batch {r.batch} "
+                    f"({r.accepted} accepted, {r.duplicates} duplicates, "
+                    f"{r.quarantined} quarantined)"
+                )
+            elif r.outcome == "skipped":
+                out.print(f"dead letter {r.dead_letter_id}: not open, skipped")
+            else:
+                console.print(f"[red]dead letter {r.dead_letter_id}: failed again:[/] {r.error}")
+        if not done:
+            out.print("no open dead letters")
+    if any(r.outcome == "failed" for r in done):
+        raise typer.Exit(1)
+
+
+# -- pause and resume -------------------------------------------------------------------------
+
+PauseFeed = Annotated[
+    str | None,
+    typer.Argument(help="The feed (files, dlms, mqtt, ...; default: all ingestion)."),
+]
+
+
+def _set_paused(db: str | None, feed: str | None, paused: bool, reason: str | None) -> str:
+    name = check_feed(feed or ALL_FEEDS)
+    store = open_db(db)
+    with store.write() as tx:
+        tx.set_feed_paused(name, paused, reason, _now())
+        audit.append(
+            tx,
+            "feed.paused" if paused else "feed.resumed",
+            name,
+            {"feed": name, "reason": reason} if paused else {"feed": name},
+        )
+    return name
+
+
+@handle_errors
+def pause(
+    feed: PauseFeed = None,
+    reason: Annotated[str | None, typer.Option("--reason", help="Why (shown to others).")] = None,
+    db: DbOption = None,
+    json_out: JsonOption = False,
+) -> None:
+    """Emergency stop: ingest and collect refuse to run for a paused feed (or for any feed
+    when all ingestion is paused) until it is resumed. An audit entry records it."""
+    name = _set_paused(db, feed, True, reason)
+    if json_out:
+        emit_json({"feed": name, "paused": True, "reason": reason})
+    else:
+        out.print(f"paused {'all ingestion' if name == ALL_FEEDS else 'feed ' + name}")
+
+
+@handle_errors
+def resume(feed: PauseFeed = None, db: DbOption = None, json_out: JsonOption = False) -> None:
+    """Lift a pause of one feed (or, without FEED, of all ingestion). An audit entry
+    records it."""
+    name = _set_paused(db, feed, False, None)
+    if json_out:
+        emit_json({"feed": name, "paused": False})
+    else:
+        out.print(f"resumed {'all ingestion' if name == ALL_FEEDS else 'feed ' + name}")
+
+
+# -- status ---------------------------------------------------------------------------------
+
+
+def status_report(store: Store) -> dict[str, Any]:
+    """What ``meterledger status --json`` prints: a contract."""
+    pending = store.vee_pending()
+    return {
+        "schema_version": store.schema_version(),
+        "paused": [
+            {"feed": s.feed, "reason": s.reason, "since": s.updated_at}
+            for s in store.feed_states()
+            if s.paused
+        ],
+        "breakers": [
+            {
+                "endpoint": b.endpoint,
+                "state": b.state,
+                "failure_rate": b.failure_rate,
+                "calls_in_window": b.calls_in_window,
+                "opened": b.opened,
+                "opened_at": b.opened_at,
+                "updated_at": b.updated_at,
+            }
+            for b in store.breaker_states()
+        ],
+        "open_dead_letters": store.open_dead_letters(),
+        "vee_pending_batches": len(pending),
+        "open_anomalies": len(store.list_anomalies(status="open")),
+    }
+
+
+@handle_errors
+def status(db: DbOption = None, json_out: JsonOption = False) -> None:
+    """The feeds at a glance: pauses, circuit breakers per endpoint, open dead letters per
+    feed, batches VEE has not checked, open anomalies, the schema version."""
+    report = status_report(open_db(db))
+    if json_out:
+        emit_json(report)
+        return
+    out.print(f"schema version {report['schema_version']}")
+    for p in report["paused"]:
+        what = "all ingestion" if p["feed"] == ALL_FEEDS else f"feed {p['feed']}"
+        reason = f": {p['reason']}" if p["reason"] else ""
+        out.print(f"[bold red]paused[/] {what} since {p['since']}{reason}")
+    if not report["paused"]:
+        out.print("no feed is paused")
+    if report["breakers"]:
+        table = Table("endpoint", "state", "failure rate", "calls", "opened", "last opened")
+        for b in report["breakers"]:
+            colour = {"open": "red", "half-open": "yellow"}.get(b["state"], "green")
+            table.add_row(
+                b["endpoint"],
+                f"[{colour}]{b['state']}[/]",
+                f"{b['failure_rate']:.0%}",
+                str(b["calls_in_window"]),
+                str(b["opened"]),
+                b["opened_at"] or "",
+            )
+        out.print(table)
+    letters = report["open_dead_letters"]
+    out.print(
+        "open dead letters: "
+        + (", ".join(f"{feed} {n}" for feed, n in letters.items()) if letters else "none")
+    )
+    out.print(f"batches VEE has not checked: {report['vee_pending_batches']}")
+    out.print(f"open anomalies: {report['open_anomalies']}")
