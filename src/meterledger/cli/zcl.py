@@ -290,7 +290,7 @@ def frame_from_json(body: Any) -> ZclFrame:
     control = body.get("frame_control", {})
     if not isinstance(control, dict):
         raise InputError("frame_control must be an object")
-    direction = kind.DIRECTION or _DEFAULT_DIRECTION[name]
+    direction = kind.DIRECTION if kind.DIRECTION is not None else _DEFAULT_DIRECTION[name]
     if "direction" in control:
         direction = _enum(Direction, control["direction"], "direction")
     if "frame_type" in control and _enum(FrameType, control["frame_type"], "frame_type") is not (
