@@ -18,6 +18,7 @@ from meterledger.cli import (
     feeds,
     ingest,
     meters,
+    mqtt,
     quarantine,
     readings,
     registers,
@@ -54,6 +55,7 @@ app.add_typer(vee.app, name="vee")
 app.add_typer(anomalies.app, name="anomalies")
 app.add_typer(registers.app, name="registers")
 app.add_typer(zcl.app, name="zcl")
+app.add_typer(mqtt.app, name="mqtt")
 
 
 @app.command("init")
