@@ -25,6 +25,7 @@ from meterledger.cli import (
     simulate,
     vee,
     zcl,
+    zigbee,
 )
 from meterledger.cli.common import DbOption, JsonOption, emit_json, handle_errors, open_db, out
 from meterledger.store.urls import redact_url
@@ -55,6 +56,7 @@ app.add_typer(vee.app, name="vee")
 app.add_typer(anomalies.app, name="anomalies")
 app.add_typer(registers.app, name="registers")
 app.add_typer(zcl.app, name="zcl")
+app.add_typer(zigbee.app, name="zigbee")
 app.add_typer(mqtt.app, name="mqtt")
 
 
