@@ -202,7 +202,7 @@ def test_a_delivery_failing_its_retries_is_kept_and_replayed(store: Store) -> No
 def test_status_json(store: Store) -> None:
     code, out, _ = cli(store, "status", "--json")
     assert code == 0 and json.loads(out) == {
-        "schema_version": 6,
+        "schema_version": 7,
         "paused": [],
         "breakers": [],
         "open_dead_letters": {},
@@ -233,7 +233,7 @@ def test_status_json(store: Store) -> None:
     ] == [("10.0.0.1:4059", "open", 0.5, 4, 1), ("dcu-2", "closed", 0.0, 1, 0)]
     assert breakers[0]["opened_at"] is not None and breakers[1]["opened_at"] is None
     assert report == {
-        "schema_version": 6,
+        "schema_version": 7,
         "open_dead_letters": {"dlms": 1},
         "vee_pending_batches": 1,  # the replayed batch, not checked yet
         "open_anomalies": 0,

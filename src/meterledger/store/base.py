@@ -21,6 +21,7 @@ import polars as pl
 from meterledger.store.arrays import BillingArrays
 from meterledger.store.collect_sql import ClockRead, Counters
 from meterledger.store.feeds_sql import FeedReadAPI, FeedWriteAPI
+from meterledger.store.marks_sql import MarkReadAPI, MarkWriteAPI
 from meterledger.store.records import (
     AccountRecord,
     AnomalyRecord,
@@ -33,6 +34,7 @@ from meterledger.store.records import (
     NewBill,
     NewQuarantine,
     QuarantineRecord,
+    ReceivedFile,
     RegisterRead,
     TariffRecord,
 )
@@ -55,6 +57,7 @@ __all__ = [
     "NewBill",
     "NewQuarantine",
     "QuarantineRecord",
+    "ReceivedFile",
     "RegisterRead",
     "Store",
     "TariffRecord",
@@ -103,6 +106,8 @@ STORE_TABLES = frozenset(
         "dead_letters",
         "feed_state",
         "breaker_state",
+        "feed_marks",
+        "received_files",
     }
 )
 
@@ -152,9 +157,10 @@ def key_spans(keys: pl.DataFrame) -> list[tuple[int, int, int]]:
     return list(spans.sort("channel_id").iter_rows())
 
 
-class WriteTx(VeeWriteAPI, FeedWriteAPI):
-    """One serialised write transaction (with the VEE writes of :class:`VeeWriteAPI` and
-    the resilience writes of :class:`FeedWriteAPI`)."""
+class WriteTx(VeeWriteAPI, FeedWriteAPI, MarkWriteAPI):
+    """One serialised write transaction (with the VEE writes of :class:`VeeWriteAPI`, the
+    resilience writes of :class:`FeedWriteAPI` and the feed marks and received files of
+    :class:`MarkWriteAPI`)."""
 
     @abstractmethod
     def new_batch(self, source: str, fmt: str, received_at: str) -> int: ...
@@ -297,9 +303,10 @@ class WriteTx(VeeWriteAPI, FeedWriteAPI):
     def add_clock_read(self, read: ClockRead) -> None: ...
 
 
-class Store(VeeReadAPI, FeedReadAPI):
-    """A meterledger database (with the VEE reads of :class:`VeeReadAPI` and the
-    resilience reads of :class:`FeedReadAPI`)."""
+class Store(VeeReadAPI, FeedReadAPI, MarkReadAPI):
+    """A meterledger database (with the VEE reads of :class:`VeeReadAPI`, the resilience
+    reads of :class:`FeedReadAPI` and the feed marks and received files of
+    :class:`MarkReadAPI`)."""
 
     url: str
     dialect: str  # the migrations folder: "sqlite" or "postgresql"

@@ -50,6 +50,7 @@ from meterledger.store.base import (
 from meterledger.store.billing_sql import BillingReads
 from meterledger.store.collect_sql import CollectReads
 from meterledger.store.feeds_sql import FeedReads
+from meterledger.store.marks_sql import MarkReads
 from meterledger.store.migrations import load_migrations
 from meterledger.store.pg_arrays import channel_arrays, concat_channels
 from meterledger.store.pg_partitions import Partitions, months_for, months_of
@@ -83,7 +84,7 @@ def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="microseconds")
 
 
-class PostgresStore(BillingReads, CollectReads, AnomalyReads, FeedReads, Store):
+class PostgresStore(BillingReads, CollectReads, AnomalyReads, FeedReads, MarkReads, Store):
     dialect = "postgresql"
 
     def __init__(self, url: str, *, pool_size: int = 4, connect_timeout_s: float = 10.0) -> None:

@@ -42,6 +42,7 @@ from meterledger.store.base import (
 from meterledger.store.billing_sql import BillingWrites
 from meterledger.store.collect_sql import CollectWrites
 from meterledger.store.feeds_sql import FeedWrites
+from meterledger.store.marks_sql import MarkWrites
 from meterledger.store.pg_partitions import Partitions
 from meterledger.store.pgcopy import (
     copy_in_ints,
@@ -175,7 +176,7 @@ def encode_new(rows: pl.DataFrame) -> np.ndarray:
     return int8_records([*arrays, zeros, zeros, np.ones(height, dtype=np.int64)])
 
 
-class PostgresTx(BillingWrites, CollectWrites, AnomalyWrites, FeedWrites, WriteTx):
+class PostgresTx(BillingWrites, CollectWrites, AnomalyWrites, FeedWrites, MarkWrites, WriteTx):
     def __init__(self, conn: psycopg.Connection[Any], partitions: Partitions) -> None:
         self.conn = conn
         self.partitions = partitions

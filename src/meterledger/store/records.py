@@ -24,6 +24,7 @@ __all__ = [
     "NewBill",
     "NewQuarantine",
     "QuarantineRecord",
+    "ReceivedFile",
     "RegisterRead",
     "TariffRecord",
     "check_meter_class",
@@ -265,3 +266,30 @@ class RegisterRead:
     value: int
     source: str
     batch_id: int | None = None
+
+
+_SHA256 = re.compile(r"[0-9a-f]{64}")
+
+
+@dataclass(frozen=True, slots=True)
+class ReceivedFile:
+    """A file a feed took in (schema version 7), known by the SHA-256 of its bytes (64
+    lower-case hex digits): its ``name`` as received, ``size`` in bytes, the number of
+    batches it made, when it was received (ISO-8601 UTC) and where it was moved (None: not
+    moved)."""
+
+    sha256: str
+    feed: str
+    name: str
+    size: int
+    batch_count: int
+    received_at: str
+    moved_to: str | None = None
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.sha256, str) or _SHA256.fullmatch(self.sha256) is None:
+            raise InputError(f"sha256 must be 64 lower-case hex digits, got {self.sha256!r}")
+        if self.size < 0 or self.batch_count < 0:
+            raise InputError("a received file's size and batch count are not negative")
+        if not self.feed or not self.name:
+            raise InputError("a received file names its feed and its file name")

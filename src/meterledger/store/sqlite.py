@@ -43,6 +43,7 @@ from meterledger.store.base import (
 from meterledger.store.billing_sql import BillingReads
 from meterledger.store.collect_sql import CollectReads
 from meterledger.store.feeds_sql import FeedReads
+from meterledger.store.marks_sql import MarkReads
 from meterledger.store.migrations import load_migrations
 from meterledger.store.sqlite_tx import (
     METER_COLUMNS,
@@ -74,7 +75,7 @@ def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="microseconds")
 
 
-class SqliteStore(BillingReads, CollectReads, AnomalyReads, FeedReads, Store):
+class SqliteStore(BillingReads, CollectReads, AnomalyReads, FeedReads, MarkReads, Store):
     dialect = "sqlite"
 
     def __init__(self, url: str, *, busy_timeout_s: float = 60.0) -> None:

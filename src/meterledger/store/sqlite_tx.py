@@ -27,6 +27,7 @@ from meterledger.store.base import (
 from meterledger.store.billing_sql import BillingWrites
 from meterledger.store.collect_sql import CollectWrites
 from meterledger.store.feeds_sql import FeedWrites
+from meterledger.store.marks_sql import MarkWrites
 from meterledger.store.records import check_meter_class
 
 __all__ = [
@@ -87,7 +88,7 @@ def registry_version(conn: sqlite3.Connection) -> int:
     return int(conn.execute("SELECT version FROM registry_version WHERE id = 1").fetchone()[0])
 
 
-class SqliteTx(BillingWrites, CollectWrites, AnomalyWrites, FeedWrites, WriteTx):
+class SqliteTx(BillingWrites, CollectWrites, AnomalyWrites, FeedWrites, MarkWrites, WriteTx):
     def __init__(self, conn: sqlite3.Connection) -> None:
         self.conn = conn
 
