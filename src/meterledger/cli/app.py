@@ -15,6 +15,7 @@ from meterledger.cli import (
     db,
     demo,
     dlms,
+    drops,
     feeds,
     ingest,
     meters,
@@ -58,6 +59,7 @@ app.add_typer(registers.app, name="registers")
 app.add_typer(zcl.app, name="zcl")
 app.add_typer(zigbee.app, name="zigbee")
 app.add_typer(mqtt.app, name="mqtt")
+app.add_typer(drops.app, name="drops")
 
 
 @app.command("init")
