@@ -335,7 +335,8 @@ class SftpDrop:
             if not complete:
                 part.unlink(missing_ok=True)
                 return None
-            return move_atomically(part, local_dir / remote.name)
+            # a different file of that name still waiting here is never overwritten
+            return move_atomically(part, target_in(local_dir, remote.name, sha256_of(part)))
         except BaseException:
             part.unlink(missing_ok=True)
             raise
