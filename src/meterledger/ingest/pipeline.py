@@ -12,7 +12,7 @@ import gzip
 import io
 import json
 import zlib
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -156,6 +156,20 @@ class IngestResult:
     vee: VeeOutcome | None = None
 
 
+def _flag_last(items: Iterable[Staged], look: bool) -> Iterator[tuple[Staged, bool]]:
+    """Each item with whether it is the last (known one item ahead, only when ``look``)."""
+    if not look:
+        yield from ((item, False) for item in items)
+        return
+    held: Staged | None = None
+    for item in items:
+        if held is not None:
+            yield held, False
+        held = item
+    if held is not None:
+        yield held, True
+
+
 def _service_for(unit: str | None) -> Service:
     try:
         base = Unit(unit).base if unit else BaseUnit.WH
@@ -229,16 +243,22 @@ class Ingestor:
         source: str,
         options: IngestOptions,
         progress: Progress | None = None,
+        mark: tuple[str, str] | None = None,
     ) -> IngestResult:
+        """Ingest ``stream`` block by block. ``mark`` ``(feed, mark)`` sets that feed's
+        high-water mark in the write transaction of the last block's readings (alone if no
+        block has any), so the mark never runs ahead of or behind what was stored."""
         result = IngestResult()
+        marked = mark is None
         held = self._snapshot
         snapshot = held.refresh(self.store) if held is not None else Snapshot.load(self.store)
         blocks = read_blocks(stream, fmt, source, options.meter_id, options.block_bytes)
         stager: Stager = ThreadStager(blocks, snapshot, self._now, encode=self.store.encode_new)
         with stager:
-            for staged in stager:
+            for staged, last in _flag_last(stager, mark is not None):
                 if staged.prepared.height:
-                    self._apply_block(staged, fmt, source, options, result)
+                    self._apply_block(staged, fmt, source, options, result, mark if last else None)
+                    marked = marked or last
                     fresh = snapshot.refresh(self.store)
                     if fresh is not snapshot:
                         snapshot = fresh
@@ -246,6 +266,9 @@ class Ingestor:
                 if progress is not None:
                     progress(staged.size)
         self._snapshot = snapshot
+        if mark is not None and not marked:
+            with self.store.write() as tx:
+                tx.set_feed_mark(mark[0], mark[1], self._now().isoformat())
         if self.vee and result.batches:
             result.vee = self.check_pending()
         return result
@@ -266,7 +289,13 @@ class Ingestor:
         return result.counts.accepted + result.counts.superseded
 
     def _apply_block(
-        self, staged: Staged, fmt: str, source: str, options: IngestOptions, result: IngestResult
+        self,
+        staged: Staged,
+        fmt: str,
+        source: str,
+        options: IngestOptions,
+        result: IngestResult,
+        mark: tuple[str, str] | None = None,
     ) -> None:
         at = self._now()
         checked = staged.checked
@@ -287,6 +316,8 @@ class Ingestor:
                 )
                 ahead = None
             counts, entry = write_batch(tx, checked, fmt=fmt, source=source, at=at, ahead=ahead)
+            if mark is not None:
+                tx.set_feed_mark(mark[0], mark[1], at.isoformat())
         result.counts.add(counts)
         result.batches += 1
         result.audit_entries += int(entry is not None)
