@@ -25,6 +25,7 @@ from meterledger.cli import (
     registers,
     simulate,
     vee,
+    vendor,
     zcl,
     zigbee,
 )
@@ -60,6 +61,7 @@ app.add_typer(zcl.app, name="zcl")
 app.add_typer(zigbee.app, name="zigbee")
 app.add_typer(mqtt.app, name="mqtt")
 app.add_typer(drops.app, name="drops")
+app.add_typer(vendor.app, name="vendor")
 
 
 @app.command("init")
