@@ -29,14 +29,12 @@ whole local days before today plus today so far, captured as time passes.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import enum
 import itertools
 import random
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from types import TracebackType
 
 from meterledger.codec.dlms.apdu_common import SelectiveAccess
 from meterledger.codec.dlms.codes import ActionResult, DataAccessResult
@@ -67,6 +65,7 @@ from meterledger.simulate.dlms_meter import (
     keys_for,
 )
 from meterledger.simulate.fleet import make_fleet
+from meterledger.simulate.stream_server import StreamServer
 
 __all__ = [
     "MANAGEMENT_CLIENT",
@@ -375,21 +374,21 @@ class _Connection:
         stats["responses"] += 1
 
 
-class DlmsSimulator:
+class DlmsSimulator(StreamServer):
     """The simulator: ``async with DlmsSimulator(config) as sim`` listens on
     ``config.host`` (port 0 picks a free one: see :attr:`port`) until the block ends."""
 
+    what = "the simulator"
+    ends = (CorruptFrameError, DlmsLocalError)
+
     def __init__(self, config: SimulatorConfig) -> None:
+        super().__init__()
         self.config = config
         self.clock = config.clock or (lambda: datetime.now(UTC))
         self.start = config.start or self._default_start()
-        self.stats = {"connections": 0, "responses": 0, "dropped": 0}
+        self.stats.update(responses=0, dropped=0)
         self._fleet = make_fleet(config.meters, seed=config.seed, tz=config.tz)
         self._states: dict[int, _MeterState] = {}
-        self._server: asyncio.Server | None = None
-        self._tasks: set[asyncio.Task[None]] = set()
-        self._writers: set[asyncio.StreamWriter] = set()
-        self._closing = False
 
     def _default_start(self) -> datetime:
         zone = parse_zone(self.config.tz)
@@ -437,79 +436,13 @@ class DlmsSimulator:
             state = self._states[meter_index] = _MeterState(meter, behaviour, config.seed)
         return state
 
-    @property
-    def port(self) -> int:
-        """The port listened on (the one chosen when the config said 0)."""
-        if self._server is None or not self._server.sockets:
-            raise RuntimeError("the simulator is not listening")
-        return int(self._server.sockets[0].getsockname()[1])
-
     async def start_serving(self) -> None:
-        self._server = await asyncio.start_server(
-            self.handle_connection,
-            self.config.host,
-            self.config.port,
-            backlog=self.config.backlog,
-            reuse_address=True,
-        )
+        await self.listen(self.config.host, self.config.port, backlog=self.config.backlog)
 
-    async def run_forever(self) -> None:
-        """Serve until cancelled (Ctrl-C in the CLI)."""
-        if self._server is None:
-            await self.start_serving()
-        assert self._server is not None
-        await self._server.serve_forever()
-
-    async def close(self) -> None:
-        """Stop listening, end every connection and wait for their tasks."""
-        self._closing = True
-        if self._server is not None:
-            self._server.close()
-        for writer in list(self._writers):
-            writer.close()
-        for task in list(self._tasks):
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
-        if self._server is not None:
-            await self._server.wait_closed()
-            self._server = None
-
-    async def __aenter__(self) -> DlmsSimulator:
+    async def start_default(self) -> None:
         await self.start_serving()
-        return self
 
-    async def __aexit__(
-        self,
-        kind: type[BaseException] | None,
-        error: BaseException | None,
-        trace: TracebackType | None,
-    ) -> None:
-        await self.close()
-
-    async def handle_connection(
-        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
-    ) -> None:
-        """Serve one client connection (any stream pair, e.g. an in-memory one) to its end."""
-        task = asyncio.current_task()
-        if task is not None:
-            self._tasks.add(task)
-        self._writers.add(writer)
-        self.stats["connections"] += 1
+    async def serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         connection = _Connection(self, writer)
-        try:
-            while data := await reader.read(_READ_SIZE):
-                await connection.receive(data)
-        except (ConnectionError, CorruptFrameError, DlmsLocalError):
-            pass  # a broken stream or peer: this connection ends, the others go on
-        except asyncio.CancelledError:
-            if not self._closing:
-                raise
-            # Shutting down: end quietly (asyncio's stream callback would log a cancelled
-            # handler task as an error).
-        finally:
-            self._writers.discard(writer)
-            if task is not None:
-                self._tasks.discard(task)
-            writer.close()
-            with contextlib.suppress(ConnectionError, asyncio.CancelledError):
-                await writer.wait_closed()
+        while data := await reader.read(_READ_SIZE):
+            await connection.receive(data)

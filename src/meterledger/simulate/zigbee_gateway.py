@@ -35,12 +35,10 @@ start when the days cover it.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import random
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from types import TracebackType
 
 from meterledger.codec.zigbee import (
     METERING_CLUSTER,
@@ -63,6 +61,7 @@ from meterledger.codec.zigbee.cursor import Cursor
 from meterledger.core.errors import ConfigError
 from meterledger.core.time import parse_zone
 from meterledger.simulate.fleet import make_fleet
+from meterledger.simulate.stream_server import StreamServer
 from meterledger.simulate.zigbee_meter import ShapedLoad, ZigbeeMeter
 
 __all__ = [
@@ -153,22 +152,21 @@ class GatewayConfig:
         parse_zone(self.tz)
 
 
-class ZigbeeGateway:
+class ZigbeeGateway(StreamServer):
     """``async with ZigbeeGateway(config) as gateway`` listens on ``config.host`` and
     ``config.port`` (0 picks a free one: see :attr:`port`) until the block ends; or
     ``await gateway.start(host, port)`` and ``await gateway.close()``."""
 
+    what = "the gateway"
+
     def __init__(self, config: GatewayConfig) -> None:
+        super().__init__()
         self.config = config
         self.clock: Callable[[], int] = config.clock or (lambda: int(time.time()))
-        self.stats = {"connections": 0, "requests": 0, "responses": 0, "unanswered": 0}
+        self.stats.update(requests=0, responses=0, unanswered=0)
         self._fleet = make_fleet(config.meters, seed=config.seed, tz=config.tz)
         self._by_eui = {eui64_of(index): index for index in range(config.meters)}
         self._loads: dict[int, ShapedLoad] = {}
-        self._server: asyncio.Server | None = None
-        self._tasks: set[asyncio.Task[None]] = set()
-        self._writers: set[asyncio.StreamWriter] = set()
-        self._closing = False
 
     # -- meters --------------------------------------------------------------------------
 
@@ -242,90 +240,30 @@ class ZigbeeGateway:
 
     # -- serving ---------------------------------------------------------------------------
 
-    @property
-    def port(self) -> int:
-        """The port listened on (the one chosen when the config said 0)."""
-        if self._server is None or not self._server.sockets:
-            raise RuntimeError("the gateway is not listening")
-        return int(self._server.sockets[0].getsockname()[1])
-
     async def start(self, host: str | None = None, port: int | None = None) -> None:
         """Listen on ``host``/``port`` (the config's when not given)."""
-        self._server = await asyncio.start_server(
-            self.handle_connection,
+        await self.listen(
             self.config.host if host is None else host,
             self.config.port if port is None else port,
-            reuse_address=True,
         )
 
-    async def run_forever(self) -> None:
-        """Serve until cancelled (Ctrl-C in the CLI)."""
-        if self._server is None:
-            await self.start()
-        assert self._server is not None
-        await self._server.serve_forever()
-
-    async def close(self) -> None:
-        """Stop listening, end every connection and wait for their tasks."""
-        self._closing = True
-        if self._server is not None:
-            self._server.close()
-        for writer in list(self._writers):
-            writer.close()
-        for task in list(self._tasks):
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
-        if self._server is not None:
-            await self._server.wait_closed()
-            self._server = None
-
-    async def __aenter__(self) -> ZigbeeGateway:
+    async def start_default(self) -> None:
         await self.start()
-        return self
 
-    async def __aexit__(
-        self,
-        kind: type[BaseException] | None,
-        error: BaseException | None,
-        trace: TracebackType | None,
-    ) -> None:
-        await self.close()
-
-    async def handle_connection(
-        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
-    ) -> None:
-        """Serve one client connection (any stream pair) to its end."""
-        task = asyncio.current_task()
-        if task is not None:
-            self._tasks.add(task)
-        self._writers.add(writer)
-        self.stats["connections"] += 1
-        try:
-            while True:
-                length = int.from_bytes(await reader.readexactly(2), "big")
-                if length > MAX_MESSAGE:
-                    break
-                envelope = decode_envelope(await reader.readexactly(length))
-                self.stats["requests"] += 1
-                reply = None if envelope is None else self.answer(envelope)
-                if reply is None:
-                    self.stats["unanswered"] += 1
-                    continue
-                writer.write(encode_envelope(reply))
-                await writer.drain()
-                self.stats["responses"] += 1
-        except (ConnectionError, asyncio.IncompleteReadError):
-            pass  # the client went away: this connection ends, the others go on
-        except asyncio.CancelledError:
-            if not self._closing:
-                raise
-        finally:
-            self._writers.discard(writer)
-            if task is not None:
-                self._tasks.discard(task)
-            writer.close()
-            with contextlib.suppress(ConnectionError, asyncio.CancelledError):
-                await writer.wait_closed()
+    async def serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        while True:
+            length = int.from_bytes(await reader.readexactly(2), "big")
+            if length > MAX_MESSAGE:
+                return
+            envelope = decode_envelope(await reader.readexactly(length))
+            self.stats["requests"] += 1
+            reply = None if envelope is None else self.answer(envelope)
+            if reply is None:
+                self.stats["unanswered"] += 1
+                continue
+            writer.write(encode_envelope(reply))
+            await writer.drain()
+            self.stats["responses"] += 1
 
 
 def _reply(request: ZclHeader, command: ZclCommand) -> ZclFrame:
