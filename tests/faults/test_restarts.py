@@ -1,22 +1,26 @@
 """Fault tests against the real pieces (issue 7, point 6): a collector killed with SIGKILL
-and restarted. Each asserts that the store ends
+and restarted, and the MQTT broker restarted mid-stream. Each asserts that the store ends
 with exactly the readings published (nothing lost), each once (no second version, the
 audited batches accepting exactly the stored count) and that the audit chain verifies.
 
 The collectors run as subprocesses of the ``meterledger`` entry point on a SQLite file; the
-MQTT test uses the shared Mosquitto under a topic root of its own.
+MQTT tests use the shared Mosquitto (under a topic root of their own) or a private
+Mosquitto on a free port, never restarting the shared one.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import os
+import shutil
 import signal
+import socket
 import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 import aiomqtt
@@ -87,10 +91,10 @@ def assert_exactly_once(url: str, expected: Sequence[Row]) -> None:
         store.close()
     done = subprocess.run(
         command("audit", "verify", "--db", url, "--json"),
-        check=False,
         capture_output=True,
         text=True,
         timeout=60,
+        check=False,
     )
     assert done.returncode == 0, done.stdout + done.stderr
     assert json.loads(done.stdout)["ok"] is True
@@ -178,7 +182,7 @@ def listen_args(url: str, root: str, client: str, group: str, port: int, idle: f
 
 
 def run_listener(args: list[str], timeout: float = 60) -> dict[str, object]:
-    done = subprocess.run(args, check=False, capture_output=True, text=True, timeout=timeout)
+    done = subprocess.run(args, capture_output=True, text=True, timeout=timeout, check=False)
     assert done.returncode == 0, done.stdout + done.stderr
     return dict(json.loads(done.stdout))
 
@@ -265,10 +269,10 @@ def test_vendor_poll_killed_with_sigkill_resumes_from_the_mark_failing_and_throt
         for _ in range(6):
             done = subprocess.run(
                 vendor_poll_args(url, api, until),
-                check=False,
                 capture_output=True,
                 text=True,
                 timeout=60,
+                check=False,
             )
             if done.returncode == 0:
                 reports.append(json.loads(done.stdout))
@@ -282,3 +286,99 @@ def test_vendor_poll_killed_with_sigkill_resumes_from_the_mark_failing_and_throt
         assert store.feed_mark("vendor") == "2024-06-05T00:00:00+00:00"
     finally:
         store.close()
+
+
+# -- the broker restarted mid-stream -------------------------------------------------------
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class Broker:
+    """A private Mosquitto on ``port`` with its persistence in ``where``."""
+
+    def __init__(self, where: Path, port: int) -> None:
+        self.port = port
+        self.conf = where / "mosquitto.conf"
+        data = where / "data"
+        data.mkdir(exist_ok=True)
+        self.conf.write_text(
+            f"listener {port} 127.0.0.1\nallow_anonymous true\npersistence true\n"
+            f"persistence_location {data}/\nmax_queued_messages 0\n"
+            # run as root, Mosquitto drops to its own user, which cannot write a root-owned
+            # temporary folder: it would keep no sessions across the restart
+            + ("user root\n" if os.geteuid() == 0 else "")
+        )
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        self.proc = subprocess.Popen(
+            ["mosquitto", "-c", str(self.conf)],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+
+        def up() -> bool:
+            try:
+                with socket.create_connection(("127.0.0.1", self.port), timeout=0.5):
+                    return True
+            except OSError:
+                return False
+
+        wait_for(up, 10, "the private broker to listen")
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            self.proc.terminate()  # SIGTERM: Mosquitto writes its persistence file
+            self.proc.wait(10)
+            self.proc = None
+
+
+@pytest.fixture
+def broker(tmp_path: Path) -> Iterator[Broker]:
+    if shutil.which("mosquitto") is None:
+        pytest.fail("mosquitto is not installed (the fault tests need a private broker)")
+    made = Broker(tmp_path, free_port())
+    made.start()
+    yield made
+    made.stop()
+
+
+@pytest.mark.slow
+def test_broker_restarted_mid_stream_loses_and_duplicates_nothing(
+    tmp_path: Path, broker: Broker
+) -> None:
+    url = new_db(tmp_path)
+    root, client, group = unique_root(), unique_id("restart"), ""
+    items, expected = messages(root, 300)
+    run_listener(listen_args(url, root, client, group, broker.port, 0.5))  # the session
+    publisher = Publisher(broker.port, items, pace=0.005)
+    publisher.start()
+    listener = subprocess.Popen(
+        listen_args(url, root, client, group, broker.port, 4),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+    try:
+        wait_for(lambda: stored_count(url) >= 300, 40, "the first readings to be stored")
+        broker.stop()
+        at_stop = stored_count(url)
+        time.sleep(1.0)  # the publisher and the listener both see it gone
+        broker.start()
+        publisher.join(60)
+        assert publisher.error is None and publisher.sent == len(items)
+        out, _ = listener.communicate(timeout=60)
+    finally:
+        if listener.poll() is None:
+            kill(listener)
+    assert listener.returncode == 0
+    report = json.loads(out)
+    got = set(stored_rows(url))
+    lost = sorted({i // PER_MESSAGE for i, r in enumerate(expected) if r not in got})
+    assert lost == []
+    assert 0 < at_stop < len(expected)  # the broker went away part-way
+    assert int(report["reconnects"]) >= 1 and publisher.retries >= 1
+    assert report["dead_letters"] == 0 and report["quarantined"] == 0
+    assert_exactly_once(url, expected)
