@@ -74,6 +74,10 @@ def test_clock_reads_and_the_last_stored_interval(store: Store, tmp_path: object
     reads = store.clock_reads()
     assert [(r.meter_id, r.drift_ms) for r in reads] == [("M1", 12_500), ("M2", -1_000)]
     assert [r.meter_id for r in store.clock_reads("M2")] == ["M2"]
+    with store.write() as tx:
+        tx.add_clock_read(ClockRead("M1", 1_700_000_060_000, 1_700_000_060_000, 0))
+    assert [r.read_at for r in store.clock_reads(since_ms=1_700_000_000_000)] == [1_700_000_060_000]
+    assert store.clock_reads("M2", since_ms=1_700_000_000_000) == []
     assert store.last_interval_end("M1", "1.0.1.8.0.255") is None
 
     from pathlib import Path

@@ -73,11 +73,16 @@ def rebill_touched(store: Store, touched: Sequence[Touched]) -> list[Rebill]:
     by_meter: dict[str, list[tuple[int, int]]] = {}
     for meter_id, lo, hi in touched:
         by_meter.setdefault(meter_id, []).append((lo, hi))
+    # only the accounts of the meters touched (one registry read, not a query per account)
+    by_account: dict[str, list[tuple[int, int]]] = {}
+    for meter in store.list_meters():
+        if meter.account is not None and meter.meter_id in by_meter:
+            by_account.setdefault(meter.account, []).extend(by_meter[meter.meter_id])
     out: list[Rebill] = []
-    for account in store.list_accounts():
-        spans = [s for m in store.account_meters(account.account_id) for s in by_meter.get(m, [])]
-        if not spans:
-            continue
+    for account_id, spans in sorted(by_account.items()):
+        account = store.get_account(account_id)
+        if account is None:
+            continue  # a meter's account not (yet) set up for billing: nothing was billed
         zone = ZoneInfo(account.timezone)
         periods = sorted({b.period for b in store.list_bills(account.account_id)})
         for period in periods:

@@ -33,7 +33,7 @@ from meterledger.core.reading import Quality
 from meterledger.core.time import epoch_of, iso_utc
 from meterledger.ingest import audit
 from meterledger.store.base import Store
-from meterledger.store.records import NewAnomaly
+from meterledger.store.records import ChannelRecord, MeterRecord, NewAnomaly
 from meterledger.vee.config import RuleSet
 from meterledger.vee.engine import Findings, run_rules
 from meterledger.vee.estimate import Estimates, EstimationParams, estimate
@@ -145,11 +145,25 @@ def _midnight_before(instant: int, tz: str) -> int:
     return midnight_local - offset
 
 
+@dataclass(frozen=True, slots=True)
+class _Registry:
+    """The meters and channels, read once per pass (not once per chunk)."""
+
+    channels: dict[int, ChannelRecord]
+    meters: dict[str, MeterRecord]
+
+    @classmethod
+    def load(cls, store: Store) -> _Registry:
+        return cls(
+            {c.channel_id: c for c in store.list_channels()},
+            {m.meter_id: m for m in store.list_meters()},
+        )
+
+
 def _series(
-    store: Store, spans: list[_Span], ruleset: RuleSet, history_days: int
+    store: Store, spans: list[_Span], ruleset: RuleSet, history_days: int, registry: _Registry
 ) -> tuple[Series, Registers, ClockReads, np.ndarray]:
-    channels = {c.channel_id: c for c in store.list_channels()}
-    meters = {m.meter_id: m for m in store.list_meters()}
+    channels, meters = registry.channels, registry.meters
     missing = [s.channel_id for s in spans if s.channel_id not in channels]
     if missing:
         raise InputError(f"unknown channels {missing}")
@@ -238,7 +252,10 @@ def _reach_back(
 
 def _clocks(store: Store, info: Channels, start: int, end: int) -> ClockReads:
     by_meter: dict[str, list[tuple[int, int]]] = {}
-    for read in store.clock_reads():
+    wanted = set(info.meter_id)
+    for read in store.clock_reads(since_ms=start * 1000):  # since the read window's start
+        if read.meter_id not in wanted:
+            continue
         at = read.read_at // 1000
         if start < at <= end + _DAY:
             by_meter.setdefault(read.meter_id, []).append((at, read.drift_ms))
@@ -322,10 +339,10 @@ def _anomalies(series: Series, found: Findings) -> list[NewAnomaly]:
     return out
 
 
-def _chunks(store: Store, spans: list[_Span]) -> list[list[_Span]]:
+def _chunks(registry: _Registry, spans: list[_Span]) -> list[list[_Span]]:
     """Spans in groups of about ``CHUNK_CHANNELS`` channels, a meter's channels together (the
     sibling rule compares them), so memory stays bounded however much was delivered."""
-    meter_of = {c.channel_id: c.meter_id for c in store.list_channels()}
+    meter_of = {c: rec.meter_id for c, rec in registry.channels.items()}
     groups: list[list[_Span]] = []
     last_meter = None
     for span in sorted(spans, key=lambda s: (meter_of.get(s.channel_id, ""), s.channel_id)):
@@ -355,8 +372,9 @@ def _check_spans(
     spans = _merge(raw_spans)
     outcome = VeeOutcome(batches=len(batch_ids), channels=len(spans))
     marks = list(batch_ids)
-    for chunk in _chunks(store, spans):
-        outcome.add(_check_chunk(store, chunk, ruleset, at, write_estimates, marks))
+    registry = _Registry.load(store)
+    for chunk in _chunks(registry, spans):
+        outcome.add(_check_chunk(store, registry, chunk, ruleset, at, write_estimates, marks))
     with store.write() as tx:
         tx.mark_vee(marks, stamp)
         if outcome.opened or outcome.cleared:
@@ -380,6 +398,7 @@ def _check_spans(
 
 def _check_chunk(
     store: Store,
+    registry: _Registry,
     spans: list[_Span],
     ruleset: RuleSet,
     at: datetime,
@@ -389,7 +408,7 @@ def _check_chunk(
     """One chunk: estimate its gaps (their batches join ``marks``), run the rules, record
     the findings."""
     outcome = VeeOutcome()
-    series, registers, clocks, _ = _series(store, spans, ruleset, HISTORY_DAYS)
+    series, registers, clocks, _ = _series(store, spans, ruleset, HISTORY_DAYS, registry)
     outcome.intervals = int(series.checked().sum())
     params = EstimationParams(
         max_linear=ruleset.estimation.max_linear, like_days=ruleset.estimation.like_days

@@ -459,7 +459,9 @@ class Store(VeeReadAPI, FeedReadAPI, MarkReadAPI):
     def counters(self, meter_id: str) -> Counters: ...
 
     @abstractmethod
-    def clock_reads(self, meter_id: str | None = None) -> list[ClockRead]: ...
+    def clock_reads(
+        self, meter_id: str | None = None, *, since_ms: int | None = None
+    ) -> list[ClockRead]: ...
 
     @abstractmethod
     def last_interval_end(self, meter_id: str, obis: str) -> int | None:

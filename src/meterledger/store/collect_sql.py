@@ -47,12 +47,19 @@ class CollectReads(ABC):
             return Counters(meter_id, 0, 0)
         return Counters(meter_id, int(rows[0][0]), int(rows[0][1]))
 
-    def clock_reads(self, meter_id: str | None = None) -> list[ClockRead]:
-        query = "SELECT meter_id, read_at, meter_time, drift_ms FROM clock_reads"
-        params: tuple[object, ...] = ()
+    def clock_reads(
+        self, meter_id: str | None = None, *, since_ms: int | None = None
+    ) -> list[ClockRead]:
+        """A meter's clock reads (every meter's without one), by meter then time; with
+        ``since_ms`` only those read after that instant (epoch ms)."""
+        query = "SELECT meter_id, read_at, meter_time, drift_ms FROM clock_reads WHERE 1 = 1"
+        params: list[object] = []
         if meter_id is not None:
-            query += " WHERE meter_id = ?"
-            params = (meter_id,)
+            query += " AND meter_id = ?"
+            params.append(meter_id)
+        if since_ms is not None:
+            query += " AND read_at > ?"
+            params.append(since_ms)
         rows = self._billing_rows(query + " ORDER BY meter_id, read_at", params)
         return [ClockRead(str(r[0]), int(r[1]), int(r[2]), int(r[3])) for r in rows]
 
