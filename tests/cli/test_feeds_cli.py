@@ -13,8 +13,8 @@ import pytest
 from typer.testing import CliRunner
 
 from meterledger.cli.app import app
-from meterledger.cli.feeds import StoreDeadLetterSink, save_breakers
-from meterledger.collect.breaker import BreakerBoard
+from meterledger.cli.feeds import BreakerRecorder, StoreDeadLetterSink, save_breakers
+from meterledger.collect.breaker import BreakerBoard, BreakerSettings
 from meterledger.collect.deadletter import DeadLetter, deliver_or_dead_letter
 from meterledger.collect.retry import RetryPolicy
 from meterledger.ingest.audit import verify
@@ -204,6 +204,7 @@ def test_status_json(store: Store) -> None:
     assert code == 0 and json.loads(out) == {
         "schema_version": 7,
         "paused": [],
+        "circuit_paused": [],
         "breakers": [],
         "open_dead_letters": {},
         "vee_pending_batches": 0,
@@ -232,6 +233,8 @@ def test_status_json(store: Store) -> None:
         for b in breakers
     ] == [("10.0.0.1:4059", "open", 0.5, 4, 1), ("dcu-2", "closed", 0.0, 1, 0)]
     assert breakers[0]["opened_at"] is not None and breakers[1]["opened_at"] is None
+    assert {b["feed"] for b in breakers} == {"dlms"}
+    assert report.pop("circuit_paused") == ["dlms"]  # an open circuit pauses its feed
     assert report == {
         "schema_version": 7,
         "open_dead_letters": {"dlms": 1},
@@ -241,3 +244,30 @@ def test_status_json(store: Store) -> None:
     code, out, _ = cli(store, "status")
     assert code == 0
     assert "paused feed mqtt" in out and "10.0.0.1:4059" in out and "dlms 1" in out
+
+
+def test_breaker_recorder_saves_each_change_as_it_happens(store: Store) -> None:
+    now = [100.0]
+    recorder = BreakerRecorder(store)
+    board = BreakerBoard.of(
+        BreakerSettings(threshold=2, cooldown=5),
+        feed="vendor",
+        clock=lambda: now[0],
+        listener=recorder,
+    )
+    breaker = board.get("127.0.0.1:8000")
+    for _ in range(2):
+        assert breaker.allow()
+        breaker.record_failure()
+    report = json.loads(cli(store, "status", "--json")[1])
+    assert report["circuit_paused"] == ["vendor"]
+    assert [(b["endpoint"], b["feed"], b["state"]) for b in report["breakers"]] == [
+        ("vendor/127.0.0.1:8000", "vendor", "open")
+    ]
+    assert "paused feed vendor: a circuit breaker of it is open" in cli(store, "status")[1]
+    now[0] += 5
+    assert breaker.allow()
+    breaker.record_success()
+    report = json.loads(cli(store, "status", "--json")[1])
+    assert report["circuit_paused"] == [] and report["breakers"][0]["state"] == "closed"
+    assert [e.state.value for e in recorder.events] == ["open", "half-open", "closed"]

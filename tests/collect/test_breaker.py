@@ -5,11 +5,21 @@ the single trial are in test_breaker_retry.py.)"""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 
 import pytest
 
-from meterledger.collect.breaker import BreakerBoard, BreakerReading, BreakerState, CircuitBreaker
+from meterledger.collect.breaker import (
+    BreakerBoard,
+    BreakerEvent,
+    BreakerReading,
+    BreakerSettings,
+    BreakerState,
+    CircuitBreaker,
+    wait_until_allowed,
+)
+from meterledger.collect.errors import CircuitOpenError
 
 
 class FakeClock:
@@ -171,3 +181,55 @@ def test_readings_for_status() -> None:
 def test_nonsense_settings_are_refused(options: dict[str, float]) -> None:
     with pytest.raises(ValueError):
         CircuitBreaker("x", **options)  # type: ignore[arg-type]
+
+
+def test_listener_hears_open_half_open_and_close() -> None:
+    clock = FakeClock()
+    events: list[BreakerEvent] = []
+    board = BreakerBoard.of(
+        BreakerSettings(threshold=1000, cooldown=30, min_calls=4, probes=2),
+        feed="vendor",
+        clock=clock,
+        listener=events.append,
+    )
+    b = board.get("127.0.0.1:8000")
+    assert b.name == "vendor/127.0.0.1:8000"
+    calls(b, clock, ok=2, failed=2)
+    clock.now += 30
+    assert b.allow() and b.allow() and not b.allow()  # a batch of two probes
+    b.record_success()
+    b.record_success()
+    assert [(e.state, e.name) for e in events] == [
+        (BreakerState.OPEN, "vendor/127.0.0.1:8000"),
+        (BreakerState.HALF_OPEN, "vendor/127.0.0.1:8000"),
+        (BreakerState.CLOSED, "vendor/127.0.0.1:8000"),
+    ]
+    assert "2 of 4 calls failed" in events[0].why
+    assert events[0].reading.opened == 1 and events[1].at == events[0].at + 30.2 - 0.2
+    assert events[2].reading.state is BreakerState.CLOSED
+
+
+def test_settings_are_checked_like_a_breaker() -> None:
+    with pytest.raises(ValueError, match="failure rate"):
+        BreakerSettings(failure_rate=1.5)
+    made = BreakerSettings(window=10, failure_rate=0.5, min_calls=2).breaker("x")
+    assert (made.window, made.failure_rate, made.needed_calls) == (10, 0.5, 2)
+
+
+def test_wait_until_allowed_pauses_for_the_cool_down() -> None:
+    clock = FakeClock()
+    slept: list[float] = []
+
+    async def sleep(seconds: float) -> None:
+        slept.append(seconds)
+        clock.now += seconds
+
+    b = breaker(clock, threshold=1, cooldown=30)
+    assert b.allow()
+    b.record_failure()
+    asyncio.run(wait_until_allowed(b, sleep=sleep))  # paused, then let through as the probe
+    assert slept == [30.0] and b.state is BreakerState.HALF_OPEN
+    b.record_failure()  # the probe failed: open again
+    with pytest.raises(CircuitOpenError, match="is open"):
+        asyncio.run(wait_until_allowed(b, sleep=sleep, deadline=clock.now + 10))
+    assert slept == [30.0]  # it did not wait past its deadline

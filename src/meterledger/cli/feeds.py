@@ -29,7 +29,7 @@ from meterledger.cli.common import (
     open_db,
     out,
 )
-from meterledger.collect.breaker import BreakerReading
+from meterledger.collect.breaker import BreakerEvent, BreakerReading
 from meterledger.core.errors import NotFoundError
 from meterledger.ingest import audit
 from meterledger.ingest.pipeline import IngestOptions, Ingestor
@@ -43,8 +43,10 @@ from meterledger.store.feeds_sql import (
 )
 
 __all__ = [
+    "BreakerRecorder",
     "Replayed",
     "StoreDeadLetterSink",
+    "breaker_feed",
     "deadletters_app",
     "pause",
     "refuse_if_paused",
@@ -104,6 +106,27 @@ def save_breakers(store: Store, readings: Sequence[BreakerReading]) -> list[Brea
         with store.write() as tx:
             tx.put_breaker_states(snapshots)
     return snapshots
+
+
+class BreakerRecorder:
+    """A breaker listener (:class:`~meterledger.collect.breaker.BreakerEvent`) that saves
+    each change at once, so ``meterledger status`` shows a circuit open while its feed is
+    paused, not only after the run; ``events`` keeps them for a report."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        self.events: list[BreakerEvent] = []
+
+    def __call__(self, event: BreakerEvent) -> None:
+        self.events.append(event)
+        save_breakers(self.store, [event.reading])
+
+
+def breaker_feed(endpoint: str) -> str:
+    """The feed a breaker belongs to: the part of its name before ``/`` (a DLMS breaker
+    saved before breakers were named by feed has none: ``dlms``)."""
+    head, slash, _ = endpoint.partition("/")
+    return head if slash else "dlms"
 
 
 def refuse_if_paused(store: Store, feed: str) -> None:
@@ -331,6 +354,7 @@ def resume(feed: PauseFeed = None, db: DbOption = None, json_out: JsonOption = F
 def status_report(store: Store) -> dict[str, Any]:
     """What ``meterledger status --json`` prints: a contract."""
     pending = store.vee_pending()
+    breakers = store.breaker_states()
     return {
         "schema_version": store.schema_version(),
         "paused": [
@@ -338,9 +362,11 @@ def status_report(store: Store) -> dict[str, Any]:
             for s in store.feed_states()
             if s.paused
         ],
+        "circuit_paused": sorted({breaker_feed(b.endpoint) for b in breakers if b.state == "open"}),
         "breakers": [
             {
                 "endpoint": b.endpoint,
+                "feed": breaker_feed(b.endpoint),
                 "state": b.state,
                 "failure_rate": b.failure_rate,
                 "calls_in_window": b.calls_in_window,
@@ -348,7 +374,7 @@ def status_report(store: Store) -> dict[str, Any]:
                 "opened_at": b.opened_at,
                 "updated_at": b.updated_at,
             }
-            for b in store.breaker_states()
+            for b in breakers
         ],
         "open_dead_letters": store.open_dead_letters(),
         "vee_pending_batches": len(pending),
@@ -369,7 +395,9 @@ def status(db: DbOption = None, json_out: JsonOption = False) -> None:
         what = "all ingestion" if p["feed"] == ALL_FEEDS else f"feed {p['feed']}"
         reason = f": {p['reason']}" if p["reason"] else ""
         out.print(f"[bold red]paused[/] {what} since {p['since']}{reason}")
-    if not report["paused"]:
+    for feed in report["circuit_paused"]:
+        out.print(f"[bold red]paused[/] feed {feed}: a circuit breaker of it is open")
+    if not report["paused"] and not report["circuit_paused"]:
         out.print("no feed is paused")
     if report["breakers"]:
         table = Table("endpoint", "state", "failure rate", "calls", "opened", "last opened")

@@ -28,20 +28,40 @@ and counts one in :attr:`CircuitBreaker.opened`. After ``cooldown`` seconds the 
 half-open: up to ``probes`` calls go through (a probe batch); it closes when all of them
 succeed, with an empty window, and a failed probe opens it for a whole cool-down again.
 The clock is injected (``monotonic`` seconds), so the state machine is tested exactly.
+
+A breaker tells a ``listener`` of each change as a :class:`BreakerEvent` (opened, the
+first probe let through when half-open, closed): the composition root saves it for
+``meterledger status`` and a demo prints it. A long-running feed (the vendor poller, the
+MQTT listener, Zigbee rounds) does not fail its calls while the circuit is open: it
+*pauses*, :func:`wait_until_allowed`, and goes on with the probe when the cool-down ends.
+:class:`BreakerSettings` are the knobs a fleet file or a command line sets; a board made
+for a ``feed`` names its breakers ``feed/key`` (``vendor/127.0.0.1:8000``).
 """
 
 from __future__ import annotations
 
+import asyncio
 import enum
 import logging
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
-__all__ = ["BreakerBoard", "BreakerReading", "BreakerState", "CircuitBreaker"]
+from meterledger.collect.errors import CircuitOpenError
+
+__all__ = [
+    "BreakerBoard",
+    "BreakerEvent",
+    "BreakerReading",
+    "BreakerSettings",
+    "BreakerState",
+    "CircuitBreaker",
+    "wait_until_allowed",
+]
 
 Clock = Callable[[], float]
+Sleep = Callable[[float], Awaitable[None]]
 log = logging.getLogger("meterledger.collect")
 
 
@@ -65,6 +85,55 @@ class BreakerReading:
     opened_seconds_ago: float | None
 
 
+@dataclass(frozen=True, slots=True)
+class BreakerEvent:
+    """A breaker changed: it ``state`` now (OPEN, HALF_OPEN when the first probe goes
+    through, CLOSED), ``why``, at the breaker's clock ``at``, and its reading then."""
+
+    name: str
+    state: BreakerState
+    why: str
+    at: float
+    reading: BreakerReading
+
+
+Listener = Callable[[BreakerEvent], None]
+
+
+@dataclass(frozen=True, slots=True)
+class BreakerSettings:
+    """The knobs of every breaker of a feed (fleet file ``options``, command-line flags):
+    ``threshold`` failures in a row, or more than ``failure_rate`` of the calls of the last
+    ``window`` seconds once it holds ``min_calls`` (None: max(10, threshold)), open the
+    circuit for ``cooldown`` seconds; then ``probes`` trial calls decide."""
+
+    threshold: int = 5
+    cooldown: float = 60.0
+    window: float = 60.0
+    failure_rate: float = 0.15
+    min_calls: int | None = None
+    probes: int = 1
+
+    def __post_init__(self) -> None:
+        self.breaker("check")  # the same checks, the same messages
+
+    def breaker(
+        self, name: str, clock: Clock = time.monotonic, listener: Listener | None = None
+    ) -> CircuitBreaker:
+        """A breaker with these settings."""
+        return CircuitBreaker(
+            name,
+            self.threshold,
+            self.cooldown,
+            clock,
+            window=self.window,
+            failure_rate=self.failure_rate,
+            min_calls=self.min_calls,
+            probes=self.probes,
+            listener=listener,
+        )
+
+
 @dataclass(slots=True)
 class CircuitBreaker:
     """Opens on a failure rate over a sliding window or on ``threshold`` failures in a row,
@@ -78,6 +147,7 @@ class CircuitBreaker:
     failure_rate: float = 0.15
     min_calls: int | None = None  # None: max(10, threshold)
     probes: int = 1
+    listener: Listener | None = None
     opened: int = field(default=0, init=False)  # metric: times the circuit opened
     _calls: deque[tuple[float, bool]] = field(default_factory=deque, init=False)
     _window_failures: int = field(default=0, init=False)
@@ -149,6 +219,8 @@ class CircuitBreaker:
         if state is BreakerState.OPEN or self._probing + self._probes_passed >= self.probes:
             return False
         self._probing += 1
+        if self._probing + self._probes_passed == 1:
+            self._tell(BreakerState.HALF_OPEN, f"cool-down over: a probe batch of {self.probes}")
         return True
 
     def record_success(self) -> None:
@@ -213,6 +285,7 @@ class CircuitBreaker:
             why,
             extra={"endpoint": self.name, "code": "circuit-open", "opened": self.opened},
         )
+        self._tell(BreakerState.OPEN, why)
 
     def _close(self) -> None:
         self._opened_at = None
@@ -220,11 +293,36 @@ class CircuitBreaker:
         self._calls.clear()
         self._window_failures = 0
         log.info("circuit %s closed: the probes succeeded", self.name)
+        self._tell(BreakerState.CLOSED, "the probes succeeded")
+
+    def _tell(self, state: BreakerState, why: str) -> None:
+        if self.listener is not None:
+            self.listener(BreakerEvent(self.name, state, why, self.clock(), self.reading()))
+
+
+async def wait_until_allowed(
+    breaker: CircuitBreaker,
+    *,
+    sleep: Sleep = asyncio.sleep,
+    deadline: float | None = None,
+    poll: float = 0.05,
+) -> None:
+    """Pause while ``breaker`` is open (or its probe batch is out), then return with the
+    call allowed (a probe when half-open). With a ``deadline`` (the breaker's clock) that
+    the cool-down would pass, raise :class:`CircuitOpenError` (E03) instead of waiting."""
+    while not breaker.allow():
+        wait = breaker.retry_after() or poll  # 0 while probes are out: look again soon
+        if deadline is not None and breaker.clock() + wait > deadline:
+            raise CircuitOpenError(
+                f"circuit {breaker.name} is open (retry in {breaker.retry_after():.1f} s)"
+            )
+        await sleep(wait)
 
 
 @dataclass(slots=True)
 class BreakerBoard:
-    """The breakers of a fleet, made on first use, one per key (``host:port`` or gateway)."""
+    """The breakers of a fleet, made on first use, one per key (``host:port`` or gateway),
+    named ``feed/key`` when the board has a ``feed``."""
 
     threshold: int = 5
     cooldown: float = 60.0
@@ -233,13 +331,36 @@ class BreakerBoard:
     failure_rate: float = 0.15
     min_calls: int | None = None
     probes: int = 1
+    feed: str | None = None
+    listener: Listener | None = None
     _breakers: dict[str, CircuitBreaker] = field(default_factory=dict, init=False)
+
+    @classmethod
+    def of(
+        cls,
+        settings: BreakerSettings,
+        *,
+        feed: str | None = None,
+        clock: Clock = time.monotonic,
+        listener: Listener | None = None,
+    ) -> BreakerBoard:
+        return cls(
+            settings.threshold,
+            settings.cooldown,
+            clock,
+            settings.window,
+            settings.failure_rate,
+            settings.min_calls,
+            settings.probes,
+            feed,
+            listener,
+        )
 
     def get(self, key: str) -> CircuitBreaker:
         breaker = self._breakers.get(key)
         if breaker is None:
             breaker = CircuitBreaker(
-                key,
+                key if self.feed is None else f"{self.feed}/{key}",
                 self.threshold,
                 self.cooldown,
                 self.clock,
@@ -247,6 +368,7 @@ class BreakerBoard:
                 failure_rate=self.failure_rate,
                 min_calls=self.min_calls,
                 probes=self.probes,
+                listener=self.listener,
             )
             self._breakers[key] = breaker
         return breaker
