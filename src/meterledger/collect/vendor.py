@@ -11,6 +11,16 @@
   tenacity, exponential backoff with full jitter, at most ``attempts`` in all.
 * Windowed back-fill: from the feed's high-water mark to ``until`` in windows of
   ``window`` seconds, so a long outage is caught up in bounded requests.
+* A circuit breaker per endpoint (optional ``breakers``, keyed ``host:port`` of the base
+  URL). Every HTTP attempt, token requests included, is one call: a 5xx, a refused or cut
+  connection or a timeout is a failure; any other answer (200, 401, 404, ...) proves the
+  endpoint works and is a success; a 429 is neither (throttling says nothing about the
+  endpoint's health; ``Retry-After`` handles it). While the circuit is open the poller
+  makes no call: it *pauses* until the cool-down ends and goes on with the probe. A page
+  whose attempts ran out as the circuit opened is not the end of the poll: it becomes the
+  probe. Only when the circuit has stayed open for ``patience`` seconds does the poll give
+  up, with :class:`~meterledger.collect.errors.CircuitOpenError` (E03); the high-water mark
+  then holds what was stored.
 
 Each page comes out as a :class:`VendorPage`: its new readings (those already handed out
 in this run, as from a duplicated page, left out) and the mark to store with them. The
@@ -22,10 +32,13 @@ page boundary may fall among the meters of one interval end).
 from __future__ import annotations
 
 import asyncio
+import functools
+import logging
 import random
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
+from urllib.parse import urlsplit
 
 import httpx
 from tenacity import (
@@ -35,13 +48,34 @@ from tenacity import (
     stop_after_attempt,
 )
 
-from meterledger.collect.errors import CollectError, ConnectFailedError, MeterProtocolError
+from meterledger.collect.breaker import (
+    BreakerBoard,
+    BreakerState,
+    CircuitBreaker,
+    wait_until_allowed,
+)
+from meterledger.collect.errors import (
+    CircuitOpenError,
+    CollectError,
+    ConnectFailedError,
+    MeterProtocolError,
+)
 from meterledger.core.time import iso_utc, parse_instant
 
-__all__ = ["VendorPage", "VendorPoller", "VendorReading", "VendorSettings", "page_csv"]
+__all__ = [
+    "DEFAULT_PATIENCE",
+    "VendorPage",
+    "VendorPoller",
+    "VendorReading",
+    "VendorSettings",
+    "endpoint_key",
+    "page_csv",
+]
 
 Sleep = Callable[[float], Awaitable[None]]
 STYLES = ("cursor", "link")
+DEFAULT_PATIENCE = 600.0  # s a circuit may stay open before the poll gives up
+log = logging.getLogger("meterledger.collect.vendor")
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,7 +131,16 @@ class _Counts:
     throttled: int = 0
     slowed: int = 0
     tokens: int = 0
+    pauses: int = 0  # times the poll waited for an open circuit
+    paused_seconds: float = 0.0
     seen: set[tuple[str, int]] = field(default_factory=set)
+
+
+def endpoint_key(base_url: str) -> str:
+    """The breaker key of an API: ``host:port`` of its base URL (the scheme's port if none)."""
+    parts = urlsplit(base_url)
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    return f"{parts.hostname}:{port}"
 
 
 def page_csv(readings: list[VendorReading]) -> bytes:
@@ -112,12 +155,30 @@ def page_csv(readings: list[VendorReading]) -> bytes:
 
 
 class VendorPoller:
-    """Polls one vendor API; use as ``async with VendorPoller(settings) as poller``."""
+    """Polls one vendor API; use as ``async with VendorPoller(settings) as poller``.
 
-    def __init__(self, settings: VendorSettings, *, sleep: Sleep = asyncio.sleep) -> None:
+    With ``breakers`` the API's endpoint has a circuit breaker (``breaker``); ``patience``
+    is how long, in seconds of the breaker's clock, the circuit may stay open (re-opened by
+    failed probes included) before the poll gives up with E03."""
+
+    def __init__(
+        self,
+        settings: VendorSettings,
+        *,
+        sleep: Sleep = asyncio.sleep,
+        breakers: BreakerBoard | None = None,
+        patience: float = DEFAULT_PATIENCE,
+    ) -> None:
+        if patience < 0:
+            raise ValueError(f"patience is not negative, got {patience}")
         self.settings = settings
         self.sleep = sleep
         self.counts = _Counts()
+        self.breaker: CircuitBreaker | None = (
+            None if breakers is None else breakers.get(endpoint_key(settings.base_url))
+        )
+        self.patience = patience
+        self._open_since: float | None = None  # when the circuit was first found open
         self._client: httpx.AsyncClient | None = None
         self._token: str | None = None
         self._expires = 0.0
@@ -144,10 +205,9 @@ class VendorPoller:
         s = self.settings
         form = {"grant_type": "client_credentials", "client_id": s.client_id}
         form["client_secret"] = s.client_secret
-        try:
-            answer = await self.client.post("/oauth/token", data=form)
-        except httpx.TransportError as exc:
-            raise TransientVendorError(f"token request: {exc!r}") from exc
+        answer = await self._call(
+            "token request", lambda: self.client.post("/oauth/token", data=form)
+        )
         if answer.status_code >= 500:
             raise TransientVendorError(f"token request answered {answer.status_code}")
         if answer.status_code != 200:
@@ -164,6 +224,65 @@ class VendorPoller:
         assert self._token is not None
         return self._token
 
+    # -- the circuit --------------------------------------------------------------------
+    async def _admit(self, breaker: CircuitBreaker) -> None:
+        """Return when a call may go; while the circuit is open, pause (no calls) until
+        the cool-down ends, or raise E03 once it has been open for ``patience`` s."""
+        if breaker.allow():
+            return
+        clock = breaker.clock
+        if self._open_since is None:
+            self._open_since = clock()
+        deadline = self._open_since + self.patience
+        log.warning(
+            "vendor feed paused: circuit %s is open, probe in %.1f s",
+            breaker.name,
+            breaker.retry_after(),
+            extra={"endpoint": breaker.name, "code": "feed-paused"},
+        )
+        self.counts.pauses += 1
+        began = clock()
+        try:
+            await wait_until_allowed(breaker, sleep=self.sleep, deadline=deadline)
+        except CircuitOpenError as exc:
+            raise CircuitOpenError(
+                f"circuit {breaker.name} stayed open for {self.patience:g} s; the poll gave"
+                " up (the feed's mark holds what was stored: run it again)"
+            ) from exc
+        finally:
+            self.counts.paused_seconds += clock() - began
+
+    async def _call(
+        self, what: str, send: Callable[[], Awaitable[httpx.Response]]
+    ) -> httpx.Response:
+        """One HTTP attempt, through the breaker when there is one, its outcome recorded."""
+        breaker = self.breaker
+        if breaker is not None:
+            await self._admit(breaker)
+        try:
+            answer = await send()
+        except httpx.TransportError as exc:
+            if breaker is not None:
+                breaker.record_failure()
+            raise TransientVendorError(f"{what}: {exc!r}") from exc
+        except BaseException:
+            if breaker is not None:
+                breaker.release()  # cancelled: no verdict on the endpoint
+            raise
+        if breaker is not None:
+            if answer.status_code >= 500:
+                breaker.record_failure()
+            elif answer.status_code == 429:
+                breaker.release()  # throttled: says nothing of the endpoint's health
+            else:
+                breaker.record_success()
+                if breaker.state is BreakerState.CLOSED:
+                    self._open_since = None
+        return answer
+
+    def _circuit_closed(self) -> bool:
+        return self.breaker is None or self.breaker.state is BreakerState.CLOSED
+
     # -- one call -----------------------------------------------------------------------
     async def _get_once(self, url: str, params: dict[str, str] | None) -> httpx.Response:
         wait = self._wait_until - time.monotonic()
@@ -172,13 +291,10 @@ class VendorPoller:
             await self.sleep(wait)
         for refreshed in (False, True):
             token = await self._authorised()
+            headers = {"Authorization": f"Bearer {token}"}
             self.counts.calls += 1
-            try:
-                answer = await self.client.get(
-                    url, params=params, headers={"Authorization": f"Bearer {token}"}
-                )
-            except httpx.TransportError as exc:
-                raise TransientVendorError(f"GET {url}: {exc!r}") from exc
+            get = functools.partial(self.client.get, url, params=params, headers=headers)
+            answer = await self._call(f"GET {url}", get)
             self._note_limits(answer)
             if answer.status_code == 401 and not refreshed:
                 self._token = None  # expired or revoked early: a new one, once
@@ -207,22 +323,33 @@ class VendorPoller:
             error = state.outcome.exception() if state.outcome else None
             if isinstance(error, TransientVendorError) and error.retry_after is not None:
                 return error.retry_after
+            if not self._circuit_closed():
+                return 0.0  # the circuit opened: the pause for its cool-down is the wait
             ceiling = min(s.maximum, s.initial * 2 ** (state.attempt_number - 1))
             return random.uniform(0, ceiling)  # full jitter
 
         def count(state: RetryCallState) -> None:
             self.counts.retries += 1
 
-        retrying = AsyncRetrying(
-            sleep=self.sleep,
-            stop=stop_after_attempt(s.attempts),
-            wait=wait,
-            retry=retry_if_exception(lambda e: isinstance(e, TransientVendorError)),
-            before_sleep=count,
-            reraise=True,
-        )
-        answer: httpx.Response = await retrying(self._get_once, url, params)
-        return answer
+        while True:
+            retrying = AsyncRetrying(
+                sleep=self.sleep,
+                stop=stop_after_attempt(s.attempts),
+                wait=wait,
+                retry=retry_if_exception(lambda e: isinstance(e, TransientVendorError)),
+                before_sleep=count,
+                reraise=True,
+            )
+            try:
+                answer: httpx.Response = await retrying(self._get_once, url, params)
+            except TransientVendorError:
+                if self._circuit_closed():
+                    raise
+                # the attempts ran out as the circuit opened: pause, and this page is the
+                # probe (patience bounds how long)
+                self.counts.retries += 1
+                continue
+            return answer
 
     # -- pages --------------------------------------------------------------------------
     async def _window_pages(self, lo: int, hi: int) -> AsyncIterator[list[VendorReading]]:

@@ -16,7 +16,14 @@ Every readings call counts against a fixed window of ``rate_limit`` calls per
 (seconds until the window resets); past it the answer is 429 with ``Retry-After``. A
 fraction ``fail_rate`` of calls answers 503, ``slow_rate`` is delayed ``slow_seconds``,
 and ``duplicate_rate`` of pages is served twice (the next cursor or link points at the
-same page once more). The data is a deterministic household load shape per meter.
+same page once more). The data is a deterministic load shape per meter: meters
+``VND-00001``, ... (``meters`` of them), or the ``meter_ids`` given, each a household
+unless ``load_kinds`` names its kind.
+
+An **outage** makes every call (token and readings) answer 503 for a while: ``outage``
+``(begin, end)`` in seconds after the server started, and/or :meth:`VendorApi.outage`,
+which starts one now. ``stats.requests`` counts every request that reached the server
+(outage or not), so a test can tell that a client made no call while its circuit was open.
 """
 
 from __future__ import annotations
@@ -36,7 +43,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
 from meterledger.core.time import iso_utc, parse_instant
-from meterledger.simulate.loadshapes import LoadKind, profile
+from meterledger.simulate.loadshapes import TYPICAL_DAILY_KWH, LoadKind, profile
 
 __all__ = ["CHANNEL", "VendorApi", "VendorConfig", "VendorStats", "truth"]
 
@@ -60,6 +67,27 @@ class VendorConfig:
     slow_seconds: float = 0.2
     duplicate_rate: float = 0.0
     seed: int = 7
+    meter_ids: tuple[str, ...] | None = None  # None: VND-00001 ... VND-{meters}
+    load_kinds: tuple[LoadKind, ...] = ()  # per meter, in order; residential past its end
+    outage: tuple[float, float] | None = None  # (begin, end) s after start(): all 503
+
+    def __post_init__(self) -> None:
+        if self.meter_ids is not None and (
+            not self.meter_ids or len(set(self.meter_ids)) != len(self.meter_ids)
+        ):
+            raise ValueError("meter_ids are distinct, and at least one")
+        if self.outage is not None and not 0 <= self.outage[0] <= self.outage[1]:
+            raise ValueError(f"an outage is (begin, end) with 0 <= begin <= end, got {self.outage}")
+
+    @property
+    def served_meters(self) -> tuple[str, ...]:
+        """The meters whose readings the API serves, in the order of their seeds."""
+        if self.meter_ids is not None:
+            return self.meter_ids
+        return tuple(f"VND-{i + 1:05d}" for i in range(self.meters))
+
+    def kind_of(self, index: int) -> LoadKind:
+        return self.load_kinds[index] if index < len(self.load_kinds) else LoadKind.RESIDENTIAL
 
 
 @dataclass(slots=True)
@@ -70,6 +98,8 @@ class VendorStats:
     throttled: int = 0
     failed: int = 0
     duplicated: int = 0
+    requests: int = 0  # every request that reached the server, token calls included
+    outage: int = 0  # of them, answered 503 by an outage
 
 
 Reading = tuple[str, int, int]  # meter_id, interval_end, value (mWh)
@@ -79,17 +109,18 @@ def truth(config: VendorConfig) -> list[Reading]:
     """Every reading the API holds, ordered by interval end, then meter."""
     found: list[Reading] = []
     first_end = config.start + config.interval_seconds
-    for i in range(config.meters):
+    for i, meter in enumerate(config.served_meters):
+        kind = config.kind_of(i)
+        low, high = TYPICAL_DAILY_KWH[kind]
         values = profile(
-            LoadKind.RESIDENTIAL,
+            kind,
             start=first_end,
             intervals=config.intervals,
             interval_seconds=config.interval_seconds,
             tz="UTC",
-            daily_kwh=25.0,
+            daily_kwh=25.0 if kind is LoadKind.RESIDENTIAL else (low + high) / 2,
             rng=random.Random(config.seed * 1000 + i),
         )
-        meter = f"VND-{i + 1:05d}"
         found += [(meter, first_end + n * config.interval_seconds, v) for n, v in enumerate(values)]
     found.sort(key=lambda r: (r[1], r[0]))
     return found
@@ -127,12 +158,37 @@ class VendorApi:
         self.app = self._build()
         self._server: uvicorn.Server | None = None
         self._thread: threading.Thread | None = None
+        self._outages: list[tuple[float, float]] = []  # (begin, end), monotonic
         self.base_url = ""
 
     def revoke_tokens(self) -> None:
         """Forget every token (the next call with one gets 401)."""
         with self._lock:
             self._state.tokens.clear()
+
+    def outage(self, seconds: float) -> None:
+        """Answer every call with 503 for ``seconds`` from now."""
+        if seconds < 0:
+            raise ValueError(f"an outage lasts 0 s or more, got {seconds}")
+        now = time.monotonic()
+        with self._lock:
+            self._outages.append((now, now + seconds))
+
+    def in_outage(self) -> bool:
+        """Is an outage on now?"""
+        now = time.monotonic()
+        with self._lock:
+            return any(begin <= now < end for begin, end in self._outages)
+
+    def _refused(self) -> JSONResponse | None:
+        """Count the request; a 503 when an outage is on."""
+        now = time.monotonic()
+        with self._lock:
+            self.stats.requests += 1
+            if not any(begin <= now < end for begin, end in self._outages):
+                return None
+            self.stats.outage += 1
+        return JSONResponse({"error": "outage"}, status_code=503)
 
     # -- serving ------------------------------------------------------------------------
     def start(self) -> str:
@@ -152,6 +208,11 @@ class VendorApi:
                 raise RuntimeError("the vendor API did not start")
             time.sleep(0.01)
         self.base_url = f"http://127.0.0.1:{port}"
+        if self.config.outage is not None:
+            begin, end = self.config.outage
+            now = time.monotonic()
+            with self._lock:
+                self._outages.append((now + begin, now + end))
         return self.base_url
 
     def stop(self) -> None:
@@ -176,6 +237,9 @@ class VendorApi:
         return app
 
     async def _token(self, request: Request) -> JSONResponse:
+        refused = self._refused()
+        if refused is not None:
+            return refused
         form = {k: v[0] for k, v in parse_qs((await request.body()).decode()).items()}
         if form.get("grant_type") != "client_credentials":
             return JSONResponse({"error": "unsupported_grant_type"}, status_code=400)
@@ -196,7 +260,11 @@ class VendorApi:
         call (or None) and the rate-limit headers."""
         cfg = self.config
         with self._lock:
-            self.stats.calls += 1
+            self.stats.calls += 1  # every readings call, an outage's too
+        refused = self._refused()
+        if refused is not None:
+            return refused, {}
+        with self._lock:
             now = time.monotonic()
             auth = request.headers.get("authorization", "")
             expiry = self._state.tokens.get(auth.removeprefix("Bearer "))
