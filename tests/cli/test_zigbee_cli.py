@@ -118,3 +118,46 @@ def test_zigbee_collect_refuses_a_malformed_meter(store: Store) -> None:
         app, ["zigbee", "collect", "--meter", eui64_of(0).hex(), "--db", store.url]
     )
     assert result.exit_code == 2 and "EUI64=METER_ID" in result.output
+
+
+def test_zigbee_collect_breaker_opens_on_a_dark_gateway_and_status_shows_it(
+    store: Store, gateway: tuple[ZigbeeGateway, list[int]]
+) -> None:
+    gw, _ = gateway
+    for meter_id in IDS:
+        add_meter(store, meter_id, capacity=1_000_000_000)
+    gw.dark = {0, 1, 2}  # the whole gateway goes dark
+    args = ["zigbee", "collect", "--port", str(gw.port), "--timeout", "0.2", "--db", store.url]
+    args += ["--breaker-threshold", "2", "--breaker-wait", "0", "--json"]
+    for i, meter_id in enumerate(IDS):
+        args += ["--meter", f"{eui64_of(i).hex()}={meter_id}"]
+    args_one_at_a_time = [*args, "--concurrency", "1"]
+    dark = runner.invoke(app, args_one_at_a_time)
+    assert dark.exit_code == 1, dark.output
+    payload = json.loads(dark.stdout)
+    assert [r["code"] for r in payload["results"]] == ["E04", "E04", "E03"]
+    name = f"zigbee/127.0.0.1:{gw.port}"
+    assert payload["breakers"] == [
+        {"name": name, "state": "open", "failure_rate": 1.0, "calls_in_window": 2, "opened": 1}
+    ]
+    status = runner.invoke(app, ["status", "--db", store.url, "--json"])
+    report = json.loads(status.stdout)
+    assert report["circuit_paused"] == ["zigbee"]
+    (saved,) = [b for b in report["breakers"] if b["endpoint"] == name]
+    assert saved["state"] == "open" and saved["opened"] == 1
+
+    gw.dark = set()  # it answers again: the next run reads everything, the circuit closes
+    again = runner.invoke(app, args_one_at_a_time)
+    assert again.exit_code == 0, again.output
+    assert json.loads(again.stdout)["summary"]["accepted"] == 3 * 2 * 96 - 4  # 4 gaps
+    report = json.loads(runner.invoke(app, ["status", "--db", store.url, "--json"]).stdout)
+    assert report["circuit_paused"] == []
+    (saved,) = [b for b in report["breakers"] if b["endpoint"] == name]
+    assert saved["state"] == "closed"
+
+
+def test_zigbee_collect_refuses_bad_breaker_settings(store: Store) -> None:
+    meter = f"{eui64_of(0).hex()}=MTR-00001"
+    args = ["zigbee", "collect", "--meter", meter, "--db", store.url]
+    result = runner.invoke(app, [*args, "--breaker-failure-rate", "1.5"])
+    assert result.exit_code == 2 and "failure rate" in result.output

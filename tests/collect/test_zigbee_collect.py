@@ -2,102 +2,44 @@
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Sequence
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
 
 import pytest
 
 from meterledger.collect.errors import MeterProtocolError
-from meterledger.collect.ledger import HandoffCounts
 from meterledger.collect.zigbee import (
-    DELIVERED_CHANNEL,
     RECEIVED_CHANNEL,
     Envelope,
     MeterScale,
-    ZigbeeMeterRef,
     ZigbeeResult,
     collect_meters,
     decode_envelope,
     encode_envelope,
     parse_eui64,
 )
-from meterledger.core.reading import Reading
-from meterledger.core.time import epoch_of
 from meterledger.simulate import zigbee_gateway as sim
 from meterledger.simulate.zigbee_gateway import GatewayConfig, ZigbeeGateway, eui64_of
+from zigbee_support import NOW, MemoryLedger, expected, refs, synchronously
 
-NOW = 1_709_269_200 + 3 * 86_400 + 500  # 500 s into a 15-minute interval
 LATEST_END = NOW // 900 * 900
 
 
-class MemoryLedger:
-    """Readings kept by natural key: a second delivery of the same one is a duplicate."""
-
-    def __init__(self) -> None:
-        self.held: dict[tuple[str, str, int], int] = {}
-
-    def last_interval_ends(self, meter_id: str, channels: Sequence[str]) -> dict[str, int | None]:
-        ends: dict[str, int | None] = {}
-        for channel in channels:
-            mine = [e for (m, c, e) in self.held if m == meter_id and c == channel]
-            ends[channel] = max(mine) if mine else None
-        return ends
-
-    def deliver(self, readings: Sequence[Reading]) -> HandoffCounts:
-        counts = HandoffCounts(records=len(readings), batches=1 if readings else 0)
-        for r in readings:
-            key = (r.meter_id, str(r.channel), epoch_of(r.interval_end))
-            if key in self.held:
-                counts.duplicates += 1
-            else:
-                self.held[key] = r.value
-                counts.accepted += 1
-        return counts
-
-    def series(self, meter_id: str, channel: str = DELIVERED_CHANNEL) -> list[tuple[int, int]]:
-        return sorted(
-            (e, v) for (m, c, e), v in self.held.items() if m == meter_id and c == channel
-        )
-
-
-def refs(count: int) -> list[ZigbeeMeterRef]:
-    return [ZigbeeMeterRef(eui64_of(i), f"MTR-{i + 1:05d}") for i in range(count)]
-
-
-def collect(
+async def collect(
     gateway: ZigbeeGateway, ledger: MemoryLedger, meters: int, timeout: float = 2.0
 ) -> dict[str, ZigbeeResult]:
-    async def run() -> tuple[ZigbeeResult, ...]:
-        return await collect_meters(
-            "127.0.0.1", gateway.port, refs(meters), ledger, timeout=timeout
-        )
-
-    return {r.meter_id: r for r in _loop.run_until_complete(run())}
+    done = await collect_meters("127.0.0.1", gateway.port, refs(meters), ledger, timeout=timeout)
+    return {r.meter_id: r for r in done}
 
 
-_loop = asyncio.new_event_loop()
-
-
-def gateway_of(clock: list[int], **options: object) -> ZigbeeGateway:
+@asynccontextmanager
+async def gateway_of(clock: list[int], **options: Any) -> AsyncIterator[ZigbeeGateway]:
     config = GatewayConfig(
         meters=options.pop("meters", 3), port=0, clock=lambda: clock[0], **options
-    )  # type: ignore[arg-type]
-    gateway = ZigbeeGateway(config)
-    _loop.run_until_complete(gateway.start())
-    return gateway
-
-
-def expected(
-    gateway: ZigbeeGateway, index: int, *, received: bool = False
-) -> list[tuple[int, int]]:
-    meter = gateway.meter(index)
-    factor = meter.multiplier * 1_000_000 // meter.divisor
-    out = []
-    for e in meter.entries:
-        units = e.received if received else e.delivered
-        if units is not None:
-            out.append((e.interval_end, units * factor))
-    return out
+    )
+    async with ZigbeeGateway(config) as gateway:
+        yield gateway
 
 
 def test_envelope_is_the_simulator_s_bytes() -> None:
@@ -124,12 +66,12 @@ def test_scale_is_exact_or_refused() -> None:
         MeterScale(1, 1000, unit_of_measure=1).milli(1)
 
 
-def test_first_collect_reads_the_whole_buffer_then_only_new_intervals() -> None:
+@synchronously
+async def test_first_collect_reads_the_whole_buffer_then_only_new_intervals() -> None:
     clock = [NOW]
-    gateway = gateway_of(clock, buffer=96, days=2, max_periods_per_response=24)
-    try:
+    async with gateway_of(clock, buffer=96, days=2, max_periods_per_response=24) as gateway:
         ledger = MemoryLedger()
-        first = collect(gateway, ledger, 3)
+        first = await collect(gateway, ledger, 3)
         assert all(r.ok for r in first.values())
         for index in range(3):
             meter_id = f"MTR-{index + 1:05d}"
@@ -144,7 +86,7 @@ def test_first_collect_reads_the_whole_buffer_then_only_new_intervals() -> None:
         assert ledger.series("MTR-00001")[-1][0] == LATEST_END
 
         clock[0] = NOW + 5 * 900  # five more intervals closed
-        second = collect(gateway, ledger, 3)
+        second = await collect(gateway, ledger, 3)
         for index in range(3):
             result = second[f"MTR-{index + 1:05d}"]
             assert result.ok and result.intervals == 10  # five per channel
@@ -154,20 +96,18 @@ def test_first_collect_reads_the_whole_buffer_then_only_new_intervals() -> None:
         assert len(series) == 101 and series[-1][0] == LATEST_END + 5 * 900
         assert series[-5:] == expected(gateway, 1)[-5:]
 
-        third = collect(gateway, ledger, 3)  # nothing new: no second effect
+        third = await collect(gateway, ledger, 3)  # nothing new: no second effect
         assert all(r.ok and r.intervals == 0 for r in third.values())
         assert len(ledger.held) == 3 * 2 * 101
-    finally:
-        _loop.run_until_complete(gateway.close())
 
 
-def test_outages_become_gaps_not_readings() -> None:
+@synchronously
+async def test_outages_become_gaps_not_readings() -> None:
     clock = [NOW]
     outage = (LATEST_END - 10 * 900 + 1, LATEST_END - 6 * 900 - 1)
-    gateway = gateway_of(clock, meters=1, outages={0: (outage,)})
-    try:
+    async with gateway_of(clock, meters=1, outages={0: (outage,)}) as gateway:
         ledger = MemoryLedger()
-        result = collect(gateway, ledger, 1)["MTR-00001"]
+        result = (await collect(gateway, ledger, 1))["MTR-00001"]
         entries = gateway.meter(0).entries
         invalid = [e.interval_end for e in entries if e.delivered is None]
         assert invalid == [LATEST_END - k * 900 for k in (9, 8, 7, 6)]
@@ -176,34 +116,30 @@ def test_outages_become_gaps_not_readings() -> None:
         assert result.gaps == 2 * len(invalid)  # delivered and received
         assert ledger.series("MTR-00001") == expected(gateway, 0)
         assert len(ends) == 96 - len(invalid)
-    finally:
-        _loop.run_until_complete(gateway.close())
 
 
-def test_dark_meter_times_out_and_the_others_are_read() -> None:
+@synchronously
+async def test_dark_meter_times_out_and_the_others_are_read() -> None:
     clock = [NOW]
-    gateway = gateway_of(clock, dark=frozenset({1}))
-    try:
+    async with gateway_of(clock, dark=frozenset({1})) as gateway:
         ledger = MemoryLedger()
-        results = collect(gateway, ledger, 3, timeout=0.3)
+        results = await collect(gateway, ledger, 3, timeout=0.3)
         dark = results["MTR-00002"]
         assert not dark.ok and dark.code == "E04"
         assert "MTR-00002" in dark.message and "no answer" in dark.message
         assert results["MTR-00001"].ok and results["MTR-00003"].ok
         assert ledger.series("MTR-00002") == []
         assert ledger.series("MTR-00003") == expected(gateway, 2)
-    finally:
-        _loop.run_until_complete(gateway.close())
 
 
-def test_multiplier_and_divisor_are_applied() -> None:
+@synchronously
+async def test_multiplier_and_divisor_are_applied() -> None:
     clock = [NOW]
-    gateway = gateway_of(clock, meters=2)
-    try:
+    async with gateway_of(clock, meters=2) as gateway:
         gateway.meter(0).multiplier, gateway.meter(0).divisor = 3, 10_000
         gateway.meter(1).divisor = 7  # 1e6 / 7 mWh per unit: not exact, refused
         ledger = MemoryLedger()
-        results = collect(gateway, ledger, 2)
+        results = await collect(gateway, ledger, 2)
         series = ledger.series("MTR-00001")
         units = [e.delivered for e in gateway.meter(0).entries]
         assert [v for _, v in series] == [u * 300 for u in units if u is not None]
@@ -211,13 +147,9 @@ def test_multiplier_and_divisor_are_applied() -> None:
         bad = results["MTR-00002"]
         assert not bad.ok and bad.code == "E05" and "not a whole number" in bad.message
         assert ledger.series("MTR-00002") == []
-    finally:
-        _loop.run_until_complete(gateway.close())
 
 
-def test_unreachable_gateway_fails_every_meter() -> None:
-    async def run() -> tuple[ZigbeeResult, ...]:
-        return await collect_meters("127.0.0.1", 9, refs(2), MemoryLedger(), timeout=0.5)
-
-    results = _loop.run_until_complete(run())
+@synchronously
+async def test_unreachable_gateway_fails_every_meter() -> None:
+    results = await collect_meters("127.0.0.1", 9, refs(2), MemoryLedger(), timeout=0.5)
     assert [r.code for r in results] == ["E01", "E01"]

@@ -27,8 +27,9 @@ from meterledger.cli.common import (
     open_db,
     out,
 )
-from meterledger.cli.feeds import refuse_if_paused
+from meterledger.cli.feeds import BreakerRecorder, refuse_if_paused, save_breakers
 from meterledger.cli.vee import print_outcome
+from meterledger.collect.breaker import BreakerBoard, BreakerReading, BreakerSettings
 from meterledger.collect.zigbee import (
     SOURCE,
     ZigbeeMeterRef,
@@ -78,6 +79,16 @@ def _table(results: tuple[ZigbeeResult, ...]) -> Table:
     return table
 
 
+def _breaker(reading: BreakerReading) -> dict[str, object]:
+    return {
+        "name": reading.name,
+        "state": reading.state.value,
+        "failure_rate": reading.failure_rate,
+        "calls_in_window": reading.calls_in_window,
+        "opened": reading.opened,
+    }
+
+
 @app.command("collect")
 @handle_errors
 def collect(
@@ -93,6 +104,37 @@ def collect(
     periods: Annotated[
         int, typer.Option("--periods", min=1, max=255, help="Intervals asked per GetProfile.")
     ] = 24,
+    breaker_threshold: Annotated[
+        int, typer.Option("--breaker-threshold", min=1, help="Timeouts in a row that open it.")
+    ] = 5,
+    breaker_failure_rate: Annotated[
+        float,
+        typer.Option("--breaker-failure-rate", help="Failure share of the window that opens it."),
+    ] = 0.15,
+    breaker_min_calls: Annotated[
+        int | None,
+        typer.Option("--breaker-min-calls", help="Calls the window needs first (default 10)."),
+    ] = None,
+    breaker_window: Annotated[
+        float, typer.Option("--breaker-window", help="Seconds of calls the rate looks at.")
+    ] = 60.0,
+    breaker_cooldown: Annotated[
+        float, typer.Option("--breaker-cooldown", help="Seconds open before a probe.")
+    ] = 60.0,
+    breaker_probes: Annotated[
+        int, typer.Option("--breaker-probes", min=1, help="Probe calls that must succeed.")
+    ] = 1,
+    breaker_wait: Annotated[
+        float | None,
+        typer.Option(
+            "--breaker-wait",
+            help="Seconds a meter waits for an open circuit, then E03 "
+            "(default: a cool-down and a timeout).",
+        ),
+    ] = None,
+    concurrency: Annotated[
+        int, typer.Option("--concurrency", min=1, help="Meters asked at once per gateway.")
+    ] = 8,
     db: DbOption = None,
     json_out: JsonOption = False,
 ) -> None:
@@ -105,9 +147,34 @@ def collect(
     store = open_db(db)
     refuse_if_paused(store, ZIGBEE_FEED)
     ledger = StoreLedger(store, now=lambda: datetime.now(UTC), source=SOURCE)
-    results = asyncio.run(
-        collect_meters(host, port, meters, ledger, timeout=timeout, periods=periods)
-    )
+    try:
+        settings = BreakerSettings(
+            threshold=breaker_threshold,
+            cooldown=breaker_cooldown,
+            window=breaker_window,
+            failure_rate=breaker_failure_rate,
+            min_calls=breaker_min_calls,
+            probes=breaker_probes,
+        )
+    except ValueError as exc:
+        raise fail(str(exc)) from None
+    breakers = BreakerBoard.of(settings, feed=ZIGBEE_FEED, listener=BreakerRecorder(store))
+    try:
+        results = asyncio.run(
+            collect_meters(
+                host,
+                port,
+                meters,
+                ledger,
+                timeout=timeout,
+                periods=periods,
+                concurrency=concurrency,
+                breakers=breakers,
+                breaker_wait=breaker_wait,
+            )
+        )
+    finally:
+        save_breakers(store, breakers.readings())  # for `meterledger status`
     with console.status("running the VEE rules…"):
         checked = Ingestor(store).check_pending()
     failed = [r for r in results if not r.ok]
@@ -125,6 +192,7 @@ def collect(
                     "duplicates": duplicates,
                 },
                 "vee": checked.as_dict(),
+                "breakers": [_breaker(r) for r in breakers.readings()],
             }
         )
     else:

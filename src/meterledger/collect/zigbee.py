@@ -26,7 +26,8 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from fractions import Fraction
 from typing import Protocol
@@ -41,11 +42,19 @@ from meterledger.codec.zigbee import (
     ReadAttributes,
     ReadAttributesResponse,
     UnitOfMeasure,
+    ZclCommand,
     ZclStatus,
     from_utc_time,
     to_utc_time,
 )
+from meterledger.collect.breaker import (
+    BreakerBoard,
+    BreakerState,
+    CircuitBreaker,
+    wait_until_allowed,
+)
 from meterledger.collect.errors import (
+    CircuitOpenError,
     CollectError,
     MeterDataAccessError,
     MeterProtocolError,
@@ -56,7 +65,10 @@ from meterledger.collect.zigbee_link import (
     MAX_MESSAGE,
     METER_ENDPOINT,
     Envelope,
+    TcpTransport,
     ZigbeeClient,
+    ZigbeeLink,
+    ZigbeeTransport,
     decode_envelope,
     encode_envelope,
     parse_eui64,
@@ -74,10 +86,13 @@ __all__ = [
     "Envelope",
     "MeterReadout",
     "MeterScale",
+    "TcpTransport",
     "ZigbeeClient",
     "ZigbeeLedger",
+    "ZigbeeLink",
     "ZigbeeMeterRef",
     "ZigbeeResult",
+    "ZigbeeTransport",
     "collect_meters",
     "decode_envelope",
     "encode_envelope",
@@ -161,7 +176,7 @@ class ZigbeeLedger(Protocol):
         ...
 
 
-async def read_scale(client: ZigbeeClient, meter: ZigbeeMeterRef) -> MeterScale:
+async def read_scale(client: ZigbeeLink, meter: ZigbeeMeterRef) -> MeterScale:
     """Multiplier, Divisor, UnitofMeasure and ProfileIntervalPeriod of the meter; an
     unsupported Multiplier or Divisor counts as 1, an unsupported unit as kWh."""
     answer = await client.request(
@@ -191,7 +206,7 @@ async def read_scale(client: ZigbeeClient, meter: ZigbeeMeterRef) -> MeterScale:
 
 
 async def _page_channel(
-    client: ZigbeeClient,
+    client: ZigbeeLink,
     meter: ZigbeeMeterRef,
     channel: IntervalChannel,
     stop_at: int | None,
@@ -242,7 +257,7 @@ async def _page_channel(
 
 
 async def read_meter(
-    client: ZigbeeClient,
+    client: ZigbeeLink,
     meter: ZigbeeMeterRef,
     last_ends: dict[str, int | None],
     *,
@@ -317,6 +332,68 @@ class ZigbeeResult:
         }
 
 
+class _Guarded:
+    """A link whose every request passes the gateway's circuit breaker: it waits while the
+    circuit is open (up to ``wait`` seconds, then E03), and records the outcome. A timeout
+    or a lost link is a failure; any answer, even a refusal, proves the gateway works."""
+
+    def __init__(self, link: ZigbeeLink, breaker: CircuitBreaker, wait: float) -> None:
+        self.link, self.breaker, self.wait = link, breaker, wait
+
+    async def request(
+        self, eui64: bytes, command: ZclCommand, *, endpoint: int = METER_ENDPOINT
+    ) -> ZclCommand:
+        breaker = self.breaker
+        await wait_until_allowed(breaker, deadline=breaker.clock() + self.wait)
+        try:
+            answer = await self.link.request(eui64, command, endpoint=endpoint)
+        except CollectError as error:
+            if error.transient:
+                breaker.record_failure()
+            else:
+                breaker.record_success()
+            raise
+        except BaseException:
+            breaker.release()
+            raise
+        breaker.record_success()
+        return answer
+
+
+@asynccontextmanager
+async def _connected(
+    transport: ZigbeeTransport, timeout: float, breaker: CircuitBreaker | None, wait: float
+) -> AsyncIterator[ZigbeeLink]:
+    """The transport's link, through the breaker when there is one. While the circuit is
+    open nothing connects (E03 when it stays open longer than ``wait``); connecting takes
+    no probe (a gateway that accepts a connection may still not answer), but a gateway
+    that cannot be reached counts as a failure."""
+    if breaker is None:
+        async with transport.connect(timeout) as link:
+            yield link
+        return
+    if breaker.state is BreakerState.OPEN:
+        if breaker.retry_after() > wait:
+            raise CircuitOpenError(
+                f"circuit {breaker.name} is open (retry in {breaker.retry_after():.1f} s)"
+            )
+        await asyncio.sleep(breaker.retry_after())
+    opened = transport.connect(timeout)
+    try:
+        link = await opened.__aenter__()
+    except CollectError as error:
+        if error.transient:
+            breaker.record_failure()
+        raise
+    try:
+        yield _Guarded(link, breaker, wait)
+    except BaseException as exc:
+        if not await opened.__aexit__(type(exc), exc, exc.__traceback__):
+            raise
+    else:
+        await opened.__aexit__(None, None, None)
+
+
 async def collect_meters(
     host: str,
     port: int,
@@ -327,16 +404,31 @@ async def collect_meters(
     periods: int = 24,
     concurrency: int = 8,
     clock: Callable[[], float] = time.monotonic,
+    transport: ZigbeeTransport | None = None,
+    breakers: BreakerBoard | None = None,
+    breaker_wait: float | None = None,
 ) -> tuple[ZigbeeResult, ...]:
     """Read ``meters`` through the gateway at ``host:port``, at most ``concurrency`` at a
     time, and hand each meter's readings to ``ledger`` as its own batch. A failing meter
     (E01-E08) does not stop the others. The ledger is called on the event loop's thread,
-    one call at a time (reads are short; a slow store delays answers, not the outcome)."""
-    limit = asyncio.Semaphore(concurrency)
+    one call at a time (reads are short; a slow store delays answers, not the outcome).
 
-    async def one(client: ZigbeeClient, meter: ZigbeeMeterRef) -> ZigbeeResult:
-        started = clock()
+    ``transport`` reaches the gateway another way (:class:`MqttTransport`; default:
+    ``TcpTransport(host, port)``; ``host`` and ``port`` are then not used). With
+    ``breakers``, every request goes through the breaker of ``transport.key``
+    (``host:port`` or ``mqtt:gateway_id``): while it is open the meters wait, each at most
+    ``breaker_wait`` seconds (default: one cool-down and one ``timeout``, so a probe can go
+    and be answered), then fail with E03; nothing is lost, the next run pages back."""
+    limit = asyncio.Semaphore(concurrency)
+    gateway = transport or TcpTransport(host, port)
+    breaker = None if breakers is None else breakers.get(gateway.key)
+    wait = 0.0
+    if breaker is not None:
+        wait = breaker.cooldown + timeout if breaker_wait is None else breaker_wait
+
+    async def one(client: ZigbeeLink, meter: ZigbeeMeterRef) -> ZigbeeResult:
         async with limit:
+            started = clock()  # the meter's own time, not its wait for a free slot
             try:
                 last = ledger.last_interval_ends(
                     meter.meter_id, (DELIVERED_CHANNEL, RECEIVED_CHANNEL)
@@ -367,9 +459,10 @@ async def collect_meters(
         )
 
     try:
-        async with ZigbeeClient(host, port, timeout=timeout) as client:
+        async with _connected(gateway, timeout, breaker, wait) as client:
             return tuple(await asyncio.gather(*(one(client, m) for m in meters)))
     except CollectError as error:  # the gateway itself cannot be reached: every meter fails
         return tuple(
-            ZigbeeResult(m.meter_id, m.eui64.hex(), False, error.code, str(error)) for m in meters
+            ZigbeeResult(m.meter_id, m.eui64.hex(), False, error.code, f"{m.meter_id}: {error}")
+            for m in meters
         )

@@ -16,8 +16,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Awaitable, Callable
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from types import TracebackType
+from typing import Protocol
 
 from meterledger.codec.zigbee import (
     METERING_CLUSTER,
@@ -42,8 +45,12 @@ from meterledger.collect.errors import (
 __all__ = [
     "MAX_MESSAGE",
     "METER_ENDPOINT",
+    "Correlator",
     "Envelope",
+    "TcpTransport",
     "ZigbeeClient",
+    "ZigbeeLink",
+    "ZigbeeTransport",
     "decode_envelope",
     "encode_envelope",
     "parse_eui64",
@@ -99,7 +106,93 @@ def parse_eui64(text: str) -> bytes:
     return bytes.fromhex(digits)
 
 
-# -- the client -----------------------------------------------------------------------------
+# -- answers matched to requests --------------------------------------------------------------
+
+
+class ZigbeeLink(Protocol):
+    """What the collector needs of a gateway link (:class:`ZigbeeClient` over TCP,
+    :class:`~meterledger.collect.zigbee_mqtt.ZigbeeMqttClient` over MQTT)."""
+
+    async def request(
+        self, eui64: bytes, command: ZclCommand, *, endpoint: int = METER_ENDPOINT
+    ) -> ZclCommand:
+        """Send ``command`` to the meter and return its answer's command."""
+        ...
+
+
+class Correlator:
+    """Requests in flight, keyed by EUI64 and ZCL sequence number: a transport hands every
+    answer it receives to :meth:`answered` and fails them all with :meth:`lost`."""
+
+    def __init__(self, timeout: float) -> None:
+        self.timeout = timeout
+        self._pending: dict[tuple[bytes, int], asyncio.Future[ZclFrame]] = {}
+        self._next = 0
+        self.lost_with: CollectError | None = None
+
+    def answered(self, envelope: Envelope | None) -> None:
+        """An envelope from the gateway: the answer of the request it matches, if any (an
+        answer nobody waits for, or that does not decode, is dropped: that request times
+        out, E04)."""
+        if envelope is None or envelope.cluster != METERING_CLUSTER:
+            return
+        try:
+            frame = decode_frame(envelope.zcl, cluster=envelope.cluster)
+        except ZclError:
+            return
+        waiter = self._pending.get((envelope.eui64, frame.header.sequence_number))
+        if waiter is not None and not waiter.done():
+            waiter.set_result(frame)
+
+    def lost(self, error: CollectError) -> None:
+        """The link is gone: every request in flight, and every later one, fails."""
+        self.lost_with = error
+        for waiter in self._pending.values():
+            if not waiter.done():
+                waiter.set_exception(error)
+
+    def _sequence(self, eui64: bytes) -> int:
+        for _ in range(256):
+            self._next = (self._next + 1) % 256
+            if (eui64, self._next) not in self._pending:
+                return self._next
+        raise MeterProtocolError("256 requests to one meter in flight")
+
+    async def request(
+        self,
+        eui64: bytes,
+        command: ZclCommand,
+        endpoint: int,
+        send: Callable[[Envelope], Awaitable[None]],
+    ) -> ZclCommand:
+        """Frame ``command``, ``send`` it and wait for its answer (E04 on timeout, E06 on a
+        failed Default Response)."""
+        if self.lost_with is not None:
+            raise self.lost_with
+        sequence = self._sequence(eui64)
+        frame = ZclFrame.of(command, sequence_number=sequence, direction=Direction.CLIENT_TO_SERVER)
+        waiter: asyncio.Future[ZclFrame] = asyncio.get_running_loop().create_future()
+        key = (eui64, sequence)
+        self._pending[key] = waiter
+        try:
+            await send(Envelope(eui64, endpoint, METERING_CLUSTER, encode_frame(frame)))
+            answer = await asyncio.wait_for(waiter, self.timeout)
+        except TimeoutError:
+            raise ResponseTimeoutError(
+                f"no answer to {type(command).__name__} within {self.timeout:g} s"
+            ) from None
+        except OSError as exc:
+            raise translate(exc) from exc
+        finally:
+            del self._pending[key]
+        reply = answer.command
+        if isinstance(reply, DefaultResponse) and reply.status != ZclStatus.SUCCESS:
+            name = getattr(reply.status, "name", f"0x{reply.status:02X}")
+            raise MeterDataAccessError(f"{type(command).__name__} refused: {name}")
+        return reply
+
+
+# -- the TCP client ---------------------------------------------------------------------------
 
 
 class ZigbeeClient:
@@ -110,10 +203,8 @@ class ZigbeeClient:
         self.host, self.port, self.timeout = host, port, timeout
         self._reader: asyncio.StreamReader | None = None
         self._writer: asyncio.StreamWriter | None = None
-        self._pending: dict[tuple[bytes, int], asyncio.Future[ZclFrame]] = {}
-        self._next = 0
+        self._answers = Correlator(timeout)
         self._listener: asyncio.Task[None] | None = None
-        self._lost: CollectError | None = None
 
     async def __aenter__(self) -> ZigbeeClient:
         try:
@@ -145,28 +236,14 @@ class ZigbeeClient:
         try:
             while True:
                 length = int.from_bytes(await self._reader.readexactly(2), "big")
-                envelope = decode_envelope(await self._reader.readexactly(length))
-                if envelope is None or envelope.cluster != METERING_CLUSTER:
-                    continue
-                try:
-                    frame = decode_frame(envelope.zcl, cluster=envelope.cluster)
-                except ZclError:
-                    continue  # unmatched: the request times out (E04)
-                waiter = self._pending.get((envelope.eui64, frame.header.sequence_number))
-                if waiter is not None and not waiter.done():
-                    waiter.set_result(frame)
+                self._answers.answered(decode_envelope(await self._reader.readexactly(length)))
         except (ConnectionError, asyncio.IncompleteReadError) as exc:
-            self._lost = ConnectionLostError(f"the gateway closed the connection ({exc!r})")
-            for waiter in self._pending.values():
-                if not waiter.done():
-                    waiter.set_exception(self._lost)
+            self._answers.lost(ConnectionLostError(f"the gateway closed the connection ({exc!r})"))
 
-    def _sequence(self, eui64: bytes) -> int:
-        for _ in range(256):
-            self._next = (self._next + 1) % 256
-            if (eui64, self._next) not in self._pending:
-                return self._next
-        raise MeterProtocolError("256 requests to one meter in flight")
+    async def _send(self, envelope: Envelope) -> None:
+        assert self._writer is not None
+        self._writer.write(encode_envelope(envelope))
+        await self._writer.drain()
 
     async def request(
         self, eui64: bytes, command: ZclCommand, *, endpoint: int = METER_ENDPOINT
@@ -175,29 +252,32 @@ class ZigbeeClient:
         E06 when it answers with a failed Default Response)."""
         if self._writer is None:
             raise RuntimeError("use the client in `async with`")
-        if self._lost is not None:
-            raise self._lost
-        sequence = self._sequence(eui64)
-        frame = ZclFrame.of(command, sequence_number=sequence, direction=Direction.CLIENT_TO_SERVER)
-        waiter: asyncio.Future[ZclFrame] = asyncio.get_running_loop().create_future()
-        key = (eui64, sequence)
-        self._pending[key] = waiter
-        try:
-            self._writer.write(
-                encode_envelope(Envelope(eui64, endpoint, METERING_CLUSTER, encode_frame(frame)))
-            )
-            await self._writer.drain()
-            answer = await asyncio.wait_for(waiter, self.timeout)
-        except TimeoutError:
-            raise ResponseTimeoutError(
-                f"no answer to {type(command).__name__} within {self.timeout:g} s"
-            ) from None
-        except OSError as exc:
-            raise translate(exc) from exc
-        finally:
-            del self._pending[key]
-        reply = answer.command
-        if isinstance(reply, DefaultResponse) and reply.status != ZclStatus.SUCCESS:
-            name = getattr(reply.status, "name", f"0x{reply.status:02X}")
-            raise MeterDataAccessError(f"{type(command).__name__} refused: {name}")
-        return reply
+        return await self._answers.request(eui64, command, endpoint, self._send)
+
+
+# -- transports ---------------------------------------------------------------------------------
+
+
+class ZigbeeTransport(Protocol):
+    """How a gateway is reached: ``key`` names it (its circuit breaker's key) and
+    ``connect`` opens a link to it (``async with``; E01 when it cannot be reached)."""
+
+    @property
+    def key(self) -> str: ...
+
+    def connect(self, timeout: float) -> AbstractAsyncContextManager[ZigbeeLink]: ...
+
+
+@dataclass(frozen=True, slots=True)
+class TcpTransport:
+    """A gateway on a TCP stream (the envelope with its length prefix)."""
+
+    host: str
+    port: int
+
+    @property
+    def key(self) -> str:
+        return f"{self.host}:{self.port}"
+
+    def connect(self, timeout: float) -> ZigbeeClient:
+        return ZigbeeClient(self.host, self.port, timeout=timeout)

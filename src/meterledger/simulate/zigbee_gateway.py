@@ -167,6 +167,9 @@ class ZigbeeGateway(StreamServer):
         self._fleet = make_fleet(config.meters, seed=config.seed, tz=config.tz)
         self._by_eui = {eui64_of(index): index for index in range(config.meters)}
         self._loads: dict[int, ShapedLoad] = {}
+        #: The meters that do not answer now (``config.dark`` at first): a test darkens
+        #: the whole gateway, or lights it again, by changing this set.
+        self.dark: set[int] = set(config.dark)
 
     # -- meters --------------------------------------------------------------------------
 
@@ -211,7 +214,7 @@ class ZigbeeGateway(StreamServer):
     def answer(self, envelope: Envelope) -> Envelope | None:
         """The gateway's answer to one message (None: silence)."""
         index = self.meter_index(envelope.eui64)
-        if index is not None and index in self.config.dark:
+        if index is not None and index in self.dark:
             return None
         served = (
             index is not None
