@@ -89,14 +89,19 @@ async def poll_into(
     """Poll from the feed's mark (else ``since``) to ``until``; ingest each page with its
     mark. ``max_pages`` stops early (as a killed poller would). With ``breakers`` the
     endpoint's circuit pauses the poll while open; it gives up with E03 (the mark kept)
-    after ``patience`` seconds of the circuit staying open."""
+    after ``patience`` seconds of the circuit staying open. The breakers' readings are
+    saved at the end (E03 or not) for ``meterledger status``."""
     held = store.feed_mark(feed)
     start = epoch_of(parse_instant(held)) if held else since
     report = PollReport(feed, datetime.fromtimestamp(start, UTC).isoformat(), held)
     ingestor = Ingestor(store)
     options = IngestOptions(fmt="csv", create_meters=create_meters)
     async with VendorPoller(settings, breakers=breakers, patience=patience) as poller:
-        await _pages_into(poller, ingestor, options, report, start, until, max_pages)
+        try:
+            await _pages_into(poller, ingestor, options, report, start, until, max_pages)
+        finally:
+            if breakers is not None:  # for `meterledger status`, an E03 included
+                save_breakers(store, breakers.readings())
         c = poller.counts
         report.calls, report.retries, report.throttled = c.calls, c.retries, c.throttled
         report.slowed, report.tokens = c.slowed, c.tokens
@@ -191,22 +196,19 @@ def poll(
     recorder = BreakerRecorder(store)
     board = BreakerBoard.of(breaker_settings, feed=feed, listener=recorder)
     end = epoch_of(parse_instant(until)) if until else int(time.time())
-    try:
-        report = asyncio.run(
-            poll_into(
-                store,
-                settings,
-                feed=feed,
-                until=end,
-                since=epoch_of(parse_instant(since)),
-                create_meters=create_meters,
-                max_pages=max_pages,
-                breakers=board,
-                patience=patience,
-            )
+    report = asyncio.run(
+        poll_into(
+            store,
+            settings,
+            feed=feed,
+            until=end,
+            since=epoch_of(parse_instant(since)),
+            create_meters=create_meters,
+            max_pages=max_pages,
+            breakers=board,
+            patience=patience,
         )
-    finally:
-        save_breakers(store, board.readings())  # for `meterledger status`
+    )
     with console.status("running the VEE rules…"):
         checked = Ingestor(store).check_pending()
     if json_out:
