@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import sqlite3
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -118,3 +119,75 @@ def test_collect_names_unknown_meters(tmp_path: Path) -> None:
     fleet.write_text(yaml.safe_dump({"meters": [{"meter_id": "M1", "host": "h"}]}))
     result = runner.invoke(cli, ["collect", "--fleet", str(fleet), "--meter-id", "M9"])
     assert result.exit_code == 2 and "M9" in result.stderr
+
+
+def test_collect_dead_letters_a_refused_handoff_and_status_shows_the_breaker(
+    simulator: DlmsSimulator, tmp_path: Path
+) -> None:
+    """The whole command line: a store whose batches table refuses every insert (a trigger
+    of its own), a silent meter behind its own gateway opening its circuit at once."""
+    from meterledger.cli.app import app
+    from meterledger.store import open_store
+
+    url = f"sqlite:///{tmp_path / 'refusing.db'}"
+    store = open_store(url)
+    ids = ["MTR-00001", "MTR-00002", "MTR-00003"]
+    for meter_id in ids:
+        add_meter(store, meter_id, capacity=1_000_000_000)
+    store.close()
+    with sqlite3.connect(tmp_path / "refusing.db") as raw:
+        raw.execute(
+            "CREATE TRIGGER refuse_batches BEFORE INSERT ON batches"
+            " BEGIN SELECT RAISE(ABORT, 'batches refused'); END"
+        )
+    fleet = tmp_path / "fleet.yaml"
+    fleet.write_text(
+        yaml.safe_dump(
+            {
+                "collector": {"attempts": 1, "breaker_threshold": 1, "breaker_cooldown": 600},
+                "defaults": {"host": "127.0.0.1", "port": simulator.port, "timeout": 0.3},
+                "meters": [
+                    {"meter_id": m, "server_sap": i + 1, "gateway": f"gw-{i + 1}"}
+                    for i, m in enumerate(ids)
+                ],
+            }
+        )
+    )
+    base = ["collect", "--fleet", str(fleet), "--db", url, "--json"]
+    first = runner.invoke(app, base)
+    assert first.exit_code == 1
+    payload = json.loads(first.stdout)
+    results = {r["meter_id"]: r for r in payload["results"]}
+    assert [results[m]["code"] for m in ids] == ["E08", "E08", "E04"]
+    kept = [results[m]["dead_letter"] for m in ids[:2]]
+    assert all(isinstance(k, int) for k in kept) and results["MTR-00003"]["dead_letter"] is None
+    assert payload["summary"]["dead_letters"] == 2 and payload["summary"]["ingest"]["accepted"] == 0
+
+    status = json.loads(runner.invoke(app, ["status", "--db", url, "--json"]).stdout)
+    assert status["open_dead_letters"] == {"dlms": 2}
+    breakers = {b["endpoint"]: b["state"] for b in status["breakers"]}
+    assert breakers == {"dlms/gw-1": "closed", "dlms/gw-2": "closed", "dlms/gw-3": "open"}
+    assert status["circuit_paused"] == ["dlms"]
+
+    listed = json.loads(runner.invoke(app, ["deadletters", "list", "--db", url, "--json"]).stdout)
+    assert sorted(d["source"] for d in listed) == ids[:2]
+    with sqlite3.connect(tmp_path / "refusing.db") as raw:
+        raw.execute("DROP TRIGGER refuse_batches")
+    replay = runner.invoke(app, ["deadletters", "replay", "--db", url, "--json"])
+    assert replay.exit_code == 0, replay.output
+    done = json.loads(replay.stdout)
+    assert [d["outcome"] for d in done] == ["replayed", "replayed"]
+    stored = sum(d["accepted"] for d in done)
+    assert stored > 0 and all(d["duplicates"] == 0 for d in done)
+    again = runner.invoke(app, ["deadletters", "replay", *map(str, kept), "--db", url, "--json"])
+    assert [d["outcome"] for d in json.loads(again.stdout)] == ["skipped", "skipped"]
+    # the next collection finds the replayed readings stored: nothing new from either meter
+    forced = runner.invoke(app, [*base, "--force", "--meter-id", ids[0], "--meter-id", ids[1]])
+    assert forced.exit_code == 0, forced.output
+    summary = json.loads(forced.stdout)["summary"]
+    assert summary["dead_letters"] == 0 and summary["ingest"]["accepted"] <= 2  # a new row at most
+    store = open_store(url)
+    try:
+        assert store.count("readings") == stored + summary["ingest"]["accepted"]
+    finally:
+        store.close()

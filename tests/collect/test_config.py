@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from meterledger.collect.breaker import BreakerSettings
 from meterledger.collect.config import load_fleet, parse_fleet, resolve_secret
 from meterledger.core.errors import ConfigError
 
@@ -107,3 +108,57 @@ def test_secret_references() -> None:
         with pytest.raises(ConfigError) as caught:
             resolve_secret(ref, binary=binary)
         assert ref in str(caught.value)
+
+
+def test_breaker_settings_come_from_the_collector_section(tmp_path: Path) -> None:
+    path = tmp_path / "fleet.yaml"
+    path.write_text(
+        yaml.safe_dump(
+            {
+                "collector": {
+                    "breaker_threshold": 3,
+                    "breaker_cooldown": 30,
+                    "breaker_window": 120,
+                    "breaker_failure_rate": 0.25,
+                    "breaker_min_calls": 20,
+                    "breaker_probes": 2,
+                },
+                "meters": [{"meter_id": "M1", "host": "h"}],
+            }
+        )
+    )
+    settings = load_fleet(path).options.breaker_settings
+    assert settings == BreakerSettings(
+        threshold=3, cooldown=30.0, window=120.0, failure_rate=0.25, min_calls=20, probes=2
+    )
+    assert settings.breaker("x").needed_calls == 20
+    # the defaults are the breakers' own: 5 in a row, 15 % over 60 s, one probe
+    default = parse_fleet({"meters": [{"meter_id": "M1", "host": "h"}]}).options
+    assert default.breaker_settings == BreakerSettings()
+    assert default.breaker_settings.breaker("x").needed_calls == 10
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"breaker_window": 0}, "breaker_window 0: expected positive"),
+        ({"breaker_failure_rate": 1.0}, r"breaker_failure_rate 1: expected a share in \[0, 1\)"),
+        ({"breaker_failure_rate": -0.1}, "breaker_failure_rate"),
+        ({"breaker_min_calls": 0}, "breaker_min_calls 0: expected at least 1"),
+        ({"breaker_probes": 0}, "breaker_probes 0: expected at least 1"),
+        ({"breaker_probes": 1.5}, "breaker_probes is a whole number"),
+        ({"breaker_window": "soon"}, "breaker_window is a number"),
+        ({"breaker_threshold": 0}, "breaker_threshold"),
+        ({"breaker_typo": 1}, "unknown keys"),
+    ],
+)
+def test_bad_breaker_settings_name_the_fleet_file(
+    tmp_path: Path, options: dict[str, object], message: str
+) -> None:
+    path = tmp_path / "fleet.yaml"
+    path.write_text(
+        yaml.safe_dump({"collector": options, "meters": [{"meter_id": "M1", "host": "h"}]})
+    )
+    with pytest.raises(ConfigError, match=message) as caught:
+        load_fleet(path)
+    assert str(caught.value).startswith(f"{path}: collector: ")

@@ -7,6 +7,7 @@ import asyncio
 from collections.abc import Sequence
 from typing import Any
 
+from meterledger.collect.breaker import BreakerEvent, BreakerState
 from meterledger.collect.config import MeterEndpoint, parse_fleet
 from meterledger.collect.errors import ConnectFailedError
 from meterledger.collect.fleet import (
@@ -93,7 +94,7 @@ def test_a_dead_gateway_opens_its_circuit_and_spares_the_rest() -> None:
     run = asyncio.run(collector.run())
     assert [r.code for r in run.results] == ["E01", "E01", "E01", "E03", "E03", "E03"]
     assert calls == ["M0", "M1", "M2"]  # the open circuit spared three connection attempts
-    assert "circuit 10.0.0.1:4059 is open" in run.results[3].message
+    assert "circuit dlms/10.0.0.1:4059 is open" in run.results[3].message
     # after the cool-down one trial goes through; it fails and re-opens the circuit
     now[0] += 30
     run = asyncio.run(collector.run())
@@ -191,3 +192,62 @@ def test_register_reads_go_only_to_a_ledger_that_keeps_them() -> None:
     assert not isinstance(plain, RegisterLedger) and isinstance(keeping, RegisterLedger)
     assert FleetCollector(fleet(1), plain).registers is None
     assert FleetCollector(fleet(1), keeping).registers is keeping
+
+
+def test_the_fleet_files_breaker_settings_and_the_listener() -> None:
+    """A failure rate of 100 % over min_calls opens the circuit before threshold failures
+    in a row would; each change reaches the listener, named dlms/<endpoint>."""
+    calls: list[str] = []
+    events: list[BreakerEvent] = []
+
+    async def refuse(meter: MeterEndpoint) -> Transport:
+        calls.append(meter.meter_id)
+        raise ConnectFailedError("connection refused")
+
+    now = [0.0]
+    collector = FleetCollector(
+        fleet(
+            8,
+            concurrency=1,
+            breaker_threshold=50,
+            breaker_min_calls=4,
+            breaker_failure_rate=0.5,
+            breaker_window=10,
+            breaker_cooldown=30,
+            breaker_probes=2,
+        ),
+        MemoryLedger(),
+        connect=refuse,
+        monotonic=lambda: now[0],
+        force=True,
+        listener=events.append,
+    )
+    run = asyncio.run(collector.run())
+    assert [r.code for r in run.results] == ["E01"] * 4 + ["E03"] * 4
+    assert calls == ["M0", "M1", "M2", "M3"]  # min_calls, not the threshold of 50
+    assert [(e.name, e.state, e.why) for e in events] == [
+        ("dlms/10.0.0.1:4059", BreakerState.OPEN, "4 of 4 calls failed in 10 s (100% > 50%)")
+    ]
+    breaker = collector.breakers.get("10.0.0.1:4059")
+    assert (breaker.window, breaker.probes, breaker.cooldown) == (10.0, 2, 30.0)
+    # after the cool-down a probe batch of two: the first probe fails and re-opens it
+    now[0] += 30
+    asyncio.run(collector.run())
+    assert calls[4:] == ["M0"]
+    assert [e.state for e in events[1:]] == [BreakerState.HALF_OPEN, BreakerState.OPEN]
+    assert events[-1].why == "a probe failed" and events[-1].reading.opened == 2
+
+
+def test_a_failing_listener_never_stops_a_read() -> None:
+    def broken(event: BreakerEvent) -> None:
+        raise RuntimeError("the store is down")
+
+    async def refuse(meter: MeterEndpoint) -> Transport:
+        raise ConnectFailedError("connection refused")
+
+    collector = FleetCollector(
+        fleet(3, concurrency=1, breaker_threshold=1), MemoryLedger(), connect=refuse,
+        force=True, listener=broken,
+    )  # fmt: skip
+    run = asyncio.run(collector.run())
+    assert [r.code for r in run.results] == ["E01", "E03", "E03"]

@@ -32,10 +32,16 @@ from meterledger.cli.common import (
     open_db,
     out,
 )
-from meterledger.cli.feeds import refuse_if_paused, save_breakers
+from meterledger.cli.feeds import (
+    BreakerRecorder,
+    StoreDeadLetterSink,
+    refuse_if_paused,
+    save_breakers,
+)
 from meterledger.cli.registers import against_store
 from meterledger.cli.vee import print_outcome
 from meterledger.collect.config import load_fleet
+from meterledger.collect.deadletter import DeadLetter
 from meterledger.collect.fleet import (
     ClockSample,
     CollectRun,
@@ -80,8 +86,10 @@ def readings_csv(readings: Sequence[Reading]) -> bytes:
 class StoreLedger:
     """The collector's ledger over ``store``: counters and clock reads in write
     transactions, readings through :class:`Ingestor` (validation, idempotency keys,
-    quarantine, audit), so re-reading a range has no second effect. ``now`` is the receipt
-    clock handed to ingest (tests fix it)."""
+    quarantine, audit), so re-reading a range has no second effect; a meter's readings
+    that still fail after their retries become a dead letter (feed ``dlms``, source the
+    meter, canonical CSV), which ``meterledger deadletters replay`` ingests. ``now`` is the
+    receipt clock handed to ingest (tests fix it)."""
 
     def __init__(
         self,
@@ -194,6 +202,14 @@ class StoreLedger:
             batches=result.batches,
         )
 
+    def dead_letter(self, meter_id: str, readings: Sequence[Reading]) -> DeadLetter:
+        return DeadLetter(COLLECT_FEED, meter_id, readings_csv(readings), "csv")
+
+    def keep_dead_letter(self, letter: DeadLetter, error: str, attempts: int) -> int:
+        sink = StoreDeadLetterSink(self.store)
+        sink.put(letter.feed, letter.source, letter.payload, letter.fmt, error, attempts)
+        return sink.kept[-1]
+
 
 def _summary(run: CollectRun) -> dict[str, object]:
     h = run.handoff
@@ -202,6 +218,7 @@ def _summary(run: CollectRun) -> dict[str, object]:
         "ok": sum(r.ok and not r.skipped for r in run.results),
         "skipped": sum(r.skipped for r in run.results),
         "failed": len(run.failed),
+        "dead_letters": sum(r.dead_letter is not None for r in run.results),
         "seconds": round(run.seconds, 3),
         "ingest": {
             "records": h.records,
@@ -283,6 +300,7 @@ def command(
         profiles=profiles,
         force=force,
         since=start,
+        listener=BreakerRecorder(store),  # `meterledger status` shows each change at once
     )
     with counter(show=not json_out) as progress:
         task = progress.add_task("collect", total=len(plan.meters))
@@ -307,6 +325,12 @@ def command(
             f"ingest accepted {run.handoff.accepted}, duplicates {run.handoff.duplicates}; "
             f"{run.registers.new} new register read(s)"
             + (f", {run.registers.conflicts} conflicting" if run.registers.conflicts else "")
+            + (
+                f"; {s['dead_letters']} meter(s) kept as dead letters "
+                "(meterledger deadletters replay)"
+                if s["dead_letters"]
+                else ""
+            )
         )
         print_outcome(checked)
     if run.failed:

@@ -8,7 +8,11 @@ Format (YAML; every meter key may also be given under ``defaults``)::
       backoff_initial: 0.5      # s, first retry waits up to this (full jitter)
       backoff_max: 10           # s
       breaker_threshold: 5      # consecutive transient failures that open a circuit
-      breaker_cooldown: 60      # s before a half-open trial
+      breaker_cooldown: 60      # s before a half-open probe batch
+      breaker_window: 60        # s: the sliding window of the failure rate
+      breaker_failure_rate: 0.15  # a share of failures above this in the window opens it
+      breaker_min_calls: 10     # calls the window must hold first (default max(10, threshold))
+      breaker_probes: 1         # calls of the half-open probe batch; all must succeed
       lookback_hours: 48        # a meter with nothing stored is read from now - this
       every_seconds: 900        # the schedule: a meter read this recently is not due
       counter_block: 256        # invocation counters reserved per session
@@ -50,6 +54,7 @@ from typing import Any
 
 import yaml
 
+from meterledger.collect.breaker import BreakerSettings
 from meterledger.core.errors import ConfigError
 from meterledger.core.ids import is_valid_meter_id
 from meterledger.core.obis import ObisCode
@@ -186,12 +191,18 @@ class MeterEndpoint:
 
 @dataclass(frozen=True, slots=True)
 class CollectorOptions:
+    """The ``collector:`` section; :attr:`breaker_settings` are the breakers' knobs."""
+
     concurrency: int = 100
     attempts: int = 3
     backoff_initial: float = 0.5
     backoff_max: float = 10.0
     breaker_threshold: int = 5
     breaker_cooldown: float = 60.0
+    breaker_window: float = 60.0
+    breaker_failure_rate: float = 0.15
+    breaker_min_calls: int | None = None  # None: max(10, breaker_threshold)
+    breaker_probes: int = 1
     lookback_hours: float = 48.0
     every_seconds: float = 900.0
     counter_block: int = 256
@@ -208,6 +219,28 @@ class CollectorOptions:
             raise ConfigError("lookback_hours is positive; every_seconds not negative")
         if len(self.system_title) != _TITLE_LENGTH:
             raise ConfigError("the client system title is 8 octets")
+        if self.breaker_window <= 0:
+            raise ConfigError(f"breaker_window {self.breaker_window:g}: expected positive seconds")
+        if not 0 <= self.breaker_failure_rate < 1:
+            raise ConfigError(
+                f"breaker_failure_rate {self.breaker_failure_rate:g}: expected a share in [0, 1)"
+            )
+        if self.breaker_min_calls is not None and self.breaker_min_calls < 1:
+            raise ConfigError(f"breaker_min_calls {self.breaker_min_calls}: expected at least 1")
+        if self.breaker_probes < 1:
+            raise ConfigError(f"breaker_probes {self.breaker_probes}: expected at least 1")
+
+    @property
+    def breaker_settings(self) -> BreakerSettings:
+        """The knobs of every breaker of the fleet (one per gateway or endpoint)."""
+        return BreakerSettings(
+            threshold=self.breaker_threshold,
+            cooldown=self.breaker_cooldown,
+            window=self.breaker_window,
+            failure_rate=self.breaker_failure_rate,
+            min_calls=self.breaker_min_calls,
+            probes=self.breaker_probes,
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -280,6 +313,41 @@ def _meter(
         raise ConfigError(f"{where}: {exc}") from exc
 
 
+_OPTION_TYPES: dict[str, type] = {
+    "concurrency": int,
+    "attempts": int,
+    "breaker_threshold": int,
+    "breaker_min_calls": int,
+    "breaker_probes": int,
+    "counter_block": int,
+    "backoff_initial": float,
+    "backoff_max": float,
+    "breaker_cooldown": float,
+    "breaker_window": float,
+    "breaker_failure_rate": float,
+    "lookback_hours": float,
+    "every_seconds": float,
+}
+
+
+def _options(raw: dict[str, Any], where: str) -> CollectorOptions:
+    """The ``collector:`` section, every error prefixed with ``where`` (the file's path)."""
+    values: dict[str, Any] = dict(raw)
+    for key, kind in _OPTION_TYPES.items():
+        value = values.get(key)
+        if value is None:
+            continue
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise ConfigError(f"{where}: {key} is a number, got {value!r}")
+        if kind is int and value != int(value):
+            raise ConfigError(f"{where}: {key} is a whole number, got {value!r}")
+        values[key] = kind(value)
+    try:
+        return CollectorOptions(**values)
+    except Exception as exc:
+        raise ConfigError(f"{where}: {exc}") from exc
+
+
 def parse_fleet(
     data: object,
     where: str = "fleet",
@@ -299,12 +367,7 @@ def parse_fleet(
         raw_options["system_title"] = resolve_secret(
             str(raw_options["system_title"]), binary=True, base=base, env=env
         )
-    try:
-        options = CollectorOptions(**raw_options)
-    except ConfigError:
-        raise
-    except Exception as exc:
-        raise ConfigError(f"{where}: collector: {exc}") from exc
+    options = _options(raw_options, f"{where}: collector")
     defaults = _mapping(root.get("defaults"), f"{where}: defaults")
     raw_meters = root.get("meters")
     if not isinstance(raw_meters, list) or not raw_meters:

@@ -40,15 +40,16 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TypeVar
 
-from meterledger.collect.breaker import BreakerBoard, CircuitBreaker
+from meterledger.collect.breaker import BreakerBoard, BreakerEvent, CircuitBreaker, Listener
 from meterledger.collect.config import Fleet, MeterEndpoint
+from meterledger.collect.deadletter import DELIVERY_POLICY
 from meterledger.collect.errors import (
     CircuitOpenError,
     CollectError,
     DeadlineExceededError,
-    HandoffError,
     translate,
 )
+from meterledger.collect.handoff import DeadLetteredError, Handoff, HandoffJob, LedgerThread
 from meterledger.collect.ledger import (
     ClockSample,
     HandoffCounts,
@@ -85,7 +86,9 @@ T = TypeVar("T")
 
 @dataclass(frozen=True, slots=True)
 class MeterResult:
-    """The outcome for one meter. ``intervals`` counts the readings handed to ingest."""
+    """The outcome for one meter. ``intervals`` counts the readings handed to ingest;
+    ``dead_letter`` is the id of the dead letter keeping readings that could not be stored
+    (E08)."""
 
     meter_id: str
     ok: bool
@@ -96,6 +99,7 @@ class MeterResult:
     seconds: float = 0.0
     attempts: int = 0
     skipped: bool = False
+    dead_letter: int | None = None
 
     def to_dict(self) -> dict[str, object]:
         return {
@@ -108,6 +112,7 @@ class MeterResult:
             "seconds": round(self.seconds, 3),
             "attempts": self.attempts,
             "skipped": self.skipped,
+            "dead_letter": self.dead_letter,
         }
 
 
@@ -131,21 +136,14 @@ class _Read:
     registers: tuple[RegisterSample, ...] = ()
 
 
-@dataclass(slots=True)
-class _Job:
-    readings: tuple[Reading, ...]
-    registers: tuple[RegisterSample, ...] = ()
-    done: asyncio.Future[HandoffCounts] = field(
-        default_factory=lambda: asyncio.get_running_loop().create_future()
-    )
-
-
 class FleetCollector:
     """Collects a :class:`Fleet` into a :class:`Ledger`; see the module docstring.
 
     ``connect`` opens a meter's transport (default: TCP or serial from the endpoint);
     ``clock`` is the head-end's wall clock (epoch seconds), ``monotonic`` its timer and
-    ``sleep`` the backoff sleep, all injectable for tests."""
+    ``sleep`` the backoff sleep, all injectable for tests. The breakers come from the fleet
+    file's settings (or ``breakers``, a board kept across runs); ``listener`` is told of each
+    breaker change (``meterledger collect`` saves them for ``meterledger status``)."""
 
     def __init__(
         self,
@@ -160,6 +158,8 @@ class FleetCollector:
         monotonic: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         breakers: BreakerBoard | None = None,
+        listener: Listener | None = None,
+        delivery_policy: RetryPolicy = DELIVERY_POLICY,
     ) -> None:
         self.fleet = fleet
         self.options = fleet.options
@@ -171,61 +171,52 @@ class FleetCollector:
         self.clock = clock
         self.monotonic = monotonic
         self.sleep = sleep
-        self.breakers = breakers or BreakerBoard(
-            self.options.breaker_threshold, self.options.breaker_cooldown, monotonic
+        # one breaker per gateway or endpoint, named dlms/<key>; ``listener`` hears each change
+        self.listener = listener
+        self.breakers = breakers or BreakerBoard.of(
+            self.options.breaker_settings,
+            feed="dlms",
+            clock=monotonic,
+            listener=None if listener is None else self._tell,
         )
         self.policy = RetryPolicy(
             self.options.attempts, self.options.backoff_initial, self.options.backoff_max
         )
+        self.delivery_policy = delivery_policy
         for meter in fleet.meters:  # a typo in the fleet file fails before any meter is read
             self.profiles.get(meter.profile)
         # register reads go to a ledger that keeps them; a plain Ledger is handed none
         self.registers = ledger if isinstance(ledger, RegisterLedger) else None
-        self._executor: ThreadPoolExecutor | None = None
-        self._handoff: asyncio.Queue[_Job] | None = None
+        self._thread: LedgerThread | None = None
+        self._handoff: asyncio.Queue[HandoffJob] | None = None
 
     # -- the store, on its one thread ----------------------------------------------------
-    async def _ledger(self, call: Callable[..., T], *args: object) -> T:
-        assert self._executor is not None
-        loop = asyncio.get_running_loop()
-        try:
-            return await loop.run_in_executor(self._executor, call, *args)
-        except CollectError:
-            raise
-        except Exception as exc:
-            raise HandoffError(f"{type(exc).__name__}: {exc}") from exc
+    def _tell(self, event: BreakerEvent) -> None:
+        """Hand a breaker change to the listener on the ledger's thread (a listener that
+        saves it uses the store, which has one writer); its failure never stops a read."""
+        listener = self.listener
+        assert listener is not None
 
-    async def _handoff_worker(
-        self, queue: asyncio.Queue[_Job], totals: HandoffCounts, registers: RegisterCounts
-    ) -> None:
-        """Deliver whatever has queued up as one batch, while the next batch gathers: the
-        register reads first, then the readings."""
-        while True:
-            jobs = [await queue.get()]
-            rows = len(jobs[0].readings)
-            while rows < 200_000 and not queue.empty():
-                jobs.append(queue.get_nowait())
-                rows += len(jobs[-1].readings)
-            batch = [r for job in jobs for r in job.readings]
-            reads = [r for job in jobs for r in job.registers]
+        def call() -> None:
             try:
-                if reads and self.registers is not None:
-                    registers.add(await self._ledger(self.registers.deliver_registers, reads))
-                counts = (
-                    await self._ledger(self.ledger.deliver, batch) if batch else HandoffCounts()
+                listener(event)
+            except Exception as exc:
+                log.warning(
+                    "breaker change of %s not recorded: %s: %s",
+                    event.name,
+                    type(exc).__name__,
+                    exc,
+                    extra={"endpoint": event.name, "code": "breaker-unrecorded"},
                 )
-            except CollectError as exc:
-                for job in jobs:
-                    if not job.done.done():
-                        job.done.set_exception(exc)
-            else:
-                totals.add(counts)
-                for job in jobs:
-                    if not job.done.done():
-                        job.done.set_result(counts)
-            finally:
-                for _ in jobs:
-                    queue.task_done()
+
+        if self._thread is None:
+            call()
+        else:
+            self._thread.executor.submit(call)
+
+    async def _ledger(self, call: Callable[..., T], *args: object) -> T:
+        assert self._thread is not None
+        return await self._thread.call(call, *args)
 
     # -- one meter -------------------------------------------------------------------
     def _now_ms(self) -> int:
@@ -378,6 +369,7 @@ class FleetCollector:
             intervals: int = 0,
             drift_ms: int | None = None,
             skipped: bool = False,
+            dead_letter: int | None = None,
         ) -> MeterResult:
             return MeterResult(
                 meter_id,
@@ -389,6 +381,7 @@ class FleetCollector:
                 seconds=self.monotonic() - started,
                 attempts=attempts,
                 skipped=skipped,
+                dead_letter=dead_letter,
             )
 
         try:
@@ -418,7 +411,7 @@ class FleetCollector:
             delivered = 0
             if read.readings or read.registers:
                 assert self._handoff is not None
-                job = _Job(read.readings, read.registers)
+                job = HandoffJob(meter_id, read.readings, read.registers)
                 await self._handoff.put(job)
                 await job.done
                 delivered = len(read.readings)
@@ -437,7 +430,8 @@ class FleetCollector:
                 error,
                 extra={"meter_id": meter_id, "code": error.code, "attempts": attempts},
             )
-            return result(False, error.code, str(error))
+            kept = error.dead_letter_id if isinstance(error, DeadLetteredError) else None
+            return result(False, error.code, str(error), dead_letter=kept)
 
     # -- the fleet -----------------------------------------------------------------------
     async def run(self, progress: Callable[[MeterResult], None] | None = None) -> CollectRun:
@@ -447,8 +441,6 @@ class FleetCollector:
         for meter in meters:
             todo.put_nowait(meter)
         results: list[MeterResult] = []
-        totals = HandoffCounts()
-        registers = RegisterCounts()
         workers = min(self.options.concurrency, len(meters))
 
         async def worker() -> None:
@@ -469,11 +461,10 @@ class FleetCollector:
         gc.freeze()
         gc.set_threshold(max(threshold[0], 50_000), threshold[1], max(threshold[2], 100))
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix="meterledger-ledger") as pool:
-            self._executor = pool
+            self._thread = LedgerThread(pool)
             self._handoff = asyncio.Queue(maxsize=max(1, workers))
-            handoff = asyncio.create_task(
-                self._handoff_worker(self._handoff, totals, registers), name="collect-handoff"
-            )
+            delivery = Handoff(self.ledger, self._thread, self.delivery_policy, self.sleep)
+            handoff = asyncio.create_task(delivery.run(self._handoff), name="collect-handoff")
             try:
                 async with asyncio.TaskGroup() as group:
                     for n in range(workers):
@@ -482,9 +473,11 @@ class FleetCollector:
                 handoff.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await handoff
-                self._executor = None
+                self._thread = None
                 self._handoff = None
                 gc.set_threshold(*threshold)
                 gc.unfreeze()
         results.sort(key=lambda r: r.meter_id)
-        return CollectRun(tuple(results), totals, self.monotonic() - started, registers)
+        return CollectRun(
+            tuple(results), delivery.totals, self.monotonic() - started, delivery.registers
+        )

@@ -1,7 +1,8 @@
 """The head-end's view of the store: the :class:`Ledger` protocol the fleet collector
-calls (on one worker thread, never concurrently), the extension that keeps register reads,
-and the counts they return. The composition root (``meterledger collect``) provides the
-ledger over the Store and the ingest pipeline; ``collect/`` itself never imports either."""
+calls (on one worker thread, never concurrently), the extensions that keep register reads
+and dead letters, and the counts they return. The composition root (``meterledger
+collect``) provides the ledger over the Store and the ingest pipeline; ``collect/`` itself
+never imports either."""
 
 from __future__ import annotations
 
@@ -9,10 +10,18 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
+from meterledger.collect.deadletter import DeadLetter
 from meterledger.collect.profile import RegisterSample
 from meterledger.core.reading import Reading
 
-__all__ = ["ClockSample", "HandoffCounts", "Ledger", "RegisterCounts", "RegisterLedger"]
+__all__ = [
+    "ClockSample",
+    "DeadLetterLedger",
+    "HandoffCounts",
+    "Ledger",
+    "RegisterCounts",
+    "RegisterLedger",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,4 +107,18 @@ class RegisterLedger(Ledger, Protocol):
         skipped (the same value) or counted as a conflict (another value), never replaced;
         one of a channel the store does not know is counted as unknown. Raises only when
         the store fails."""
+        ...
+
+
+@runtime_checkable
+class DeadLetterLedger(Ledger, Protocol):
+    """A ledger that keeps a delivery still failing after its retries as a dead letter."""
+
+    def dead_letter(self, meter_id: str, readings: Sequence[Reading]) -> DeadLetter:
+        """One meter's readings as the delivery ``meterledger deadletters replay`` ingests
+        (feed ``dlms``, source the meter, the payload canonical CSV or JSONL)."""
+        ...
+
+    def keep_dead_letter(self, letter: DeadLetter, error: str, attempts: int) -> int:
+        """Store ``letter`` with the last ``error`` and the ``attempts`` made; its id."""
         ...

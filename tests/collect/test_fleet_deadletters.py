@@ -1,0 +1,145 @@
+"""The DLMS handoff through dead letters, end to end: the simulator on loopback TCP, a real
+store made to refuse every batch by a trigger of its own (SQLite: a constraint error, which
+no retry cures; PostgreSQL: a serialization failure, which a retry may cure, so the
+delivery is tried per DELIVERY_POLICY), the dead letters replayed once the store is well."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from backends import RawDb
+from meterledger.cli.collect import StoreLedger
+from meterledger.cli.feeds import replay_dead_letters
+from meterledger.collect.config import Fleet, parse_fleet
+from meterledger.collect.deadletter import DELIVERY_POLICY
+from meterledger.collect.fleet import CollectRun, FleetCollector
+from meterledger.ingest import audit
+from meterledger.simulate.dlms_server import DlmsSimulator, SimulatorConfig
+from meterledger.store import open_store
+from meterledger.store.base import Store
+from support import add_meter
+
+START = datetime(2024, 3, 1, tzinfo=UTC)
+NOW = START + timedelta(days=1)
+IDS = ["MTR-00001", "MTR-00002"]
+INTERVALS = 95  # a day of 96 rows; the first is the baseline
+
+SQLITE_REFUSE = (
+    "CREATE TRIGGER refuse_batches BEFORE INSERT ON batches"
+    " BEGIN SELECT RAISE(ABORT, 'batches refused'); END"
+)
+PG_REFUSE = (
+    "CREATE FUNCTION refuse_batch() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN"
+    " RAISE EXCEPTION 'could not serialize access' USING ERRCODE = '40001'; END $$",
+    "CREATE TRIGGER refuse_batches BEFORE INSERT ON batches"
+    " FOR EACH ROW EXECUTE FUNCTION refuse_batch()",
+)
+
+
+def refuse_batches(raw: RawDb) -> None:
+    for statement in (SQLITE_REFUSE,) if raw.backend == "sqlite" else PG_REFUSE:
+        raw.execute(statement)
+
+
+def fleet_for(port: int) -> Fleet:
+    return parse_fleet(
+        {
+            "collector": {"attempts": 1, "backoff_initial": 0, "backoff_max": 0},
+            "defaults": {"host": "127.0.0.1", "port": port, "timeout": 2, "timezone": "UTC"},
+            "meters": [{"meter_id": m, "server_sap": 1 + i} for i, m in enumerate(IDS)],
+        }
+    )
+
+
+def collect(stores: list[Store], sleeps: list[float]) -> list[CollectRun]:
+    """One forced collection at NOW into each store, against one simulator."""
+
+    async def sleep(seconds: float) -> None:
+        sleeps.append(seconds)
+
+    async def main() -> list[CollectRun]:
+        config = SimulatorConfig(meters=2, port=0, start=START, days=1, tz="UTC", clock=lambda: NOW)
+        runs = []
+        async with DlmsSimulator(config) as sim:
+            for store in stores:
+                ledger = StoreLedger(store, now=lambda: NOW)
+                collector = FleetCollector(
+                    fleet_for(sim.port), ledger, force=True, clock=NOW.timestamp, sleep=sleep
+                )
+                runs.append(await collector.run())
+        return runs
+
+    return asyncio.run(main())
+
+
+def readings_of(store: Store) -> list[tuple[str, int, int]]:
+    rows = []
+    for meter_id in IDS:
+        frame = store.readings(meter_id, 0, 2**40, "1.0.1.8.0.255")
+        for end, value in zip(
+            frame["interval_end"].to_list(), frame["value"].to_list(), strict=True
+        ):
+            rows.append((meter_id, int(end), int(value)))
+    return rows
+
+
+def test_a_refused_handoff_is_dead_lettered_per_meter_and_replayed_exactly_once(
+    store: Store, raw_db: RawDb, tmp_path: Path
+) -> None:
+    for meter_id in IDS:
+        add_meter(store, meter_id, tz="UTC", capacity=1_000_000_000)
+    clean = open_store(f"sqlite:///{tmp_path / 'clean.db'}")  # what the meters serve
+    for meter_id in IDS:
+        add_meter(clean, meter_id, tz="UTC", capacity=1_000_000_000)
+    refuse_batches(raw_db)
+    sleeps: list[float] = []
+
+    run, reference = collect([store, clean], sleeps)
+    served = readings_of(clean)
+    assert len(served) == len(IDS) * INTERVALS
+
+    transient = raw_db.backend == "postgresql"  # a serialization failure may pass next time
+    attempts = DELIVERY_POLICY.attempts if transient else 1
+    letters = {d.source: d for d in store.list_dead_letters(feed="dlms")}
+    assert sorted(letters) == IDS  # one dead letter per meter, source the meter
+    for result in run.results:
+        letter = letters[result.meter_id]
+        assert (result.ok, result.code, result.intervals) == (False, "E08", 0)
+        assert result.dead_letter == letter.dead_letter_id
+        assert f"kept as dead letter {letter.dead_letter_id}" in result.message
+        assert f"{INTERVALS} reading(s) not stored after {attempts} attempt(s)" in result.message
+        assert letter.status == "open" and letter.fmt == "csv" and letter.attempts == attempts
+        assert ("could not serialize" if transient else "batches refused") in letter.error
+        lines = letter.payload.decode().splitlines()
+        assert lines[0].startswith("meter_id,channel,interval_end")
+        assert len(lines) == 1 + INTERVALS and all(result.meter_id in x for x in lines[1:])
+    # full-jitter backoff before each retry: [0, 0.5), [0, 1), [0, 2) per meter
+    assert len(sleeps) == (len(IDS) * (attempts - 1))
+    assert all(0 <= s < DELIVERY_POLICY.initial * 2**2 for s in sleeps)
+    assert run.handoff.accepted == 0 and store.count("readings") == 0
+    assert reference.handoff.accepted == len(served) and not reference.failed
+
+    raw_db.execute("DROP TRIGGER refuse_batches" + (" ON batches" if transient else ""))
+    if transient:
+        raw_db.execute("DROP FUNCTION refuse_batch() CASCADE")
+    done = replay_dead_letters(store, feed="dlms")
+    assert [(r.outcome, r.accepted, r.duplicates) for r in done] == [
+        ("replayed", INTERVALS, 0)
+    ] * len(IDS)
+    assert readings_of(store) == served  # every value the meters served, each once
+    ids = [letters[m].dead_letter_id for m in IDS]
+    again = replay_dead_letters(store, ids)
+    assert [r.outcome for r in again] == ["skipped"] * len(IDS)  # not open: no second effect
+    assert store.list_dead_letters(feed="dlms") == []  # none open
+    assert readings_of(store) == served
+
+    # the next collection finds everything stored: nothing new, no second version
+    (after,) = collect([store], sleeps)
+    assert not after.failed and after.handoff.accepted == 0
+    assert readings_of(store) == served
+    assert int(raw_db.scalar("SELECT count(*) FROM reading_versions")) == 0
+    report = audit.verify(store)
+    assert report.ok, report.as_dict()
+    clean.close()
