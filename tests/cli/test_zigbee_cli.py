@@ -6,13 +6,18 @@ import asyncio
 import json
 import threading
 from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
 
 import pytest
+import yaml
 from typer.testing import CliRunner
 
+from brokers import MQTT_HOST, MQTT_PORT, require_mqtt, unique_id, unique_root
 from meterledger.cli.app import app
 from meterledger.core.reading import Quality
 from meterledger.simulate.zigbee_gateway import GatewayConfig, ZigbeeGateway, eui64_of
+from meterledger.simulate.zigbee_mqtt_gateway import ZigbeeMqttGateway
 from meterledger.store.base import Store
 from support import add_meter
 
@@ -161,3 +166,149 @@ def test_zigbee_collect_refuses_bad_breaker_settings(store: Store) -> None:
     args = ["zigbee", "collect", "--meter", meter, "--db", store.url]
     result = runner.invoke(app, [*args, "--breaker-failure-rate", "1.5"])
     assert result.exit_code == 2 and "failure rate" in result.output
+
+
+class InThread:
+    """Runs a gateway (``async with``) on an event loop of its own thread."""
+
+    def __init__(self, gateway: Any) -> None:
+        self.gateway = gateway
+        self.loop = asyncio.new_event_loop()
+        self._ready = threading.Event()
+        self._stop: asyncio.Event | None = None
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        async def main() -> None:
+            self._stop = asyncio.Event()
+            try:
+                async with self.gateway:
+                    self._ready.set()
+                    await self._stop.wait()
+            except BaseException as exc:
+                self._error = exc
+                self._ready.set()
+
+        self.loop.run_until_complete(main())
+
+    def __enter__(self) -> Any:
+        self._thread.start()
+        assert self._ready.wait(10)
+        if self._error is not None:
+            raise self._error
+        return self.gateway
+
+    def __exit__(self, *exc: object) -> None:
+        assert self._stop is not None
+        self.loop.call_soon_threadsafe(self._stop.set)
+        self._thread.join(10)
+        self.loop.close()
+
+
+def _mqtt_gateway(root: str, gateway_id: str, **options: Any) -> ZigbeeMqttGateway:
+    config = GatewayConfig(meters=3, port=0, tz="UTC", clock=lambda: NOW, **options)
+    return ZigbeeMqttGateway(
+        config, host=MQTT_HOST, port=MQTT_PORT, gateway_id=gateway_id, root=root
+    )
+
+
+def test_zigbee_collect_over_mqtt(store: Store) -> None:
+    require_mqtt()
+    for meter_id in IDS:
+        add_meter(store, meter_id, capacity=1_000_000_000)
+    root, gateway_id = unique_root(), unique_id("gw")
+    with InThread(_mqtt_gateway(root, gateway_id, dark=frozenset({2}))) as gw:
+        args = ["zigbee", "collect", "--gateway-id", gateway_id, "--mqtt-root", root]
+        args += ["--mqtt-host", MQTT_HOST, "--mqtt-port", str(MQTT_PORT)]
+        args += ["--timeout", "0.3", "--db", store.url, "--json"]
+        for i, meter_id in enumerate(IDS):
+            args += ["--meter", f"{eui64_of(i).hex()}={meter_id}"]
+        first = runner.invoke(app, args)
+        assert first.exit_code == 1, first.output
+        payload = json.loads(first.stdout)
+        codes = {r["meter_id"]: r["code"] for r in payload["results"]}
+        assert codes == {"MTR-00001": None, "MTR-00002": None, "MTR-00003": "E04"}
+        assert {r["gateway"] for r in payload["results"]} == {f"mqtt:{gateway_id}"}
+        assert payload["summary"]["accepted"] == 2 * 2 * 96
+        for index in (0, 1):
+            held = {e: v for e, (v, _) in _stored(store, IDS[index]).items()}
+            assert held == {
+                x.interval_end: x.delivered * 1000
+                for x in gw.meter(index).entries
+                if x.delivered is not None
+            }
+        assert payload["breakers"][0]["name"] == f"zigbee/mqtt:{gateway_id}"
+        again = json.loads(runner.invoke(app, args).stdout)["summary"]
+        assert again["accepted"] == 0 and again["duplicates"] == 0
+        assert len(_stored(store, "MTR-00001")) == 96
+
+
+def test_zigbee_collect_from_a_fleet_file_with_a_tcp_and_an_mqtt_gateway(
+    store: Store, gateway: tuple[ZigbeeGateway, list[int]], tmp_path: Path
+) -> None:
+    require_mqtt()
+    tcp, _ = gateway
+    root, gateway_id = unique_root(), unique_id("gw")
+    behind_mqtt = ["MQ-00001", "MQ-00002"]
+    for meter_id in [*IDS, *behind_mqtt]:
+        add_meter(store, meter_id, capacity=1_000_000_000)
+    fleet = {
+        "options": {"timeout": 0.3, "periods": 48, "breaker_threshold": 3},
+        "gateways": [
+            {
+                "host": "127.0.0.1",
+                "port": tcp.port,
+                "meters": [{"eui64": eui64_of(i).hex(), "meter_id": m} for i, m in enumerate(IDS)],
+            },
+            {
+                "transport": "mqtt",
+                "host": MQTT_HOST,
+                "port": MQTT_PORT,
+                "gateway_id": gateway_id,
+                "root": root,
+                "meters": [
+                    {"eui64": eui64_of(i).hex(), "meter_id": m, "endpoint": 1}
+                    for i, m in enumerate(behind_mqtt)
+                ],
+            },
+        ],
+    }
+    path = tmp_path / "zigbee.yaml"
+    path.write_text(yaml.safe_dump(fleet), "utf-8")
+    with InThread(_mqtt_gateway(root, gateway_id, max_periods_per_response=48)) as mqtt_gw:
+        done = runner.invoke(app, ["zigbee", "collect", "--fleet", str(path), "--db", store.url,
+                                   "--json"])  # fmt: skip
+        assert done.exit_code == 1, done.output  # the TCP gateway's third meter is dark
+        payload = json.loads(done.stdout)
+        by_id = {r["meter_id"]: r for r in payload["results"]}
+        assert by_id["MTR-00003"]["code"] == "E04"
+        assert by_id["MQ-00002"]["ok"] and by_id["MQ-00002"]["gateway"] == f"mqtt:{gateway_id}"
+        assert by_id["MTR-00002"]["gateway"] == f"127.0.0.1:{tcp.port}"
+        # 48 periods a request: two pages and the end of the buffer, per channel
+        assert by_id["MQ-00001"]["requests"] == 1 + 3 + 3
+        assert payload["summary"]["gateways"] == 2
+        held = {e: v for e, (v, _) in _stored(store, "MQ-00002").items()}
+        assert held == {
+            x.interval_end: x.delivered * 1000
+            for x in mqtt_gw.meter(1).entries
+            if x.delivered is not None
+        }
+        names = sorted(b["name"] for b in payload["breakers"])
+        assert names == sorted([f"zigbee/127.0.0.1:{tcp.port}", f"zigbee/mqtt:{gateway_id}"])
+    both = runner.invoke(app, ["zigbee", "collect", "--fleet", str(path), "--meter",
+                               f"{eui64_of(0).hex()}=MTR-00001", "--db", store.url])  # fmt: skip
+    assert both.exit_code == 2 and "not both" in both.output
+
+
+def test_zigbee_collect_names_the_bad_key_of_a_fleet_file(store: Store, tmp_path: Path) -> None:
+    path = tmp_path / "bad.yaml"
+    path.write_text(
+        "gateways:\n  - host: 127.0.0.1\n    meters:\n      - {eui64: 0102, meter_id: M1}\n",
+        "utf-8",
+    )
+    done = runner.invoke(app, ["zigbee", "collect", "--fleet", str(path), "--db", store.url])
+    assert done.exit_code == 2
+    assert f"{path}: gateways[0].meters[0].eui64: an EUI64 is 16 hex digits" in " ".join(
+        done.output.split()
+    )

@@ -5,7 +5,8 @@ docs/simulator.md): meter ``i`` is the logical device ``1 + i`` (wrapper wPort o
 HDLC address), its keys follow from the seed, and it runs until Ctrl-C.
 
 ``simulate zigbee`` serves N simulated Zigbee Smart Energy meters behind one gateway on
-TCP, raw ZCL frames in a length/EUI64/endpoint/cluster envelope, until Ctrl-C.
+TCP, raw ZCL frames in a length/EUI64/endpoint/cluster envelope, until Ctrl-C; with
+``--mqtt`` the same gateway answers on MQTT topics instead (docs/zigbee.md).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import asyncio
 from pathlib import Path
 from typing import Annotated, Any
 
+import aiomqtt
 import typer
 import yaml
 
@@ -36,6 +38,7 @@ from meterledger.simulate.zigbee_gateway import (
     ZigbeeGateway,
     eui64_of,
 )
+from meterledger.simulate.zigbee_mqtt_gateway import DEFAULT_ROOT, ZigbeeMqttGateway
 
 __all__ = ["app", "dlms", "fleet_file", "zigbee"]
 
@@ -249,11 +252,10 @@ _PERIODS = {
 _PERIODS.pop(7, None)  # 7.5 minutes does not round to a whole minute
 
 
-def _zigbee_summary(gateway: ZigbeeGateway, host: str) -> dict[str, Any]:
-    config = gateway.config
+def _zigbee_summary(config: GatewayConfig, host: str, port: int | None) -> dict[str, Any]:
+    where = {} if port is None else {"host": host, "port": port}
     return {
-        "host": host,
-        "port": gateway.port,
+        **where,
         "meters": config.meters,
         "framing": "2-byte big-endian length, 8-byte EUI64 (big-endian), 1-byte endpoint, "
         "2-byte cluster id (big-endian), then the ZCL frame",
@@ -268,27 +270,64 @@ def _zigbee_summary(gateway: ZigbeeGateway, host: str) -> dict[str, Any]:
     }
 
 
+def _print_zigbee(
+    summary: dict[str, Any], config: GatewayConfig, where: str, topics: str | None = None
+) -> None:
+    out.print(
+        f"Zigbee gateway: {config.meters} meters on {where} "
+        f"(endpoint {METER_ENDPOINT}, cluster 0x0702)"
+    )
+    out.print(f"  framing: {summary['framing']}")
+    if topics is not None:
+        out.print(f"  topics: {topics}")
+    out.print(
+        f"  profile: {summary['period_minutes']}-minute intervals, buffer of "
+        f"{config.buffer}, {config.days} days of history"
+    )
+    out.print(f"  EUI64 of meter i: {eui64_of(0).hex()} + i (seed {config.seed})")
+    if config.dark:
+        out.print(f"  dark meters: {', '.join(map(str, sorted(config.dark)))}")
+    console.print("Ctrl-C to stop")
+
+
 async def _serve_zigbee(config: GatewayConfig, json_out: bool, duration: float | None) -> None:
     async with ZigbeeGateway(config) as gateway:
         for index in range(config.meters):
             gateway.meter(index)  # fill every buffer with its history before serving
-        summary = _zigbee_summary(gateway, config.host)
+        summary = _zigbee_summary(config, config.host, gateway.port)
         if json_out:
             emit_json(summary)
         else:
-            out.print(
-                f"Zigbee gateway: {config.meters} meters on {config.host}:{gateway.port} "
-                f"(endpoint {METER_ENDPOINT}, cluster 0x0702)"
-            )
-            out.print(f"  framing: {summary['framing']}")
-            out.print(
-                f"  profile: {summary['period_minutes']}-minute intervals, buffer of "
-                f"{config.buffer}, {config.days} days of history"
-            )
-            out.print(f"  EUI64 of meter i: {eui64_of(0).hex()} + i (seed {config.seed})")
-            if config.dark:
-                out.print(f"  dark meters: {', '.join(map(str, sorted(config.dark)))}")
-            console.print("Ctrl-C to stop")
+            _print_zigbee(summary, config, f"{config.host}:{gateway.port}")
+        if duration is None:
+            await gateway.run_forever()
+        else:
+            await asyncio.sleep(duration)
+
+
+async def _serve_zigbee_mqtt(
+    gateway: ZigbeeMqttGateway, json_out: bool, duration: float | None
+) -> None:
+    config, gateway_id, root = gateway.config, gateway.gateway_id, gateway.root
+    broker = (gateway.host, gateway.port)
+    for index in range(config.meters):
+        gateway.meter(index)  # fill every buffer with its history before serving
+    async with gateway:
+        summary = _zigbee_summary(config, config.host, None)
+        summary.update(
+            transport="mqtt",
+            broker=f"{broker[0]}:{broker[1]}",
+            gateway_id=gateway_id,
+            request_topic=f"{root}/{gateway_id}/req/{{eui64}}",
+            response_topic=f"{root}/{gateway_id}/rsp/{{eui64}}",
+            framing="8-byte EUI64 (big-endian), 1-byte endpoint, 2-byte cluster id "
+            "(big-endian), then the ZCL frame; QoS 1",
+        )
+        if json_out:
+            emit_json(summary)
+        else:
+            topics = f"{summary['request_topic']} -> {summary['response_topic']}"
+            _print_zigbee(summary, config, f"MQTT {summary['broker']} as {gateway_id}", topics)
         if duration is None:
             await gateway.run_forever()
         else:
@@ -319,9 +358,23 @@ def zigbee(
     duration: Annotated[
         float | None, typer.Option(help="Stop after this many seconds (default: Ctrl-C).")
     ] = None,
+    mqtt: Annotated[
+        bool, typer.Option("--mqtt", help="Answer on MQTT topics instead of TCP.")
+    ] = False,
+    mqtt_host: Annotated[str, typer.Option("--mqtt-host", help="The MQTT broker's host.")] = (
+        "127.0.0.1"
+    ),
+    mqtt_port: Annotated[int, typer.Option("--mqtt-port", help="The MQTT broker's port.")] = 1883,
+    gateway_id: Annotated[
+        str, typer.Option("--gateway-id", help="The gateway's id in the MQTT topics.")
+    ] = "gw1",
+    mqtt_root: Annotated[
+        str, typer.Option("--mqtt-root", help="The MQTT topics' root.")
+    ] = DEFAULT_ROOT,
     json_out: JsonOption = False,
 ) -> None:
-    """Serve simulated Zigbee Smart Energy meters behind one TCP gateway until Ctrl-C."""
+    """Serve simulated Zigbee Smart Energy meters behind one gateway, on TCP or (--mqtt)
+    on MQTT topics, until Ctrl-C."""
     chosen = _PERIODS.get(period)
     if chosen is None:
         raise ConfigError(f"--period is one of {sorted(_PERIODS)} minutes, not {period}")
@@ -338,7 +391,19 @@ def zigbee(
         dark=frozenset(_indices(",".join(map(str, dark or [])), meters, "--dark")),
     )
     try:
-        asyncio.run(_serve_zigbee(config, json_out, duration))
+        if mqtt:
+            try:
+                gateway = ZigbeeMqttGateway(
+                    config, host=mqtt_host, port=mqtt_port, gateway_id=gateway_id, root=mqtt_root
+                )
+            except ValueError as exc:
+                raise fail(str(exc)) from exc
+            try:
+                asyncio.run(_serve_zigbee_mqtt(gateway, json_out, duration))
+            except aiomqtt.MqttError as exc:
+                raise fail(f"MQTT broker {mqtt_host}:{mqtt_port}: {exc}") from exc
+        else:
+            asyncio.run(_serve_zigbee(config, json_out, duration))
     except KeyboardInterrupt:
         console.print("gateway stopped")
         raise typer.Exit(130) from None

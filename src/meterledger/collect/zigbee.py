@@ -1,7 +1,10 @@
 """The Zigbee collector: page back through each meter's GetProfile buffer to stored data.
 
-The gateway link (the envelope carrying raw ZCL frames over TCP, and the client) is
-:mod:`meterledger.collect.zigbee_link`; it is re-exported here.
+The gateway links are :mod:`meterledger.collect.zigbee_link` (the envelope carrying raw
+ZCL frames over TCP, and its client) and :mod:`meterledger.collect.zigbee_mqtt` (the same
+frames on MQTT topics); both are re-exported here. :func:`collect_meters` takes either
+(``transport``) and, given a :class:`~meterledger.collect.breaker.BreakerBoard`, passes
+every request through the gateway's circuit breaker.
 
 For each meter, :func:`read_meter` asks Read Attributes for Multiplier, Divisor,
 UnitofMeasure and ProfileIntervalPeriod, then GetProfile with end time 0 (the most
@@ -73,11 +76,13 @@ from meterledger.collect.zigbee_link import (
     encode_envelope,
     parse_eui64,
 )
+from meterledger.collect.zigbee_mqtt import DEFAULT_ROOT, MqttTransport, ZigbeeMqttClient
 from meterledger.core.obis import ObisCode
 from meterledger.core.reading import Reading
 from meterledger.core.time import from_epoch
 
 __all__ = [
+    "DEFAULT_ROOT",
     "DELIVERED_CHANNEL",
     "MAX_MESSAGE",
     "METER_ENDPOINT",
@@ -86,11 +91,13 @@ __all__ = [
     "Envelope",
     "MeterReadout",
     "MeterScale",
+    "MqttTransport",
     "TcpTransport",
     "ZigbeeClient",
     "ZigbeeLedger",
     "ZigbeeLink",
     "ZigbeeMeterRef",
+    "ZigbeeMqttClient",
     "ZigbeeResult",
     "ZigbeeTransport",
     "collect_meters",
