@@ -254,3 +254,20 @@ def test_malformed_payloads_become_dead_letters_not_lost(db: tuple[str, Store]) 
         f"{root}/readings/MTR-00001",
         f"{root}/nonsense/MTR-00001",
     }
+
+
+def test_listen_reports_the_broker_breaker_and_status_shows_it(db: tuple[str, Store]) -> None:
+    url, store = db
+    root, client = unique_root(), unique_id("breaker")
+    report = listen_cli(url, root, client, "--breaker-cooldown", "5", "--breaker-threshold", "3")
+    assert report["connect_attempts"] == 1 and report["reconnects"] == 0
+    assert report["pauses"] == 0 and report["paused_seconds"] == 0
+    assert report["breaker"] == {
+        "endpoint": f"mqtt/{MQTT_HOST}:{MQTT_PORT}",
+        "state": "closed",
+        "opened": 0,
+        "failure_rate": 0.0,
+        "calls_in_window": 1,  # the one connect, a success
+    }
+    (shown,) = [b for b in store.breaker_states() if b.endpoint == f"mqtt/{MQTT_HOST}:{MQTT_PORT}"]
+    assert (shown.state, shown.opened, shown.calls_in_window) == ("closed", 0, 1)

@@ -6,7 +6,9 @@ This module is the feed's composition root (``collect/`` imports no store or ing
 in ``register_reads`` (source ``mqtt``) and derives intervals from them against the totals
 already stored, and sends a payload that cannot be decoded, or a delivery that still fails
 after its retries, to the dead letters. A batch is acknowledged to the broker only after
-all of that has committed.
+all of that has committed. The broker has a circuit breaker (``mqtt/host:port``) that
+pauses the reconnects while it is open; each change is saved at once for ``meterledger
+status``.
 """
 
 from __future__ import annotations
@@ -23,6 +25,17 @@ from typing import Annotated
 import aiomqtt
 import typer
 
+from meterledger.cli.breaker_options import (
+    FEED_COOLDOWN,
+    CooldownOption,
+    FailureRateOption,
+    MinCallsOption,
+    ProbesOption,
+    ThresholdOption,
+    WindowOption,
+    breaker_summary,
+    feed_breaker_settings,
+)
 from meterledger.cli.collect import readings_csv
 from meterledger.cli.common import (
     DbOption,
@@ -33,9 +46,15 @@ from meterledger.cli.common import (
     open_db,
     out,
 )
-from meterledger.cli.feeds import StoreDeadLetterSink, refuse_if_paused
+from meterledger.cli.feeds import (
+    BreakerRecorder,
+    StoreDeadLetterSink,
+    refuse_if_paused,
+    save_breakers,
+)
 from meterledger.cli.registers import against_store
 from meterledger.cli.vee import print_outcome
+from meterledger.collect.breaker import BreakerBoard
 from meterledger.collect.deadletter import DELIVERY_POLICY, DeadLetter, deliver_or_dead_letter
 from meterledger.collect.mqtt import (
     TOPIC_ROOT,
@@ -88,6 +107,10 @@ class ListenCounts:
     findings: Counter[str] = dataclasses.field(default_factory=Counter)
     dead_letters: int = 0
     reconnects: int = 0
+    connect_attempts: int = 0
+    pauses: int = 0  # waits for the broker's open circuit
+    paused_seconds: float = 0.0
+    breaker: dict[str, object] | None = None  # breaker_summary of the broker's breaker
 
 
 class MqttLedger:
@@ -185,16 +208,30 @@ class MqttLedger:
 
 
 async def listen(
-    store: Store, settings: MqttSettings, *, until_idle: float | None, interval_seconds: int = 900
+    store: Store,
+    settings: MqttSettings,
+    *,
+    until_idle: float | None,
+    interval_seconds: int = 900,
+    breakers: BreakerBoard | None = None,
 ) -> ListenCounts:
-    """Subscribe and deliver until ``until_idle`` seconds pass without a message."""
+    """Subscribe and deliver until ``until_idle`` seconds pass without a message. With
+    ``breakers`` the broker's circuit pauses the reconnects while open; the breakers'
+    readings are saved at the end for ``meterledger status``."""
     ledger = MqttLedger(store, interval_seconds=interval_seconds, root=settings.root)
-    feed = MqttFeed(settings)
-    async for batch in feed.batches(until_idle=until_idle):
-        await ledger.deliver(batch)
-        ledger.counts.acked += feed.ack(batch)
-    ledger.counts.reconnects = feed.reconnects
-    return ledger.counts
+    feed = MqttFeed(settings, breakers=breakers)
+    try:
+        async for batch in feed.batches(until_idle=until_idle):
+            await ledger.deliver(batch)
+            ledger.counts.acked += feed.ack(batch)
+    finally:
+        if breakers is not None:
+            save_breakers(store, breakers.readings())
+    n = ledger.counts
+    n.reconnects, n.connect_attempts = feed.reconnects, feed.attempts
+    n.pauses, n.paused_seconds = feed.pauses, round(feed.paused_seconds, 3)
+    n.breaker = None if breakers is None else breaker_summary(breakers)
+    return n
 
 
 HostOption = Annotated[str, typer.Option("--host", help="MQTT broker host.")]
@@ -221,6 +258,12 @@ def listen_command(
         int, typer.Option("--register-interval", help="Seconds between register totals.")
     ] = 900,
     root: RootOption = TOPIC_ROOT,
+    breaker_cooldown: CooldownOption = FEED_COOLDOWN,
+    breaker_failure_rate: FailureRateOption = 0.15,
+    breaker_min_calls: MinCallsOption = None,
+    breaker_window: WindowOption = 60.0,
+    breaker_probes: ProbesOption = 1,
+    breaker_threshold: ThresholdOption = 5,
     db: DbOption = None,
     json_out: JsonOption = False,
 ) -> None:
@@ -228,13 +271,25 @@ def listen_command(
 
     Each batch is acknowledged after it is stored; malformed payloads become dead letters.
     Register totals become intervals (rollover corrected, resets left as gaps). VEE checks
-    everything at the end."""
+    everything at the end. The broker's circuit breaker stops the reconnects while it is
+    open (shown by `meterledger status`), then one probe connect decides."""
     store = open_db(db)
     refuse_if_paused(store, FEED)
     settings = MqttSettings(
         host=host, port=port, client_id=client_id, group=group or None, root=root
     )
-    counts = asyncio.run(listen(store, settings, until_idle=until_idle, interval_seconds=interval))
+    breaker_settings = feed_breaker_settings(
+        cooldown=breaker_cooldown,
+        failure_rate=breaker_failure_rate,
+        min_calls=breaker_min_calls,
+        window=breaker_window,
+        probes=breaker_probes,
+        threshold=breaker_threshold,
+    )
+    board = BreakerBoard.of(breaker_settings, feed=FEED, listener=BreakerRecorder(store))
+    counts = asyncio.run(
+        listen(store, settings, until_idle=until_idle, interval_seconds=interval, breakers=board)
+    )
     checked = Ingestor(store).check_pending()
     summary = dataclasses.asdict(counts)
     summary["findings"] = dict(sorted(counts.findings.items()))

@@ -17,6 +17,12 @@ the second copy a duplicate with no effect.
 
 A payload that cannot be decoded raises :class:`MqttPayloadError` (an ``InputError``)
 carrying the topic and the bytes, for a dead letter.
+
+With ``breakers`` the broker has a circuit breaker (key ``host:port``): each connection
+attempt is one call, a successful connect a success, a refused connect or a connection
+lost a failure. While the circuit is open the subscriber makes no connection attempt: it
+*pauses* until the cool-down ends, then one probe connect decides (the jittered backoff is
+not added to a pause).
 """
 
 from __future__ import annotations
@@ -28,13 +34,20 @@ import itertools
 import json
 import logging
 import random
-from collections.abc import AsyncIterator, Iterable, Mapping
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any, Literal
 
 import aiomqtt
 
+from meterledger.collect.breaker import (
+    BreakerBoard,
+    BreakerState,
+    CircuitBreaker,
+    wait_until_allowed,
+)
 from meterledger.collect.profile import RegisterSample
 from meterledger.core.errors import InputError
 from meterledger.core.ids import CHANNEL_CATALOG
@@ -335,13 +348,28 @@ class MqttFeed:
 
     The connection is opened (and after a failure reopened, with exponential backoff and
     full jitter) by :meth:`batches`; a message received but never acknowledged is sent
-    again by the broker on the next connection."""
+    again by the broker on the next connection. With ``breakers`` the broker's circuit
+    breaker (``breaker``) pauses the reconnects while it is open."""
 
-    def __init__(self, settings: MqttSettings, *, rng: random.Random | None = None) -> None:
+    def __init__(
+        self,
+        settings: MqttSettings,
+        *,
+        rng: random.Random | None = None,
+        breakers: BreakerBoard | None = None,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    ) -> None:
         self.settings = settings
         self.rng = rng or random.Random()
+        self.sleep = sleep
         self.connections = 0
         self.reconnects = 0
+        self.attempts = 0  # connection attempts
+        self.pauses = 0  # waits for an open circuit
+        self.paused_seconds = 0.0
+        self.breaker: CircuitBreaker | None = (
+            None if breakers is None else breakers.get(f"{settings.host}:{settings.port}")
+        )
         self._client: aiomqtt.Client | None = None
 
     def _new_client(self) -> aiomqtt.Client:
@@ -356,10 +384,18 @@ class MqttFeed:
         """Yield up to ``batch_max`` messages at a time, as they arrive; stop after
         ``until_idle`` seconds without one (None: never)."""
         s = self.settings
+        breaker = self.breaker
         delay = s.backoff_initial
         while True:
+            if breaker is not None:
+                await self._admit(breaker)
+            connected = False
             try:
+                self.attempts += 1
                 async with self._new_client() as client:
+                    connected = True
+                    if breaker is not None:
+                        breaker.record_success()
                     self.connections += 1
                     self._client = client
                     await client.subscribe(s.subscription, qos=1)
@@ -370,7 +406,12 @@ class MqttFeed:
             except aiomqtt.MqttError as exc:
                 self._client = None
                 self.reconnects += 1
-                pause = self.rng.uniform(0.0, delay)
+                if breaker is not None:
+                    breaker.record_failure()  # refused, or the connection was lost
+                if breaker is not None and breaker.state is not BreakerState.CLOSED:
+                    pause = 0.0  # the circuit opened: its cool-down is the wait
+                else:
+                    pause = self.rng.uniform(0.0, delay)
                 log.warning(
                     "MQTT broker %s:%d: %s; reconnecting in %.2f s",
                     s.host,
@@ -379,10 +420,31 @@ class MqttFeed:
                     pause,
                     extra={"code": "mqtt-reconnect"},
                 )
-                await asyncio.sleep(pause)
+                await self.sleep(pause)
                 delay = min(delay * 2, s.backoff_max)
+            except BaseException:
+                if breaker is not None and not connected:
+                    breaker.release()  # cancelled while connecting: no verdict
+                raise
             finally:
                 self._client = None
+
+    async def _admit(self, breaker: CircuitBreaker) -> None:
+        """Return when a connection attempt may go; pause while the circuit is open."""
+        if breaker.allow():
+            return
+        log.warning(
+            "MQTT feed paused: circuit %s is open, probe connect in %.1f s",
+            breaker.name,
+            breaker.retry_after(),
+            extra={"endpoint": breaker.name, "code": "feed-paused"},
+        )
+        self.pauses += 1
+        began = time.monotonic()
+        try:
+            await wait_until_allowed(breaker, sleep=self.sleep)
+        finally:
+            self.paused_seconds += time.monotonic() - began
 
     async def _read(
         self, client: aiomqtt.Client, until_idle: float | None
