@@ -119,6 +119,9 @@ def test_a_refused_handoff_is_dead_lettered_per_meter_and_replayed_exactly_once(
     assert len(sleeps) == (len(IDS) * (attempts - 1))
     assert all(0 <= s < DELIVERY_POLICY.initial * 2**2 for s in sleeps)
     assert run.handoff.accepted == 0 and store.count("readings") == 0
+    # not stored, so not read as far as the schedule goes: both meters stay due
+    assert [store.clock_reads(m) for m in IDS] == [[], []]
+    assert all(len(clean.clock_reads(m)) == 1 for m in IDS)
     assert reference.handoff.accepted == len(served) and not reference.failed
 
     raw_db.execute("DROP TRIGGER refuse_batches" + (" ON batches" if transient else ""))

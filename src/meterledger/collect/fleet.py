@@ -134,6 +134,7 @@ class _Read:
     drift_ms: int | None = None
     gaps: int = 0
     registers: tuple[RegisterSample, ...] = ()
+    clock: ClockSample | None = None  # recorded once the readings are stored
 
 
 class FleetCollector:
@@ -268,6 +269,7 @@ class FleetCollector:
             async with session:
                 read, clock = await self._read(meter, session)
             breaker.record_success()
+            read.clock, clock = clock, None  # the meter stays due until its readings are stored
             return read
         except Exception as exc:
             error = translate(exc, meter_id=meter.meter_id)
@@ -415,6 +417,11 @@ class FleetCollector:
                 await self._handoff.put(job)
                 await job.done
                 delivered = len(read.readings)
+            if read.clock is not None:  # the last-read rule: read and stored
+                with contextlib.suppress(CollectError):
+                    await asyncio.shield(
+                        self._ledger(self.ledger.record_session, meter_id, read.clock, None)
+                    )
             gaps = f", {read.gaps} gap(s)" if read.gaps else ""
             return result(
                 True,
