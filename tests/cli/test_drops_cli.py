@@ -13,11 +13,11 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner
 
-from collect.test_drops import SftpServer  # the loopback SFTP server of the collect tests
 from meterledger.cli.app import app
 from meterledger.cli.drops import DropProcessor, watch_directory
 from meterledger.store.base import Store
 from meterledger.store.records import ReceivedFile
+from sftp_server import SftpServer  # the loopback SFTP server of the drops tests
 from support import HEADER, add_meter, row
 
 runner = CliRunner()

@@ -5,9 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import os
-import threading
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import asyncssh
@@ -27,6 +25,7 @@ from meterledger.collect.drops import (
     target_in,
 )
 from meterledger.collect.errors import ConnectionLostError, SecurityLevelError
+from sftp_server import SftpServer
 
 # -- names, the stable-file rule, checksums, moves ------------------------------------------
 
@@ -127,102 +126,7 @@ def test_target_in_never_overwrites_and_move_is_a_rename(tmp_path: Path) -> None
     assert target_in(done, "a.csv", digest) == done / f"{'ab' * 6}.a.csv"
 
 
-# -- a real SFTP server on loopback ---------------------------------------------------------
-
-
-class Faults:
-    """What the test server does wrong: append to ``grow`` files at every listing (an
-    upload still running), abort the connection while ``cut`` files are read."""
-
-    def __init__(self) -> None:
-        self.grow: set[str] = set()
-        self.cut: set[str] = set()
-        self.listings = 0
-
-
-class FaultySftp(asyncssh.SFTPServer):
-    def __init__(self, chan: asyncssh.SSHServerChannel, root: Path, faults: Faults) -> None:
-        super().__init__(chan, chroot=os.fsencode(root))
-        self.root = root
-        self.faults = faults
-
-    async def scandir(self, path: bytes) -> AsyncIterator[asyncssh.SFTPName]:
-        self.faults.listings += 1
-        for name in sorted(self.faults.grow):
-            with (self.root / "in" / name).open("ab") as handle:
-                handle.write(b"x" * 100)
-        async for entry in super().scandir(path):
-            yield entry
-
-    def read(self, file_obj: object, offset: int, size: int) -> bytes:
-        name = Path(getattr(file_obj, "name", b"").decode()).name
-        if offset > 0 and name in self.faults.cut:
-            self.connection.abort()
-        data = super().read(file_obj, offset, size)
-        assert isinstance(data, bytes)
-        return data
-
-
-class SftpServer:
-    """asyncssh listening on 127.0.0.1 in its own thread and event loop; the client logs in
-    with a generated key, the host key is pinned in a known_hosts file."""
-
-    def __init__(self, base: Path) -> None:
-        self.root = base / "server"
-        (self.root / "in").mkdir(parents=True)
-        self.faults = Faults()
-        host_key = asyncssh.generate_private_key("ssh-ed25519")
-        client_key = asyncssh.generate_private_key("ssh-ed25519")
-        self.key_file = base / "client_key"
-        client_key.write_private_key(str(self.key_file))
-        self.key_file.chmod(0o600)
-        authorized = base / "authorized_keys"
-        client_key.write_public_key(str(authorized))
-        self._host_key = host_key
-        self._authorized = authorized
-        self.known_hosts = base / "known_hosts"
-        self.loop = asyncio.new_event_loop()
-        self._thread = threading.Thread(target=self.loop.run_forever, daemon=True)
-        self._thread.start()
-        self._server = asyncio.run_coroutine_threadsafe(self._listen(), self.loop).result(10)
-        self.port = int(self._server.sockets[0].getsockname()[1])
-        public = host_key.export_public_key().decode().strip()
-        self.known_hosts.write_text(f"[127.0.0.1]:{self.port} {public}\n")
-
-    async def _listen(self) -> asyncssh.SSHAcceptor:
-        return await asyncssh.listen(
-            "127.0.0.1",
-            0,
-            server_host_keys=[self._host_key],
-            authorized_client_keys=str(self._authorized),
-            sftp_factory=lambda chan: FaultySftp(chan, self.root, self.faults),
-            allow_scp=False,
-        )
-
-    def endpoint(self, **changes: object) -> SftpEndpoint:
-        options: dict[str, object] = {
-            "port": self.port,
-            "key_file": self.key_file,
-            "known_hosts": self.known_hosts,
-            "timeout": 10.0,
-        }
-        options.update(changes)
-        return SftpEndpoint("127.0.0.1", "meter", "/in", **options)  # type: ignore[arg-type]
-
-    def put(self, name: str, data: bytes) -> Path:
-        path = self.root / "in" / name
-        path.write_bytes(data)
-        return path
-
-    def close(self) -> None:
-        async def stop() -> None:
-            self._server.close()
-            await self._server.wait_closed()
-
-        asyncio.run_coroutine_threadsafe(stop(), self.loop).result(10)
-        self.loop.call_soon_threadsafe(self.loop.stop)
-        self._thread.join(10)
-        self.loop.close()
+# -- a real SFTP server on loopback (tests/sftp_server.py) ---------------------------------
 
 
 @pytest.fixture
