@@ -54,6 +54,7 @@ def test_a_configured_outage_answers_503_to_every_call_then_ends() -> None:
         assert token(client).status_code == 503
         assert readings(client, "whatever").status_code == 503  # before any token check
         assert (api.stats.requests, api.stats.outage, api.stats.tokens) == (2, 2, 0)
+        assert api.stats.failed == 2  # every 503 answered
         while api.in_outage():
             time.sleep(0.02)
         bearer = token(client).json()["access_token"]

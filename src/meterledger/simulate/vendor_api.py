@@ -96,10 +96,10 @@ class VendorStats:
     tokens: int = 0
     unauthorized: int = 0
     throttled: int = 0
-    failed: int = 0
+    failed: int = 0  # answered 503: by fail_rate or by an outage
     duplicated: int = 0
     requests: int = 0  # every request that reached the server, token calls included
-    outage: int = 0  # of them, answered 503 by an outage
+    outage: int = 0  # answered 503 by an outage (token calls included)
 
 
 Reading = tuple[str, int, int]  # meter_id, interval_end, value (mWh)
@@ -188,6 +188,7 @@ class VendorApi:
             if not any(begin <= now < end for begin, end in self._outages):
                 return None
             self.stats.outage += 1
+            self.stats.failed += 1
         return JSONResponse({"error": "outage"}, status_code=503)
 
     # -- serving ------------------------------------------------------------------------
