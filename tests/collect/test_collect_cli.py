@@ -6,6 +6,7 @@ import asyncio
 import json
 import sqlite3
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -15,6 +16,8 @@ import yaml
 from typer.testing import CliRunner
 
 from meterledger.cli import collect
+from meterledger.cli.collect import next_round_in
+from meterledger.collect.breaker import BreakerBoard, BreakerSettings
 from meterledger.simulate.dlms_server import DlmsSimulator, MeterBehaviour, SimulatorConfig
 from meterledger.store.base import Store
 from support import add_meter
@@ -191,3 +194,60 @@ def test_collect_dead_letters_a_refused_handoff_and_status_shows_the_breaker(
         assert store.count("readings") == stored + summary["ingest"]["accepted"]
     finally:
         store.close()
+
+
+def test_collect_every_waits_for_the_open_circuit_to_half_open(
+    store: Store, simulator: DlmsSimulator, tmp_path: Path
+) -> None:
+    """--every 0.1: round two would begin at once, but the silent meter's circuit is open
+    for a second, so the round waits and that meter's call is the probe (E04), not E03."""
+    ids = ["MTR-00001", "MTR-00002", "MTR-00003"]
+    for meter_id in ids:
+        add_meter(store, meter_id, capacity=1_000_000_000)
+    fleet = tmp_path / "fleet.yaml"
+    fleet.write_text(
+        yaml.safe_dump(
+            {
+                "collector": {"attempts": 1, "breaker_threshold": 1, "breaker_cooldown": 1.0},
+                "defaults": {"host": "127.0.0.1", "port": simulator.port, "timeout": 0.3},
+                "meters": [
+                    {"meter_id": m, "server_sap": i + 1, "gateway": f"gw-{i + 1}"}
+                    for i, m in enumerate(ids)
+                ],
+            }
+        )
+    )
+    args = ["collect", "--fleet", str(fleet), "--db", store.url, "--json", "--every", "0.1"]
+    began = time.monotonic()
+    result = runner.invoke(cli, [*args, "--rounds", "2"])
+    took = time.monotonic() - began
+    assert result.exit_code == 1  # the silent meter failed in the last round
+    rounds = [json.loads(line) for line in result.stdout.splitlines()]
+    assert len(rounds) == 2  # one JSON object per line, per round
+    codes = [{r["meter_id"]: (r["code"], r["skipped"]) for r in n["results"]} for n in rounds]
+    assert codes[0] == {"MTR-00001": (None, False), "MTR-00002": (None, False),
+                        "MTR-00003": ("E04", False)}  # fmt: skip
+    # round two: the read meters are not due yet; the silent one is probed, not refused
+    assert codes[1] == {"MTR-00001": (None, True), "MTR-00002": (None, True),
+                        "MTR-00003": ("E04", False)}  # fmt: skip
+    assert took >= 1.0  # it waited for the cool-down, not the 0.1 s of --every
+    (probe,) = [r for r in rounds[1]["results"] if r["meter_id"] == "MTR-00003"]
+    assert probe["attempts"] == 1 and "circuit" not in probe["message"]
+
+    bad = runner.invoke(cli, [*args[:-2], "--rounds", "2"])
+    assert bad.exit_code == 2 and "--rounds needs --every" in bad.stderr
+    mixed = runner.invoke(cli, [*args, "--since", "2024-01-01T00:00:00Z"])
+    assert mixed.exit_code == 2 and "--since" in mixed.stderr
+
+
+def test_next_round_waits_for_the_longest_open_circuit() -> None:
+    now = [0.0]
+    board = BreakerBoard.of(BreakerSettings(threshold=1, cooldown=30), clock=lambda: now[0])
+    assert next_round_in(board, 10, 4) == 6  # no circuit: every after the last began
+    board.get("a").record_failure()
+    now[0] = 5
+    board.get("b").record_failure()
+    now[0] = 12
+    assert next_round_in(board, 10, 4) == 23  # b half-opens at 35
+    now[0] = 40
+    assert next_round_in(board, 10, 12) == 0  # both half-open: at once

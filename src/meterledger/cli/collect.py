@@ -12,7 +12,10 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import io
+import json
 import logging
+import sys
+import time
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
@@ -40,6 +43,7 @@ from meterledger.cli.feeds import (
 )
 from meterledger.cli.registers import against_store
 from meterledger.cli.vee import print_outcome
+from meterledger.collect.breaker import BreakerBoard, BreakerState
 from meterledger.collect.config import load_fleet
 from meterledger.collect.deadletter import DeadLetter
 from meterledger.collect.fleet import (
@@ -60,7 +64,7 @@ from meterledger.store import Store
 from meterledger.store.collect_sql import ClockRead
 from meterledger.store.records import RegisterRead
 
-__all__ = ["StoreLedger", "command", "readings_csv"]
+__all__ = ["StoreLedger", "command", "next_round_in", "readings_csv"]
 
 CSV_HEADER = "meter_id,channel,interval_end,interval_seconds,value,unit,quality"
 REGISTER_SOURCE = "dlms"
@@ -279,6 +283,19 @@ def command(
         Path | None,
         typer.Option("--profile", help="OBIS -> channel map (default: the shipped profile.yaml)."),
     ] = None,
+    every: Annotated[
+        float | None,
+        typer.Option(
+            "--every",
+            min=0.1,
+            help="Loop: a round every this many seconds (the schedule still decides which "
+            "meters are due); a round waits until every open circuit is half-open.",
+        ),
+    ] = None,
+    rounds: Annotated[
+        int | None,
+        typer.Option("--rounds", min=1, help="With --every: stop after this many rounds."),
+    ] = None,
     db: DbOption = None,
     json_out: JsonOption = False,
 ) -> None:
@@ -286,9 +303,14 @@ def command(
 
     A meter is due when its clock was last read at least every_seconds ago; --force reads
     it anyway. Each read starts at the last stored interval, so a run can be repeated or
-    interrupted without duplicates. Exit 1 when any meter failed (codes E01-E09)."""
+    interrupted without duplicates. Exit 1 when any meter failed (codes E01-E09); with
+    --every, when a meter failed in the last round."""
     if not fleet.exists():
         raise fail(f"fleet file {fleet} not found (pass --fleet FILE)")
+    if every is None and rounds is not None:
+        raise fail("--rounds needs --every")
+    if every is not None and since is not None:
+        raise fail("--since re-reads a range once; it does not go with --every")
     plan = load_fleet(fleet).select(meter_id)
     profiles = load_profile_map(profile)
     start = parse_instant(since) if since else None
@@ -302,21 +324,69 @@ def command(
         since=start,
         listener=BreakerRecorder(store),  # `meterledger status` shows each change at once
     )
+    if every is None:
+        if _round(collector, store, json_out, lines=False).failed:
+            raise typer.Exit(1)
+        return
+    failed = _loop(collector, store, json_out, every, rounds)
+    if failed:
+        raise typer.Exit(1)
+
+
+def next_round_in(board: BreakerBoard, every: float, elapsed: float) -> float:
+    """Seconds until the next round of ``--every``: ``every`` after the last one began,
+    and not before every open circuit is half-open (its feed paused until then)."""
+    wait = max(0.0, every - elapsed)
+    for key, state in board.states().items():
+        if state is BreakerState.OPEN:
+            wait = max(wait, board.get(key).retry_after())
+    return wait
+
+
+def _loop(
+    collector: FleetCollector, store: Store, json_out: bool, every: float, rounds: int | None
+) -> bool:
+    """Rounds until ``rounds`` or Ctrl-C, holding while the feed is paused; whether a meter
+    failed in the last round."""
+    done, failed = 0, False
+    try:
+        while rounds is None or done < rounds:
+            began = time.monotonic()
+            done += 1
+            held = store.pause_of(COLLECT_FEED)
+            if held is None:
+                failed = bool(_round(collector, store, json_out, lines=True).failed)
+            elif not json_out:
+                console.print(f"feed {held.feed} paused since {held.updated_at}: round skipped")
+            if rounds is not None and done >= rounds:
+                break
+            time.sleep(next_round_in(collector.breakers, every, time.monotonic() - began))
+    except KeyboardInterrupt:
+        console.print("interrupted")
+    return failed
+
+
+def _round(collector: FleetCollector, store: Store, json_out: bool, *, lines: bool) -> CollectRun:
+    """One collection, its breakers saved, the VEE rules run, and its report printed (with
+    ``lines``, JSON on one line: one object per round)."""
     with counter(show=not json_out) as progress:
-        task = progress.add_task("collect", total=len(plan.meters))
+        task = progress.add_task("collect", total=len(collector.fleet.meters))
         run = asyncio.run(collector.run(lambda _: progress.advance(task)))
     save_breakers(store, collector.breakers.readings())  # for `meterledger status`
     # the rules run once over the whole run's deliveries (each meter's is its own batch)
     with console.status("running the VEE rules…"):
         checked = Ingestor(store).check_pending()
     if json_out:
-        emit_json(
-            {
-                "results": [r.to_dict() for r in run.results],
-                "summary": _summary(run),
-                "vee": checked.as_dict(),
-            }
-        )
+        payload = {
+            "results": [r.to_dict() for r in run.results],
+            "summary": _summary(run),
+            "vee": checked.as_dict(),
+        }
+        if lines:
+            sys.stdout.write(json.dumps(payload, ensure_ascii=False, default=str) + "\n")
+            sys.stdout.flush()
+        else:
+            emit_json(payload)
     else:
         out.print(_table(run.results))
         s = _summary(run)
@@ -333,8 +403,7 @@ def command(
             )
         )
         print_outcome(checked)
-    if run.failed:
-        raise typer.Exit(1)
+    return run
 
 
 command = handle_errors(command)
