@@ -504,3 +504,21 @@ def test_estimation_params_are_checked() -> None:
     for bad in ({"max_linear": -1}, {"like_days": 0}, {"search_days": 0}):
         with pytest.raises(ValueError):
             EstimationParams(**bad)
+
+
+def test_a_new_channel_is_not_estimated_before_its_first_row() -> None:
+    """A channel whose first reading of all lies inside the window (a meter installed, or a
+    received channel first read, at 20:00) has nothing missing before it; a gap after it
+    still counts, and a channel with history keeps its whole window."""
+    new = utc_days(1)
+    new.check = day_window(0)
+    new.ends, new.values = new.ends[80:], new.values[80:]  # first row ends at slot 80
+    new.drop = [end_of(0, 90)]
+    old = utc_days(2)
+    old.check = day_window(1)
+    old.drop = [end_of(1, s) for s in range(0, 4)]
+    channel, ends = missing_intervals(build(new, old))
+    assert list(zip(channel.tolist(), ends.tolist(), strict=True)) == [
+        (0, end_of(0, 90)),
+        *((1, end_of(1, s)) for s in range(0, 4)),
+    ]

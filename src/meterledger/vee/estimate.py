@@ -179,9 +179,19 @@ def _covered(rows: _Rows, channel: np.ndarray, end: np.ndarray, step: np.ndarray
 
 def missing_intervals(series: Series) -> tuple[np.ndarray, np.ndarray]:
     """(row_channel, interval_end) of every expected interval in ``(check_from, check_to]`` of
-    each channel (ends on the channel's step grid) that no row overlaps, sorted."""
+    each channel (ends on the channel's step grid) that no row overlaps, sorted. A channel
+    whose first row of all lies inside its window (a new meter or channel) is expected only
+    from that row's start: nothing existed to estimate before it."""
     step = np.asarray(series.channels.step, dtype=_I64)
-    first = np.asarray(series.check_from, dtype=_I64) // step + 1
+    check_from = np.asarray(series.check_from, dtype=_I64)
+    off, n = series.offsets, series.rows
+    counts = np.diff(off)
+    if n:
+        at = np.minimum(off[:-1], n - 1)
+        first_start = series.interval_end[at] - series.interval_seconds[at]
+        new = (counts > 0) & (first_start > check_from)
+        check_from = np.where(new, first_start, check_from)
+    first = check_from // step + 1
     last = np.asarray(series.check_to, dtype=_I64) // step
     k, channel = _ranges(first, np.maximum(last - first + 1, 0))
     end = k * step[channel]
