@@ -16,8 +16,10 @@ import yaml
 from typer.testing import CliRunner
 
 from meterledger.cli import collect
-from meterledger.cli.collect import next_round_in
+from meterledger.cli.collect import StoreLedger, next_round_in
 from meterledger.collect.breaker import BreakerBoard, BreakerSettings
+from meterledger.collect.config import load_fleet
+from meterledger.collect.fleet import FleetCollector
 from meterledger.simulate.dlms_server import DlmsSimulator, MeterBehaviour, SimulatorConfig
 from meterledger.store.base import Store
 from support import add_meter
@@ -251,3 +253,27 @@ def test_next_round_waits_for_the_longest_open_circuit() -> None:
     assert next_round_in(board, 10, 4) == 23  # b half-opens at 35
     now[0] = 40
     assert next_round_in(board, 10, 12) == 0  # both half-open: at once
+
+
+def test_collect_every_holds_while_the_feed_is_paused(
+    store: Store, simulator: DlmsSimulator, tmp_path: Path
+) -> None:
+    add_meter(store, "MTR-00001", capacity=1_000_000_000)
+    fleet = tmp_path / "fleet.yaml"
+    fleet.write_text(
+        yaml.safe_dump(
+            {
+                "defaults": {"host": "127.0.0.1", "port": simulator.port, "timeout": 0.3},
+                "meters": [{"meter_id": "MTR-00001", "server_sap": 1}],
+            }
+        )
+    )
+    collector = FleetCollector(load_fleet(fleet), StoreLedger(store), force=True)
+    with store.write() as tx:  # paused after the command started: its rounds hold
+        tx.set_feed_paused("dlms", True, "maintenance", "2024-01-01T00:00:00+00:00")
+    assert collect._loop(collector, store, True, every=0.1, rounds=2) is False
+    assert store.clock_reads("MTR-00001") == [] and store.count("readings") == 0
+    with store.write() as tx:
+        tx.set_feed_paused("dlms", False, None, "2024-01-01T00:01:00+00:00")
+    assert collect._loop(collector, store, True, every=0.1, rounds=1) is False
+    assert len(store.clock_reads("MTR-00001")) == 1 and store.count("readings") > 0

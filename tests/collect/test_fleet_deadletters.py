@@ -9,7 +9,7 @@ import asyncio
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from backends import RawDb
+from backends import RawDb, create_pg_store_url, drop_pg_store_url, require_pg
 from meterledger.cli.collect import StoreLedger
 from meterledger.cli.feeds import replay_dead_letters
 from meterledger.collect.config import Fleet, parse_fleet
@@ -146,3 +146,46 @@ def test_a_refused_handoff_is_dead_lettered_per_meter_and_replayed_exactly_once(
     report = audit.verify(store)
     assert report.ok, report.as_dict()
     clean.close()
+
+
+def test_a_store_that_recovers_within_the_retries_loses_and_duplicates_nothing(
+    tmp_path: Path,
+) -> None:
+    """PostgreSQL refuses the first three batch inserts with a serialization failure (a
+    sequence counts them: it is not rolled back), whether of a batch or of one meter's
+    retry. The retries, after a jittered backoff, go through before the attempts run out."""
+    require_pg()
+    url = create_pg_store_url()
+    try:
+        store = open_store(url)
+        clean = open_store(f"sqlite:///{tmp_path / 'clean.db'}")
+        for target in (store, clean):
+            for meter_id in IDS:
+                add_meter(target, meter_id, tz="UTC", capacity=1_000_000_000)
+        with RawDb(url) as raw:
+            raw.execute("CREATE SEQUENCE refusals")
+            raw.execute(
+                "CREATE FUNCTION refuse_batch() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN"
+                " IF nextval('refusals') <= 3 THEN RAISE EXCEPTION 'could not serialize'"
+                " USING ERRCODE = '40001'; END IF; RETURN NEW; END $$"
+            )
+            raw.execute(PG_REFUSE[1])
+            sleeps: list[float] = []
+            run, reference = collect([store, clean], sleeps)
+            tries = int(raw.scalar("SELECT last_value FROM refusals"))
+        assert 3 < tries <= 3 + len(IDS)  # three refused, then each batch once
+        assert [(r.ok, r.code, r.intervals, r.dead_letter) for r in run.results] == [
+            (True, None, INTERVALS, None)
+        ] * len(IDS)
+        # a retry only after a backoff in [0, 0.5 * 2**n): three refusals, at most three
+        assert 1 <= len(sleeps) <= 3 and all(0 <= s < 2.0 for s in sleeps)
+        assert store.list_dead_letters(status=None) == []
+        assert run.handoff.accepted == len(IDS) * INTERVALS
+        assert readings_of(store) == readings_of(clean)
+        assert reference.handoff.accepted == len(IDS) * INTERVALS
+        assert all(len(store.clock_reads(m)) == 1 for m in IDS)  # read, stored: not due
+        assert audit.verify(store).ok
+        store.close()
+        clean.close()
+    finally:
+        drop_pg_store_url(url)
