@@ -95,6 +95,7 @@ def test_an_outage_opens_the_circuit_pauses_the_poll_and_stores_everything_once(
         with caplog.at_level(logging.WARNING, logger="meterledger"):
             report = poll(store, api, board)
         assert api.stats.outage >= 2  # the outage really happened, and was probed
+        assert report.calls == api.stats.calls  # every GET the poller counts reached the API
         # nothing lost, nothing twice
         assert stored(store, config) == truth(config)
         assert store.count("readings") == len(truth(config)) == 3 * 96 * 3

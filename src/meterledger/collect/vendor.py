@@ -253,12 +253,14 @@ class VendorPoller:
             self.counts.paused_seconds += clock() - began
 
     async def _call(
-        self, what: str, send: Callable[[], Awaitable[httpx.Response]]
+        self, what: str, send: Callable[[], Awaitable[httpx.Response]], *, counted: bool = False
     ) -> httpx.Response:
-        """One HTTP attempt, through the breaker when there is one, its outcome recorded."""
+        """One HTTP attempt, through the breaker when there is one, its outcome recorded
+        (``counted``: one of ``counts.calls``, once it is let through)."""
         breaker = self.breaker
         if breaker is not None:
             await self._admit(breaker)
+        self.counts.calls += counted
         try:
             answer = await send()
         except httpx.TransportError as exc:
@@ -292,9 +294,8 @@ class VendorPoller:
         for refreshed in (False, True):
             token = await self._authorised()
             headers = {"Authorization": f"Bearer {token}"}
-            self.counts.calls += 1
             get = functools.partial(self.client.get, url, params=params, headers=headers)
-            answer = await self._call(f"GET {url}", get)
+            answer = await self._call(f"GET {url}", get, counted=True)
             self._note_limits(answer)
             if answer.status_code == 401 and not refreshed:
                 self._token = None  # expired or revoked early: a new one, once
