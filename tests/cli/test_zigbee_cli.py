@@ -20,6 +20,7 @@ from meterledger.simulate.zigbee_gateway import GatewayConfig, ZigbeeGateway, eu
 from meterledger.simulate.zigbee_mqtt_gateway import ZigbeeMqttGateway
 from meterledger.store.base import Store
 from support import add_meter
+from zigbee_support import InThread
 
 runner = CliRunner()
 NOW = 1_709_269_200 + 3 * 86_400 + 500
@@ -166,44 +167,6 @@ def test_zigbee_collect_refuses_bad_breaker_settings(store: Store) -> None:
     args = ["zigbee", "collect", "--meter", meter, "--db", store.url]
     result = runner.invoke(app, [*args, "--breaker-failure-rate", "1.5"])
     assert result.exit_code == 2 and "failure rate" in result.output
-
-
-class InThread:
-    """Runs a gateway (``async with``) on an event loop of its own thread."""
-
-    def __init__(self, gateway: Any) -> None:
-        self.gateway = gateway
-        self.loop = asyncio.new_event_loop()
-        self._ready = threading.Event()
-        self._stop: asyncio.Event | None = None
-        self._error: BaseException | None = None
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    def _run(self) -> None:
-        async def main() -> None:
-            self._stop = asyncio.Event()
-            try:
-                async with self.gateway:
-                    self._ready.set()
-                    await self._stop.wait()
-            except BaseException as exc:
-                self._error = exc
-                self._ready.set()
-
-        self.loop.run_until_complete(main())
-
-    def __enter__(self) -> Any:
-        self._thread.start()
-        assert self._ready.wait(10)
-        if self._error is not None:
-            raise self._error
-        return self.gateway
-
-    def __exit__(self, *exc: object) -> None:
-        assert self._stop is not None
-        self.loop.call_soon_threadsafe(self._stop.set)
-        self._thread.join(10)
-        self.loop.close()
 
 
 def _mqtt_gateway(root: str, gateway_id: str, **options: Any) -> ZigbeeMqttGateway:

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import socket
 import uuid
 from dataclasses import dataclass
 from types import TracebackType
@@ -51,6 +52,8 @@ __all__ = [
 ]
 
 DEFAULT_ROOT = "meterledger/zigbee"
+#: One small request waits on one small answer: Nagle's algorithm would hold each back.
+_NO_DELAY = ((socket.IPPROTO_TCP, socket.TCP_NODELAY, 1),)
 
 
 def check_topic_level(text: str, what: str) -> str:
@@ -112,6 +115,7 @@ class ZigbeeMqttClient:
             identifier=self.client_id,
             clean_session=True,
             timeout=self.timeout,
+            socket_options=_NO_DELAY,
         )
         try:
             await client.__aenter__()

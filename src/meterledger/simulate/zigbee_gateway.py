@@ -122,7 +122,8 @@ def decode_envelope(body: bytes) -> Envelope | None:
 @dataclass(frozen=True, slots=True, kw_only=True)
 class GatewayConfig:
     """The meters behind the gateway. ``dark`` meters never answer; ``outages`` give
-    meter ``i`` spans ``(start, end)`` (epoch s) without power (invalid intervals)."""
+    meter ``i`` spans ``(start, end)`` (epoch s) without power (invalid intervals);
+    ``delay`` seconds pass before each answer."""
 
     meters: int
     seed: int = 1
@@ -136,6 +137,7 @@ class GatewayConfig:
     dark: frozenset[int] = frozenset()
     outages: Mapping[int, tuple[tuple[int, int], ...]] = field(default_factory=dict)
     clock: Callable[[], int] | None = None
+    delay: float = 0.0  # seconds before each answer (a slow radio network)
 
     def __post_init__(self) -> None:
         if not 1 <= self.meters < 99_999:
@@ -144,6 +146,8 @@ class GatewayConfig:
             raise ConfigError(f"days must not be negative, got {self.days}")
         if not 1 <= self.buffer <= 0xFFFF:
             raise ConfigError(f"buffer must be 1..65535 periods, got {self.buffer}")
+        if self.delay < 0:
+            raise ConfigError(f"delay must not be negative, got {self.delay}")
         if not 1 <= self.max_periods_per_response <= 0xFF:
             raise ConfigError("max_periods_per_response must be 1..255")
         if any(not 0 <= index < self.meters for index in (*self.dark, *self.outages)):
@@ -264,6 +268,8 @@ class ZigbeeGateway(StreamServer):
             if reply is None:
                 self.stats["unanswered"] += 1
                 continue
+            if self.config.delay:
+                await asyncio.sleep(self.config.delay)
             writer.write(encode_envelope(reply))
             await writer.drain()
             self.stats["responses"] += 1

@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import socket
 from types import TracebackType
 
 import aiomqtt
@@ -35,6 +36,7 @@ from meterledger.simulate.zigbee_meter import ZigbeeMeter
 __all__ = ["DEFAULT_ROOT", "ZigbeeMqttGateway", "request_topic", "response_topic"]
 
 DEFAULT_ROOT = "meterledger/zigbee"
+_NO_DELAY = ((socket.IPPROTO_TCP, socket.TCP_NODELAY, 1),)  # small answers go at once
 log = logging.getLogger("meterledger.simulate")
 
 
@@ -119,7 +121,10 @@ class ZigbeeMqttGateway:
         connected_once = False
         while True:
             try:
-                async with aiomqtt.Client(self.host, self.port, clean_session=True) as client:
+                client = aiomqtt.Client(
+                    self.host, self.port, clean_session=True, socket_options=_NO_DELAY
+                )
+                async with client:
                     await client.subscribe(f"{self.root}/{self.gateway_id}/req/+", qos=1)
                     connected_once = True
                     self._ready.set()
@@ -144,6 +149,8 @@ class ZigbeeMqttGateway:
         if reply is None:
             self.stats["unanswered"] += 1
             return
+        if self.config.delay:
+            await asyncio.sleep(self.config.delay)
         topic = response_topic(self.root, self.gateway_id, reply.eui64)
         await client.publish(topic, encode_envelope(reply)[2:], qos=1)
         self.stats["responses"] += 1
