@@ -7,6 +7,7 @@ rerun completes; throttling (429) never counts against the endpoint."""
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
 import time
 from collections.abc import Iterator
@@ -104,7 +105,7 @@ def test_an_outage_opens_the_circuit_pauses_the_poll_and_stores_everything_once(
         assert states[0] is BreakerState.OPEN and states[-1] is BreakerState.CLOSED
         assert states.count(BreakerState.OPEN) >= 2  # a probe during the outage re-opened it
         # while open, no request reached the API; the half-open probe came after the cool-down
-        for (opened, seen), (probe, then) in zip(watcher.events, watcher.events[1:], strict=False):
+        for (opened, seen), (probe, then) in itertools.pairwise(watcher.events):
             if opened.state is BreakerState.OPEN:
                 assert probe.state is BreakerState.HALF_OPEN
                 assert then == seen

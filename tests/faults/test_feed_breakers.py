@@ -12,6 +12,7 @@ tests/faults/test_restarts.py does it), so the shared Mosquitto is never touched
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 import logging
 import os
@@ -245,7 +246,7 @@ def test_the_listener_breaker_opens_while_the_broker_is_down_and_nothing_is_lost
     assert states[0] is BreakerState.OPEN and states[-1] is BreakerState.CLOSED
     assert states.count(BreakerState.OPEN) >= 3  # failed probes re-opened it
     # while open: no connection attempt; the probe only after the cool-down
-    for (opened, seen), (probe, then) in zip(listener.events, listener.events[1:], strict=False):
+    for (opened, seen), (probe, then) in itertools.pairwise(listener.events):
         if opened.state is BreakerState.OPEN:
             assert probe.state is BreakerState.HALF_OPEN and then == seen
             assert probe.at - opened.at >= COOLDOWN - 0.01
