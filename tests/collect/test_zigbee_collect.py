@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
 
 import pytest
 
 from meterledger.collect.errors import MeterProtocolError
+from meterledger.collect.ledger import HandoffCounts
 from meterledger.collect.zigbee import (
     RECEIVED_CHANNEL,
     Envelope,
@@ -19,6 +20,7 @@ from meterledger.collect.zigbee import (
     encode_envelope,
     parse_eui64,
 )
+from meterledger.core.reading import Reading
 from meterledger.simulate import zigbee_gateway as sim
 from meterledger.simulate.zigbee_gateway import GatewayConfig, ZigbeeGateway, eui64_of
 from zigbee_support import NOW, MemoryLedger, expected, refs, synchronously
@@ -153,3 +155,30 @@ async def test_multiplier_and_divisor_are_applied() -> None:
 async def test_unreachable_gateway_fails_every_meter() -> None:
     results = await collect_meters("127.0.0.1", 9, refs(2), MemoryLedger(), timeout=0.5)
     assert [r.code for r in results] == ["E01", "E01"]
+
+
+class DroppingLedger(MemoryLedger):
+    """Drops the gateway's connections when the first meter's readings are delivered."""
+
+    def __init__(self, gateway: ZigbeeGateway) -> None:
+        super().__init__()
+        self.gateway = gateway
+
+    def deliver(self, readings: Sequence[Reading]) -> HandoffCounts:
+        if not self.held:
+            self.gateway.drop_connections()
+        return super().deliver(readings)
+
+
+@synchronously
+async def test_a_lost_connection_is_reopened_and_the_request_sent_again() -> None:
+    clock = [NOW]
+    async with gateway_of(clock, meters=3) as gateway:
+        ledger = DroppingLedger(gateway)
+        done = await collect_meters(
+            "127.0.0.1", gateway.port, refs(3), ledger, timeout=2.0, concurrency=1
+        )
+        assert [r.code for r in done] == [None, None, None]
+        assert gateway.stats["connections"] == 2  # the gateway "rebooted" once
+        for index in range(3):
+            assert ledger.series(f"MTR-{index + 1:05d}") == expected(gateway, index)

@@ -29,8 +29,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Callable, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from fractions import Fraction
 from typing import Protocol
@@ -45,25 +44,19 @@ from meterledger.codec.zigbee import (
     ReadAttributes,
     ReadAttributesResponse,
     UnitOfMeasure,
-    ZclCommand,
     ZclStatus,
     from_utc_time,
     to_utc_time,
 )
-from meterledger.collect.breaker import (
-    BreakerBoard,
-    BreakerState,
-    CircuitBreaker,
-    wait_until_allowed,
-)
+from meterledger.collect.breaker import BreakerBoard
 from meterledger.collect.errors import (
-    CircuitOpenError,
     CollectError,
     MeterDataAccessError,
     MeterProtocolError,
     translate,
 )
 from meterledger.collect.ledger import HandoffCounts
+from meterledger.collect.zigbee_guard import GatewayLink
 from meterledger.collect.zigbee_link import (
     MAX_MESSAGE,
     METER_ENDPOINT,
@@ -339,68 +332,6 @@ class ZigbeeResult:
         }
 
 
-class _Guarded:
-    """A link whose every request passes the gateway's circuit breaker: it waits while the
-    circuit is open (up to ``wait`` seconds, then E03), and records the outcome. A timeout
-    or a lost link is a failure; any answer, even a refusal, proves the gateway works."""
-
-    def __init__(self, link: ZigbeeLink, breaker: CircuitBreaker, wait: float) -> None:
-        self.link, self.breaker, self.wait = link, breaker, wait
-
-    async def request(
-        self, eui64: bytes, command: ZclCommand, *, endpoint: int = METER_ENDPOINT
-    ) -> ZclCommand:
-        breaker = self.breaker
-        await wait_until_allowed(breaker, deadline=breaker.clock() + self.wait)
-        try:
-            answer = await self.link.request(eui64, command, endpoint=endpoint)
-        except CollectError as error:
-            if error.transient:
-                breaker.record_failure()
-            else:
-                breaker.record_success()
-            raise
-        except BaseException:
-            breaker.release()
-            raise
-        breaker.record_success()
-        return answer
-
-
-@asynccontextmanager
-async def _connected(
-    transport: ZigbeeTransport, timeout: float, breaker: CircuitBreaker | None, wait: float
-) -> AsyncIterator[ZigbeeLink]:
-    """The transport's link, through the breaker when there is one. While the circuit is
-    open nothing connects (E03 when it stays open longer than ``wait``); connecting takes
-    no probe (a gateway that accepts a connection may still not answer), but a gateway
-    that cannot be reached counts as a failure."""
-    if breaker is None:
-        async with transport.connect(timeout) as link:
-            yield link
-        return
-    if breaker.state is BreakerState.OPEN:
-        if breaker.retry_after() > wait:
-            raise CircuitOpenError(
-                f"circuit {breaker.name} is open (retry in {breaker.retry_after():.1f} s)"
-            )
-        await asyncio.sleep(breaker.retry_after())
-    opened = transport.connect(timeout)
-    try:
-        link = await opened.__aenter__()
-    except CollectError as error:
-        if error.transient:
-            breaker.record_failure()
-        raise
-    try:
-        yield _Guarded(link, breaker, wait)
-    except BaseException as exc:
-        if not await opened.__aexit__(type(exc), exc, exc.__traceback__):
-            raise
-    else:
-        await opened.__aexit__(None, None, None)
-
-
 async def collect_meters(
     host: str,
     port: int,
@@ -425,7 +356,9 @@ async def collect_meters(
     ``breakers``, every request goes through the breaker of ``transport.key``
     (``host:port`` or ``mqtt:gateway_id``): while it is open the meters wait, each at most
     ``breaker_wait`` seconds (default: one cool-down and one ``timeout``, so a probe can go
-    and be answered), then fail with E03; nothing is lost, the next run pages back."""
+    and be answered), then fail with E03; nothing is lost, the next run pages back. A
+    request whose connection was lost is sent once more on a new one
+    (:class:`~meterledger.collect.zigbee_guard.GatewayLink`)."""
     limit = asyncio.Semaphore(concurrency)
     gateway = transport or TcpTransport(host, port)
     breaker = None if breakers is None else breakers.get(gateway.key)
@@ -466,7 +399,7 @@ async def collect_meters(
         )
 
     try:
-        async with _connected(gateway, timeout, breaker, wait) as client:
+        async with GatewayLink(gateway, timeout, breaker, wait) as client:
             return tuple(await asyncio.gather(*(one(client, m) for m in meters)))
     except CollectError as error:  # the gateway itself cannot be reached: every meter fails
         return tuple(

@@ -257,6 +257,11 @@ class ZigbeeGateway(StreamServer):
     async def start_default(self) -> None:
         await self.start()
 
+    def drop_connections(self) -> None:
+        """End every connection now (a gateway that reboots); it keeps listening."""
+        for writer in list(self._writers):
+            writer.close()
+
     async def serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         while True:
             length = int.from_bytes(await reader.readexactly(2), "big")
