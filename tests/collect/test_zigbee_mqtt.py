@@ -4,12 +4,17 @@ the real Mosquitto, each test under a topic root of its own."""
 from __future__ import annotations
 
 import asyncio
+import shutil
+import threading
 import time
+from collections.abc import Sequence
+from pathlib import Path
 
 import aiomqtt
 import pytest
 
 from brokers import MQTT_HOST, MQTT_PORT, require_mqtt, unique_id, unique_root
+from faults.test_restarts import Broker, free_port
 from meterledger.codec.zigbee import (
     METERING_CLUSTER,
     Direction,
@@ -22,6 +27,7 @@ from meterledger.codec.zigbee import (
     encode_frame,
 )
 from meterledger.collect.breaker import BreakerBoard, BreakerSettings, BreakerState
+from meterledger.collect.ledger import HandoffCounts
 from meterledger.collect.zigbee import (
     MqttTransport,
     ZigbeeMqttClient,
@@ -29,6 +35,7 @@ from meterledger.collect.zigbee import (
     collect_meters,
 )
 from meterledger.collect.zigbee_mqtt import request_topic, response_topic
+from meterledger.core.reading import Reading
 from meterledger.simulate import zigbee_mqtt_gateway as sim
 from meterledger.simulate.zigbee_gateway import GatewayConfig, eui64_of
 from meterledger.simulate.zigbee_mqtt_gateway import ZigbeeMqttGateway
@@ -184,3 +191,66 @@ def test_read_attributes_over_the_client() -> None:
     answer = asyncio.run(scenario())
     values = [r.value for r in answer.records]  # type: ignore[attr-defined]
     assert values == [1, 1000]  # Multiplier 1, Divisor 1000: one unit is 1 Wh
+
+
+class StoppingLedger(MemoryLedger):
+    """Stops the broker when the first meter is delivered, and starts it again later."""
+
+    def __init__(self, broker: Broker) -> None:
+        super().__init__()
+        self.broker = broker
+        self.restarter: threading.Thread | None = None
+
+    def deliver(self, readings: Sequence[Reading]) -> HandoffCounts:
+        if self.restarter is None:
+            self.broker.stop()
+
+            def restart() -> None:
+                time.sleep(0.6)
+                self.broker.start()
+
+            self.restarter = threading.Thread(target=restart, daemon=True)
+            self.restarter.start()
+        return super().deliver(readings)
+
+
+def test_a_broker_restarted_mid_run_fails_meters_not_readings(tmp_path: Path) -> None:
+    """The broker goes away after the first meter: the meters asked meanwhile fail (E01,
+    E02, or E04 for a request the gateway never saw), nothing half-read is stored, and once
+    it is back a second run reads the rest, each interval once."""
+    if shutil.which("mosquitto") is None:
+        pytest.fail("mosquitto is not installed (this test runs a private broker)")
+    broker = Broker(tmp_path, free_port())
+    broker.start()
+    ledger = StoppingLedger(broker)
+    config = GatewayConfig(meters=4, port=0, clock=lambda: NOW, delay=0.01)
+    gateway = ZigbeeMqttGateway(
+        config, host="127.0.0.1", port=broker.port, gateway_id="gw", root="t", retry=0.1
+    )
+    transport = MqttTransport("127.0.0.1", broker.port, "gw", root="t")
+
+    async def scenario() -> tuple[tuple[ZigbeeResult, ...], tuple[ZigbeeResult, ...]]:
+        async with gateway:
+            first = await collect_meters(
+                "", 0, refs(4), ledger, timeout=0.5, concurrency=1, transport=transport
+            )
+            assert ledger.restarter is not None
+            await asyncio.to_thread(ledger.restarter.join, 15)
+            await asyncio.sleep(0.5)  # the gateway reconnects every 0.1 s
+            second = await collect_meters(
+                "", 0, refs(4), ledger, timeout=2.0, concurrency=1, transport=transport
+            )
+            return first, second
+
+    try:
+        first, second = asyncio.run(scenario())
+    finally:
+        broker.stop()
+    assert first[0].ok and first[0].intervals == 2 * 96
+    failed = [r.code for r in first if not r.ok]
+    assert failed and set(failed) <= {"E01", "E02", "E04"}, [r.message for r in first]
+    assert all(r.ok for r in second), [r.message for r in second]
+    assert second[0].intervals == 0  # already stored: no second copy
+    assert sum(r.handoff.duplicates for r in (*first, *second)) == 0
+    for index in range(4):
+        assert ledger.series(f"MTR-{index + 1:05d}") == expected(gateway, index)
