@@ -167,6 +167,8 @@ def test_zigbee_collect_refuses_bad_breaker_settings(store: Store) -> None:
     args = ["zigbee", "collect", "--meter", meter, "--db", store.url]
     result = runner.invoke(app, [*args, "--breaker-failure-rate", "1.5"])
     assert result.exit_code == 2 and "failure rate" in result.output
+    result = runner.invoke(app, [*args, "--timeout", "0"])
+    assert result.exit_code == 2 and "--timeout is a positive number" in result.output
 
 
 def _mqtt_gateway(root: str, gateway_id: str, **options: Any) -> ZigbeeMqttGateway:

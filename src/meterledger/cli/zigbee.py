@@ -121,6 +121,8 @@ def _resolve(options: ZigbeeFleetOptions, given: dict[str, Any]) -> ZigbeeFleetO
     except ValueError as exc:
         raise fail(str(exc)) from None
     chosen = {k: v for k, v in given.items() if v is not None}
+    if chosen.get("timeout", 1.0) <= 0:
+        raise fail(f"--timeout is a positive number of seconds, not {chosen['timeout']}")
     return replace(options, breaker=breaker, **chosen)
 
 
@@ -235,7 +237,8 @@ def collect(
         typer.Option(
             "--breaker-wait",
             min=0,
-            help="Seconds a meter waits for an open circuit, then E03 [a cool-down and a timeout].",
+            help="Seconds a meter waits for an open circuit, then E03 "
+            "(default: one cool-down and one timeout).",
         ),
     ] = None,
     db: DbOption = None,
