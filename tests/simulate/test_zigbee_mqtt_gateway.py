@@ -104,7 +104,7 @@ def test_simulate_zigbee_mqtt_serves_and_reports_its_topics() -> None:
     asker.start()
     args = ["simulate", "zigbee", "--mqtt", "--mqtt-host", MQTT_HOST, "--mqtt-port",
             str(MQTT_PORT), "--gateway-id", gateway_id, "--mqtt-root", root, "--meters", "2",
-            "--duration", "3", "--json"]  # fmt: skip
+            "--duration", "1.5", "--json"]  # fmt: skip
     result = runner.invoke(app, args)
     asker.join(10)
     assert result.exit_code == 0, result.output
