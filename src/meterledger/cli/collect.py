@@ -136,6 +136,13 @@ class StoreLedger:
                 if server_counter > last:  # equal: no ciphered answer since the last session
                     tx.accept_server_counter(meter_id, server_counter)
 
+    def record_clocks(self, clocks: Sequence[ClockSample]) -> None:
+        with self.store.write() as tx:
+            for clock in clocks:
+                tx.add_clock_read(
+                    ClockRead(clock.meter_id, clock.read_at_ms, clock.meter_time_ms, clock.drift_ms)
+                )
+
     def _channel_ids_now(self) -> dict[tuple[str, str], int]:
         """``(meter_id, obis) -> channel_id``, reloaded when the registry has changed."""
         version = self.store.registry_version()

@@ -8,7 +8,8 @@ For each meter (at most ``concurrency`` at a time, by a pool of workers)::
              ├─ attempt 2 … (transient failures only, jittered exponential backoff)
              └─ the read: clock (drift recorded), profile since the last stored interval
     handoff ──► the ledger (ingest pipeline, in batches across meters): exactly once
-                (and the registers' values at each capture time, as register reads)
+                (and the registers' values at each capture time, as register reads);
+                a batch the store fails: each meter retried, then a dead letter (E08)
 
 A session reads the clock (drift = meter time − head-end time at the request's midpoint),
 the profile's capture objects and capture period, the scaler_unit of each mapped register,
@@ -411,13 +412,13 @@ class FleetCollector:
                     f"deadline of {meter.deadline:g} s ran out after {attempts} attempt(s){why}"
                 ) from None
             delivered = 0
-            if read.readings or read.registers:
+            if read.readings or read.registers:  # the handoff records the clock read too
                 assert self._handoff is not None
-                job = HandoffJob(meter_id, read.readings, read.registers)
+                job = HandoffJob(meter_id, read.readings, read.registers, clock=read.clock)
                 await self._handoff.put(job)
                 await job.done
                 delivered = len(read.readings)
-            if read.clock is not None:  # the last-read rule: read and stored
+            elif read.clock is not None:  # the last-read rule: read (and nothing to store)
                 with contextlib.suppress(CollectError):
                     await asyncio.shield(
                         self._ledger(self.ledger.record_session, meter_id, read.clock, None)

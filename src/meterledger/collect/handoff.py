@@ -27,6 +27,8 @@ from typing import TypeVar
 from meterledger.collect.deadletter import DeadLetter, deliver_or_dead_letter
 from meterledger.collect.errors import CollectError, HandoffError
 from meterledger.collect.ledger import (
+    ClockLedger,
+    ClockSample,
     DeadLetterLedger,
     HandoffCounts,
     Ledger,
@@ -85,6 +87,7 @@ class HandoffJob:
     readings: tuple[Reading, ...]
     registers: tuple[RegisterSample, ...] = ()
     registers_stored: bool = False
+    clock: ClockSample | None = None  # the session's clock read, recorded once stored
     done: asyncio.Future[HandoffCounts] = field(
         default_factory=lambda: asyncio.get_running_loop().create_future()
     )
@@ -139,11 +142,28 @@ class Handoff:
                         _settle(job, error=exc)
             else:
                 self.totals.add(counts)
+                await self._record_clocks(jobs)
                 for job in jobs:
                     _settle(job, counts=counts)
             finally:
                 for _ in jobs:
                     queue.task_done()
+
+    async def _record_clocks(self, jobs: list[HandoffJob]) -> None:
+        """The stored meters' clock reads (the schedule's last-read rule), before their
+        meters hear of it: one write for the batch when the ledger can. A failure leaves
+        the meters due, which only means they are read again sooner."""
+        clocks = [job.clock for job in jobs if job.clock is not None]
+        if not clocks:
+            return
+        try:
+            if isinstance(self.ledger, ClockLedger):
+                await self.thread.call(self.ledger.record_clocks, clocks)
+            else:
+                for clock in clocks:
+                    await self.thread.call(self.ledger.record_session, clock.meter_id, clock, None)
+        except CollectError as exc:
+            log.warning("clock reads not recorded: %s", exc, extra={"code": "E08"})
 
     async def _batch(self, jobs: list[HandoffJob]) -> HandoffCounts:
         batch = [r for job in jobs for r in job.readings]
@@ -176,8 +196,14 @@ class Handoff:
             )
             if done.result is not None:
                 self.totals.add(done.result)
+                await self._record_clocks([job])
                 _settle(job, counts=done.result)
                 return
+            if not job.readings:  # register reads only: nothing a replay could ingest
+                raise HandoffError(
+                    f"{len(job.registers)} register read(s) not stored after {done.attempts} "
+                    f"attempt(s) ({done.error}); the next collection reads them again"
+                )
             what = (
                 f"{len(job.readings)} reading(s) not stored after {done.attempts} "
                 f"attempt(s) ({done.error})"

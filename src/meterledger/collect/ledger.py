@@ -15,6 +15,7 @@ from meterledger.collect.profile import RegisterSample
 from meterledger.core.reading import Reading
 
 __all__ = [
+    "ClockLedger",
     "ClockSample",
     "DeadLetterLedger",
     "HandoffCounts",
@@ -121,4 +122,15 @@ class DeadLetterLedger(Ledger, Protocol):
 
     def keep_dead_letter(self, letter: DeadLetter, error: str, attempts: int) -> int:
         """Store ``letter`` with the last ``error`` and the ``attempts`` made; its id."""
+        ...
+
+
+@runtime_checkable
+class ClockLedger(Ledger, Protocol):
+    """A ledger that records the clock reads of many meters in one write (the collector
+    records a meter's clock read once its readings are stored: one write per handoff
+    batch rather than one per meter)."""
+
+    def record_clocks(self, clocks: Sequence[ClockSample]) -> None:
+        """Persist these clock reads (of any meters) in one write transaction."""
         ...
