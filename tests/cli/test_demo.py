@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import itertools
 import json
+import sqlite3
 from datetime import date
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 import pytest
 from typer.testing import CliRunner
@@ -13,8 +16,28 @@ from typer.testing import CliRunner
 from backends import Databases
 from meterledger.cli.app import app
 from meterledger.cli.demo import run_demo
+from meterledger.cli.demo_feeds import FeedsOptions, share_fleet
+from meterledger.cli.feeds import status_report
 from meterledger.core.errors import ConflictError
 from meterledger.store import open_store
+
+
+def timeless(summary: dict[str, Any]) -> None:
+    """Drop what depends on timing from a demo summary. The head-end hands meters that
+    finish together to ingest as one batch, so its number of batches (and audit entries)
+    depends on timing, what they hold does not; so do the feeds' seconds, the vendor's
+    calls during its outage and its breaker's events."""
+    for key in ("entries", "batches"):
+        summary["audit"].pop(key)
+    summary["vee"].pop("seconds")
+    if summary["head_end"]:
+        for key in ("seconds", "batches"):
+            summary["head_end"]["vee"].pop(key)
+    if summary["feeds"]:
+        for key in ("seconds", "breaker_events"):
+            summary["feeds"].pop(key)
+        for key in ("calls", "failed_calls"):
+            summary["feeds"].get("vendor", {}).pop(key, None)
 
 
 def test_demo_finds_exactly_what_was_injected(tmp_path: Path) -> None:
@@ -72,13 +95,7 @@ def test_demo_is_rerunnable_and_refuses_a_used_store(tmp_path: Path) -> None:
         show_progress=False,
     )
     for one in (first, again):
-        # the head-end's batches (and so audit entries) depend on timing; their content not
-        for key in ("entries", "batches"):
-            one["audit"].pop(key)
-        one["vee"].pop("seconds")
-        if one["head_end"]:
-            for key in ("seconds", "batches"):  # the head-end's batches depend on timing
-                one["head_end"]["vee"].pop(key)
+        timeless(one)
     assert {k: v for k, v in first.items() if k != "seconds"} == {
         k: v for k, v in again.items() if k != "seconds"
     }
@@ -131,14 +148,7 @@ def test_demo_on_each_backend_finds_what_was_injected(databases: Databases, tmp_
     ignore = {"seconds", "db"}
     for one in (summary, reference):
         assert Path(one["billing"].pop("invoices")).is_dir()
-        # The head-end hands meters that finish together to ingest as one batch, so its
-        # number of batches (and audit entries) depends on timing; what they hold does not.
-        for key in ("entries", "batches"):
-            one["audit"].pop(key)
-        one["vee"].pop("seconds")
-        if one["head_end"]:
-            for key in ("seconds", "batches"):  # the head-end's batches depend on timing
-                one["head_end"]["vee"].pop(key)
+        timeless(one)
     assert {k: v for k, v in summary.items() if k not in ignore} == {
         k: v for k, v in reference.items() if k not in ignore
     }
@@ -182,7 +192,9 @@ def test_demo_reads_the_last_day_over_dlms_and_goes_on_past_e04_and_e09(tmp_path
         seed=4,
         start=date(2024, 3, 8),  # day 4 is 2024-03-11; day 3 the 23-hour 2024-03-10
         show_progress=False,
+        feeds=FeedsOptions(enabled=False),
     )
+    assert summary["feeds"] is None
     head_end = summary["head_end"]
     assert head_end["secured"] == 2 and head_end["meters_read"] == 8
     assert [(f["meter_id"], f["code"]) for f in head_end["failed"]] == [
@@ -202,3 +214,82 @@ def test_demo_reads_the_last_day_over_dlms_and_goes_on_past_e04_and_e09(tmp_path
         assert "MTR-00001" in drift and "MTR-00003" not in drift
     finally:
         store.close()
+
+
+def test_share_fleet_keeps_the_failing_and_secured_meters_on_dlms() -> None:
+    shares = share_fleet(10)
+    assert shares == {
+        "dlms": [0, 2, 5, 8, 9],  # 2 never answers, 8 has unknown keys, 8-9 are secured
+        "zigbee": [1, 6],
+        "vendor": [3, 7],
+        "mqtt": [4],
+    }
+    assert share_fleet(10, mqtt=False)["mqtt"] == []
+    assert sorted(i for s in share_fleet(50).values() for i in s) == list(range(50))
+    assert {k: len(v) for k, v in share_fleet(50).items()} == {
+        "dlms": 21,  # 10 dealt, meter 2 (silent) and the 10 secured (48 among them)
+        "zigbee": 10,
+        "vendor": 10,
+        "mqtt": 9,
+    }
+
+
+def test_demo_reads_the_last_day_from_every_kind_of_source_at_once(tmp_path: Path) -> None:
+    """DLMS, Zigbee behind a gateway, the vendor REST API and MQTT read day 4 at once; the
+    vendor API is down for its first 1.5 s, so its breaker opens (an ERROR line), the poll
+    pauses and probes, and the breaker closes once a probe succeeds. Every meter but the two
+    failing on purpose has its whole day, each interval once."""
+    summary = run_demo(
+        out_dir=tmp_path,
+        db=None,
+        meters=10,
+        days=3,
+        seed=4,
+        start=date(2024, 3, 8),
+        show_progress=False,
+        feeds=FeedsOptions(outage_seconds=1.5, cooldown=0.5),
+    )
+    feeds = summary["feeds"]
+    assert feeds["sources"] == {"dlms": 5, "zigbee": 2, "vendor": 2, "mqtt": 1}
+    head_end = summary["head_end"]
+    assert head_end["meters"] == 5 and head_end["meters_read"] == 3
+    assert [(f["meter_id"], f["code"]) for f in head_end["failed"]] == [
+        ("MTR-00003", "E04"),
+        ("MTR-00009", "E09"),
+    ]
+    assert head_end["intervals_accepted"] == 3 * 96
+    assert feeds["zigbee"]["meters_read"] == 2 and feeds["zigbee"]["failed"] == []
+    assert feeds["zigbee"]["intervals_accepted"] == 2 * 96
+    assert feeds["vendor"]["intervals_accepted"] == 2 * 96 and feeds["vendor"]["failed_calls"] > 0
+    assert feeds["mqtt"]["intervals_accepted"] == 96
+    assert feeds["mqtt"]["messages_acked"] == feeds["mqtt"]["messages_published"] == 1
+    # the breaker's story: opened, probed while the outage lasted, closed when it ended
+    states = [e["state"] for e in feeds["breaker_events"]]
+    assert states[0] == "open" and states[-1] == "closed"
+    assert all(a != b for a, b in itertools.pairwise(states))
+    assert {e["endpoint"] for e in feeds["breaker_events"]} == {
+        feeds["breaker_events"][0]["endpoint"]
+    }
+    assert feeds["breaker_events"][0]["endpoint"].startswith("vendor/127.0.0.1:")
+    assert summary["matches_injected_faults"] is True and summary["audit"]["ok"] is True
+    store = open_store(f"sqlite:///{tmp_path / 'demo.db'}")
+    try:
+        (breaker,) = status_report(store)["breakers"]
+        assert (breaker["feed"], breaker["state"]) == ("vendor", "closed")
+        assert breaker["opened"] == states.count("open")
+        day4 = (1_710_129_600, 1_710_129_600 + 86_400)  # 2024-03-11 local midnight, UTC
+        arrays = store.billing_read(*day4)
+        counts = {m: len(arrays.for_meter(m)[0]) for m in arrays.meter_ids}
+        assert counts == {f"MTR-{i:05d}": 0 if i in (3, 9) else 96 for i in range(1, 11)}
+    finally:
+        store.close()
+    with sqlite3.connect(tmp_path / "demo.db") as db:  # which feed stored each interval
+        sources = dict(
+            db.execute(
+                "SELECT b.source, count(*) FROM readings r JOIN batches b USING (batch_id)"
+                " WHERE r.interval_end > ? AND r.interval_end <= ? GROUP BY b.source",
+                day4,
+            ).fetchall()
+        )
+    assert sources["zigbee"] == 2 * 96 and sources["vendor:vendor-demo"] == 2 * 96
+    assert sources["dlms-collect"] == 3 * 96 and sum(sources.values()) == 8 * 96

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -101,6 +102,18 @@ async def test_first_collect_reads_the_whole_buffer_then_only_new_intervals() ->
         third = await collect(gateway, ledger, 3)  # nothing new: no second effect
         assert all(r.ok and r.intervals == 0 for r in third.values())
         assert len(ledger.held) == 3 * 2 * 101
+
+
+@synchronously
+async def test_a_meter_billed_on_import_is_read_on_its_delivered_channel_only() -> None:
+    clock = [NOW]
+    async with gateway_of(clock, meters=2, buffer=96, days=2) as gateway:
+        ledger = MemoryLedger()
+        import_only = [replace(r, received=False) for r in refs(2)]
+        done = await collect_meters("127.0.0.1", gateway.port, import_only, ledger, timeout=2.0)
+        assert [(r.ok, r.intervals, r.requests) for r in done] == [(True, 96, 1 + 5)] * 2
+        assert ledger.series("MTR-00001") == expected(gateway, 0)
+        assert ledger.series("MTR-00001", RECEIVED_CHANNEL) == []
 
 
 @synchronously

@@ -3,9 +3,12 @@
 A simulated fleet (50 meters, 30 days of 15-minute data) drops daily CSV files with known
 faults; everything goes through the real pipeline into a fresh SQLite store; the VEE rules
 run over it, estimating the gaps; the summary compares what ingest and VEE found with what
-was injected. The cycle's last day is read from the meters over DLMS. Then every account is
-billed under the bundled tariffs and its invoice (HTML and PDF) is written; late actuals and
-a manual edit of a held spike then rebill two accounts; the audit chain is verified.
+was injected. The cycle's last day is read from the meters by every kind of collector at
+once (DLMS, Zigbee behind a gateway, the vendor REST API, MQTT; :mod:`.demo_feeds`), the
+vendor API failing on purpose so that its circuit breaker opens and recovers. Then every
+account is billed under the bundled tariffs and its invoice (HTML and PDF) is written; late
+actuals and a manual edit of a held spike then rebill two accounts; the audit chain is
+verified.
 """
 
 from __future__ import annotations
@@ -26,7 +29,7 @@ from meterledger.billing.money import plain
 from meterledger.billing.tariff import load_tariff
 from meterledger.cli.billing_service import add_tariff, put_account, run_cycle
 from meterledger.cli.common import JsonOption, console, counter, emit_json, handle_errors, out
-from meterledger.cli.demo_dlms import collect_final_day
+from meterledger.cli.demo_feeds import FeedsOptions, read_final_day, render_feeds
 from meterledger.cli.demo_vee import (
     after_billing,
     faults_matched,
@@ -75,9 +78,11 @@ def run_demo(
     start: date,
     show_progress: bool,
     dlms: bool = True,
+    feeds: FeedsOptions | None = None,
 ) -> dict[str, Any]:
-    """Ingest ``days`` of file drops, read day ``days + 1`` from the meters over DLMS (unless
-    ``dlms`` is false), verify the audit chain, bill the cycle and write the invoices."""
+    """Ingest ``days`` of file drops, read day ``days + 1`` from the meters (unless ``dlms``
+    is false: over DLMS, Zigbee, the vendor API and MQTT at once, or over DLMS alone when
+    ``feeds`` is disabled), verify the audit chain, bill the cycle and write the invoices."""
     started = time.perf_counter()
     out_dir.mkdir(parents=True, exist_ok=True)
     store = _fresh_store(db, out_dir)
@@ -112,11 +117,18 @@ def run_demo(
         vee = vee_pass(store)
     faults = match_faults(store, delivery)
     head_end: dict[str, Any] | None = None
+    feeds_read: dict[str, Any] | None = None
     if dlms and fleet:
         with counter(show=show_progress) as progress:
-            task = progress.add_task("read meters (DLMS)", total=len(fleet))
-            head_end = collect_final_day(
-                store, fleet, first, days, seed, lambda _: progress.advance(task)
+            task = progress.add_task("read meters (DLMS; the other feeds at once)")
+            head_end, feeds_read = read_final_day(
+                store,
+                fleet,
+                first,
+                days,
+                seed,
+                lambda _: progress.advance(task),
+                feeds or FeedsOptions(),
             )
         head_end["vee"] = vee_pass(store)
     summary = {
@@ -140,6 +152,7 @@ def run_demo(
     }
     summary["matches_injected_faults"] = _matches(summary, delivery) and faults_matched(faults)
     summary["head_end"] = head_end
+    summary["feeds"] = feeds_read
     summary["billing"] = bill_demo(store, fleet, start, out_dir, show_progress)
     summary["after_billing"] = after_billing(store, delivery)
     summary["audit"] = verify(store).as_dict()
@@ -272,6 +285,8 @@ def _render(summary: dict[str, Any]) -> None:
                 f"  [red]{failure['code']}[/] {failure['meter_id']}: {failure['message']} "
                 "(the cycle went on without it)"
             )
+    if summary.get("feeds"):
+        render_feeds(summary["feeds"])
     billing = summary["billing"]
     bills = Table(
         "account",
@@ -329,6 +344,18 @@ def command(
             help="Read the day after the file drops from the simulated meters over DLMS.",
         ),
     ] = True,
+    feeds: Annotated[
+        bool,
+        typer.Option(
+            "--feeds/--no-feeds",
+            help="Read the last day over DLMS, Zigbee, the vendor API and MQTT at once (the "
+            "vendor API down on purpose), or over DLMS alone.",
+        ),
+    ] = True,
+    mqtt_host: Annotated[
+        str, typer.Option("--mqtt-host", help="The MQTT broker for the MQTT feed.")
+    ] = "127.0.0.1",
+    mqtt_port: Annotated[int, typer.Option("--mqtt-port", help="Its port.")] = 1883,
     json_out: JsonOption = False,
 ) -> None:
     """Run one simulated billing cycle end to end: ingest with injected faults, the audit
@@ -346,6 +373,7 @@ def command(
         start=first_day,
         show_progress=not json_out,
         dlms=dlms,
+        feeds=FeedsOptions(enabled=feeds, mqtt_host=mqtt_host, mqtt_port=mqtt_port),
     )
     if json_out:
         emit_json(summary)

@@ -1,18 +1,20 @@
-"""The demo's head-end phase: the last day of the cycle is read from the meters themselves.
+"""The demo's DLMS head-end: the last day of the cycle is read from the meters themselves.
 
-The file drop carries the history; for the final day the head-end reads every meter's load
-profile over DLMS/COSEM on loopback TCP from the simulator, which serves the same fleet
-(same meters, kinds and sizes). A fifth of the meters sit behind a second simulator port
-that demands HLS-GMAC and security suite 0 (authenticated encryption). Two meters fail on
-purpose and the cycle goes on without them: one never answers (E04 Response Timeout) and
-one holds keys the head-end was never given (E09 Security Level Violation).
+The file drop carries the history; for the final day the head-end reads the load profile
+of the meters given to it (:mod:`meterledger.cli.demo_feeds` shares the fleet out among
+DLMS, Zigbee, the vendor API and MQTT) over DLMS/COSEM on loopback TCP from the simulator,
+which serves the same fleet (same meters, kinds and sizes). The last fifth of the fleet
+sits behind a second simulator port that demands HLS-GMAC and security suite 0
+(authenticated encryption). Two meters fail on purpose and the cycle goes on without them:
+one never answers (E04 Response Timeout) and one holds keys the head-end was never given
+(E09 Security Level Violation).
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
+from collections.abc import Callable, Collection
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -30,7 +32,7 @@ from meterledger.simulate.dlms_server import (
 from meterledger.simulate.fleet import SimMeter
 from meterledger.store import Store
 
-__all__ = ["collect_final_day", "demo_failures"]
+__all__ = ["collect_final_day", "demo_failures", "final_day", "read_dlms", "secured"]
 
 
 def demo_failures(count: int) -> tuple[int, int]:
@@ -38,25 +40,38 @@ def demo_failures(count: int) -> tuple[int, int]:
     return (2 % count, (count - 2) % count) if count > 2 else (0, count - 1)
 
 
-def _secured(index: int, count: int) -> bool:
+def secured(index: int, count: int) -> bool:
+    """Is meter ``index`` behind the port that demands HLS-GMAC and suite 0?"""
     return index >= count - max(1, count // 5)
 
 
-async def _collect(
+def final_day(fleet: list[SimMeter], first: datetime, days: int) -> tuple[datetime, datetime]:
+    """The UTC start and end of local day ``days + 1`` of the cycle starting at ``first``
+    (local midnights: a DST change makes it 23 or 25 hours). Its end is the meters' clock."""
+    zone_info = ZoneInfo(fleet[0].timezone if fleet else "UTC")
+    local_first = first.astimezone(zone_info).date()
+    begin, end = (local_first + timedelta(days=n) for n in (days, days + 1))
+
+    def midnight(day: date) -> datetime:
+        return datetime(day.year, day.month, day.day, tzinfo=zone_info).astimezone(UTC)
+
+    return midnight(begin), midnight(end)
+
+
+async def read_dlms(
     store: Store,
     fleet: list[SimMeter],
     first: datetime,
     days: int,
     seed: int,
     progress: Callable[[MeterResult], None],
+    indexes: Collection[int] | None = None,
 ) -> dict[str, Any]:
+    """Read day ``days + 1`` over DLMS from the meters ``indexes`` (None: all)."""
     count = len(fleet)
+    chosen = set(range(count)) if indexes is None else set(indexes)
     silent, wrong = demo_failures(count)
-    zone_info = ZoneInfo(fleet[0].timezone if fleet else "UTC")
-    local_first = first.astimezone(zone_info).date()
-    end_day = local_first + timedelta(days=days + 1)
-    # the meters' clock: local midnight ending the day read (a DST change may lie between)
-    now = datetime(end_day.year, end_day.month, end_day.day, tzinfo=zone_info).astimezone(UTC)
+    now = final_day(fleet, first, days)[1]
     zone = fleet[0].timezone if fleet else "UTC"
 
     def config(security: SecurityMode, overrides: dict[int, MeterBehaviour]) -> SimulatorConfig:
@@ -77,7 +92,9 @@ async def _collect(
     async with DlmsSimulator(plain) as open_port, DlmsSimulator(secure) as secure_port:
         endpoints = []
         for index, meter in enumerate(fleet):
-            if _secured(index, count) or index == wrong:
+            if index not in chosen:
+                continue
+            if secured(index, count) or index == wrong:
                 keys = keys_for(index, seed)
                 endpoint = MeterEndpoint(
                     meter_id=meter.meter_id,
@@ -107,12 +124,17 @@ async def _collect(
         plan = Fleet(
             tuple(endpoints),
             CollectorOptions(
-                concurrency=min(50, max(1, count)),
+                concurrency=min(50, max(1, len(endpoints))),
                 attempts=2,
                 backoff_initial=0.05,
                 backoff_max=0.2,
                 lookback_hours=48.0,
                 every_seconds=0.0,
+                # A port of the demo serves about a dozen meters, one of them silent on
+                # purpose: its two timeouts would be 17 % of the port's calls and open the
+                # port's breaker for every meter. A gateway's failure rate should speak for
+                # the gateway, so it waits for more calls than one round makes here.
+                breaker_min_calls=max(20, 2 * len(endpoints)),
             ),
         )
         collector = FleetCollector(
@@ -125,7 +147,8 @@ async def _collect(
     failed = [r for r in run.results if not r.ok]
     return {
         "meters_read": sum(1 for r in run.results if r.ok),
-        "secured": sum(1 for i in range(count) if _secured(i, count) or i == wrong),
+        "meters": len(endpoints),
+        "secured": sum(1 for i in chosen if secured(i, count) or i == wrong),
         "failed": sorted(
             ({"meter_id": r.meter_id, "code": r.code, "message": r.message} for r in failed),
             key=lambda f: str(f["meter_id"]),
@@ -144,4 +167,4 @@ def collect_final_day(
     progress: Callable[[MeterResult], None],
 ) -> dict[str, Any]:
     """Read day ``days + 1`` of the cycle that starts at ``first`` (UTC) from every meter."""
-    return asyncio.run(_collect(store, fleet, first.astimezone(UTC), days, seed, progress))
+    return asyncio.run(read_dlms(store, fleet, first.astimezone(UTC), days, seed, progress))

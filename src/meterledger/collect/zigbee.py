@@ -121,11 +121,13 @@ _SCALE_ATTRIBUTES = (
 
 @dataclass(frozen=True, slots=True)
 class ZigbeeMeterRef:
-    """A meter to read: its EUI64 behind the gateway and the utility's meter id."""
+    """A meter to read: its EUI64 behind the gateway and the utility's meter id;
+    ``received`` false reads the delivered channel only (a meter billed on import alone)."""
 
     eui64: bytes
     meter_id: str
     endpoint: int = METER_ENDPOINT
+    received: bool = True
 
 
 @dataclass(frozen=True, slots=True)
@@ -373,7 +375,9 @@ async def collect_meters(
                 last = ledger.last_interval_ends(
                     meter.meter_id, (DELIVERED_CHANNEL, RECEIVED_CHANNEL)
                 )
-                readout = await read_meter(client, meter, last, periods=periods)
+                readout = await read_meter(
+                    client, meter, last, periods=periods, received=meter.received
+                )
                 handoff = ledger.deliver(readout.readings)
             except Exception as exc:  # every failure becomes this meter's result
                 error = translate(exc, meter_id=meter.meter_id)
