@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import itertools
 import json
+import shutil
+import socket
 import sqlite3
 from datetime import date
 from decimal import Decimal
@@ -293,3 +295,50 @@ def test_demo_reads_the_last_day_from_every_kind_of_source_at_once(tmp_path: Pat
         )
     assert sources["zigbee"] == 2 * 96 and sources["vendor:vendor-demo"] == 2 * 96
     assert sources["dlms-collect"] == 3 * 96 and sum(sources.values()) == 8 * 96
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def test_demo_starts_a_private_broker_when_none_listens(tmp_path: Path) -> None:
+    if shutil.which("mosquitto") is None:
+        pytest.fail("mosquitto is not installed (the demo's fallback broker)")
+    port = _free_port()  # nothing listens here
+    summary = run_demo(
+        out_dir=tmp_path,
+        db=None,
+        meters=10,
+        days=2,
+        seed=2,
+        start=date(2024, 6, 3),
+        show_progress=False,
+        feeds=FeedsOptions(mqtt_port=port, outage_seconds=0.0),
+    )
+    mqtt = summary["feeds"]["mqtt"]
+    assert mqtt["broker"] != f"127.0.0.1:{port}" and mqtt["broker"].startswith("127.0.0.1:")
+    assert mqtt["meters"] == 1 and mqtt["intervals_accepted"] == 96
+    assert summary["feeds"]["breaker_events"] == []  # no outage: the breaker never opened
+    assert summary["audit"]["ok"] is True
+
+
+def test_demo_without_any_broker_reads_the_mqtt_share_over_dlms(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("PATH", str(tmp_path / "empty"))  # no mosquitto to start
+    summary = run_demo(
+        out_dir=tmp_path,
+        db=None,
+        meters=10,
+        days=2,
+        seed=2,
+        start=date(2024, 6, 3),
+        show_progress=False,
+        feeds=FeedsOptions(mqtt_port=_free_port(), outage_seconds=0.0),
+    )
+    feeds = summary["feeds"]
+    assert feeds["sources"] == {"dlms": 6, "zigbee": 2, "vendor": 2, "mqtt": 0}
+    assert "no MQTT broker" in feeds["mqtt"]["skipped"]
+    assert summary["head_end"]["meters"] == 6 and summary["head_end"]["meters_read"] == 4
