@@ -1,15 +1,18 @@
 """The DLMS handoff through dead letters, end to end: the simulator on loopback TCP, a real
 store made to refuse every batch by a trigger of its own (SQLite: a constraint error, which
 no retry cures; PostgreSQL: a serialization failure, which a retry may cure, so the
-delivery is tried per DELIVERY_POLICY), the dead letters replayed once the store is well."""
+delivery is tried per DELIVERY_POLICY), the dead letters replayed once the store is well;
+a PostgreSQL store that recovers within the retries; and a collector logged in as a role
+that may not insert readings, whose dead letters the owner replays."""
 
 from __future__ import annotations
 
 import asyncio
+import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from backends import RawDb, create_pg_store_url, drop_pg_store_url, require_pg
+from backends import ADMIN_URL, RawDb, create_pg_store_url, drop_pg_store_url, require_pg
 from meterledger.cli.collect import StoreLedger
 from meterledger.cli.feeds import replay_dead_letters
 from meterledger.collect.config import Fleet, parse_fleet
@@ -189,3 +192,47 @@ def test_a_store_that_recovers_within_the_retries_loses_and_duplicates_nothing(
         clean.close()
     finally:
         drop_pg_store_url(url)
+
+
+def test_a_role_without_insert_dead_letters_and_the_owner_replays(tmp_path: Path) -> None:
+    """The collector logs in as a role that may read the store and keep dead letters, but
+    not insert readings (permission denied: terminal, no retry). The owner replays."""
+    require_pg()
+    import psycopg
+
+    url = create_pg_store_url()
+    role = f"ml_test_collector_{uuid.uuid4().hex[:8]}"
+    try:
+        owner = open_store(url)
+        for meter_id in IDS:
+            add_meter(owner, meter_id, tz="UTC", capacity=1_000_000_000)
+        with psycopg.connect(ADMIN_URL, autocommit=True) as admin:
+            admin.execute(f'CREATE ROLE "{role}" LOGIN IN ROLE meterledger_reader')
+        with RawDb(url) as raw:
+            raw.execute(f'GRANT INSERT ON dead_letters TO "{role}"')
+            schema = str(raw.scalar("SELECT current_schema()"))
+            raw.execute(f'GRANT USAGE ON ALL SEQUENCES IN SCHEMA "{schema}" TO "{role}"')
+        collector_store = open_store(url.replace("postgresql://", f"postgresql://{role}@", 1))
+        run, clean_run = collect([collector_store, open_clean(tmp_path)], [])
+        collector_store.close()
+        assert [(r.code, r.attempts) for r in run.results] == [("E08", 1)] * len(IDS)
+        letters = owner.list_dead_letters(feed="dlms")
+        assert sorted(d.source for d in letters) == IDS
+        assert all(d.attempts == 1 and "permission denied" in d.error for d in letters)
+        assert owner.count("readings") == 0
+        done = replay_dead_letters(owner, feed="dlms")
+        assert [(r.outcome, r.accepted) for r in done] == [("replayed", INTERVALS)] * len(IDS)
+        assert owner.count("readings") == clean_run.handoff.accepted == len(IDS) * INTERVALS
+        assert audit.verify(owner).ok
+        owner.close()
+    finally:
+        drop_pg_store_url(url)  # its grants go with the schema: the role holds nothing more
+        with psycopg.connect(ADMIN_URL, autocommit=True) as admin:
+            admin.execute(f'DROP ROLE IF EXISTS "{role}"')
+
+
+def open_clean(tmp_path: Path) -> Store:
+    clean = open_store(f"sqlite:///{tmp_path / 'clean.db'}")
+    for meter_id in IDS:
+        add_meter(clean, meter_id, tz="UTC", capacity=1_000_000_000)
+    return clean
