@@ -302,6 +302,11 @@ def listen_command(
         f"quarantined {counts.quarantined}; {counts.register_totals} register total(s) "
         f"gave {counts.register_intervals} interval(s); {counts.dead_letters} dead letter(s)"
     )
+    if counts.pauses and counts.breaker is not None:
+        out.print(
+            f"paused {counts.pauses} time(s), {counts.paused_seconds:.1f} s, while the broker's"
+            f" circuit was open (opened {counts.breaker['opened']})"
+        )
     print_outcome(checked)
 
 
