@@ -144,8 +144,9 @@ class FleetCollector:
     ``connect`` opens a meter's transport (default: TCP or serial from the endpoint);
     ``clock`` is the head-end's wall clock (epoch seconds), ``monotonic`` its timer and
     ``sleep`` the backoff sleep, all injectable for tests. The breakers come from the fleet
-    file's settings (or ``breakers``, a board kept across runs); ``listener`` is told of each
-    breaker change (``meterledger collect`` saves them for ``meterledger status``)."""
+    file's settings (or ``breakers``, a board kept across runs, with its own listener);
+    ``listener`` is told of each change of the breakers made here, on the ledger's thread
+    (``meterledger collect`` saves them for ``meterledger status``)."""
 
     def __init__(
         self,
