@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Sequence
+from threading import current_thread
 from typing import Any
 
 from meterledger.collect.breaker import BreakerEvent, BreakerState
@@ -199,6 +200,11 @@ def test_the_fleet_files_breaker_settings_and_the_listener() -> None:
     in a row would; each change reaches the listener, named dlms/<endpoint>."""
     calls: list[str] = []
     events: list[BreakerEvent] = []
+    threads: list[str] = []
+
+    def hear(event: BreakerEvent) -> None:
+        events.append(event)
+        threads.append(current_thread().name)
 
     async def refuse(meter: MeterEndpoint) -> Transport:
         calls.append(meter.meter_id)
@@ -220,10 +226,12 @@ def test_the_fleet_files_breaker_settings_and_the_listener() -> None:
         connect=refuse,
         monotonic=lambda: now[0],
         force=True,
-        listener=events.append,
+        listener=hear,
     )
     run = asyncio.run(collector.run())
     assert [r.code for r in run.results] == ["E01"] * 4 + ["E03"] * 4
+    # told on the ledger's one thread, where a listener may use the store
+    assert threads == ["meterledger-ledger_0"] * len(events)
     assert calls == ["M0", "M1", "M2", "M3"]  # min_calls, not the threshold of 50
     assert [(e.name, e.state, e.why) for e in events] == [
         ("dlms/10.0.0.1:4059", BreakerState.OPEN, "4 of 4 calls failed in 10 s (100% > 50%)")
