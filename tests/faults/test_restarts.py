@@ -224,7 +224,7 @@ def vendor_poll_args(url: str, api: VendorApi, until: str) -> list[str]:
     return command(
         "vendor", "poll", "--base-url", api.base_url, "--client-id", "meterledger",
         "--client-secret", "secret", "--style", "cursor", "--until", until,
-        "--create-meters", "--db", url, "--json",
+        "--create-meters", "--breaker-cooldown", "0.5", "--db", url, "--json",
     )  # fmt: skip
 
 
@@ -353,16 +353,18 @@ def test_broker_restarted_mid_stream_loses_and_duplicates_nothing(
     root, client, group = unique_root(), unique_id("restart"), ""
     items, expected = messages(root, 300)
     run_listener(listen_args(url, root, client, group, broker.port, 0.5))  # the session
-    publisher = Publisher(broker.port, items, pace=0.005)
-    publisher.start()
     listener = subprocess.Popen(
         listen_args(url, root, client, group, broker.port, 4),
         stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,
         text=True,
     )
+    publisher = Publisher(broker.port, items, pace=0.02)  # 6 s of messages
     try:
-        wait_for(lambda: stored_count(url) >= 300, 40, "the first readings to be stored")
+        publisher.start()
+        # the restart must fall mid-stream for both: stored some, not yet published all
+        wait_for(lambda: stored_count(url) >= 100, 40, "the first readings to be stored")
+        assert publisher.sent < len(items), "the publisher finished before the restart"
         broker.stop()
         at_stop = stored_count(url)
         time.sleep(1.0)  # the publisher and the listener both see it gone
