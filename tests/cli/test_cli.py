@@ -85,7 +85,7 @@ def db(workdir: Path, databases: Databases) -> str:
 
 def test_init_and_env_var(db: str, monkeypatch: pytest.MonkeyPatch) -> None:
     code, out = invoke("init", "--db", db, "--json")
-    assert code == 0 and json.loads(out) == {"db": db, "schema_version": 7}
+    assert code == 0 and json.loads(out) == {"db": db, "schema_version": 8}
     monkeypatch.setenv("METERLEDGER_DB", db)
     code, out = invoke("init", "--json")
     assert json.loads(out)["db"] == db

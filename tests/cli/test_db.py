@@ -44,7 +44,7 @@ def test_status_of_a_new_store_lists_every_migration_and_applies_none(
     before = status(url)
     assert before["backend"] == backend
     assert before["schema_version"] == 0
-    assert before["latest_version"] == 7
+    assert before["latest_version"] == 8
     assert before["pending"] == [
         {"version": 1, "name": "initial"},
         {"version": 2, "name": "anomalies"},
@@ -53,6 +53,7 @@ def test_status_of_a_new_store_lists_every_migration_and_applies_none(
         {"version": 5, "name": "vee"},
         {"version": 6, "name": "feeds"},
         {"version": 7, "name": "feed_marks"},
+        {"version": 8, "name": "breaker_retry"},
     ]
     assert status(url)["schema_version"] == 0  # status changed nothing
 
@@ -69,13 +70,14 @@ def test_upgrade_step_by_step_then_nothing_to_do(databases: Databases, backend: 
         {"version": 5, "name": "vee"},
         {"version": 6, "name": "feeds"},
         {"version": 7, "name": "feed_marks"},
+        {"version": 8, "name": "breaker_retry"},
     ]
     code, out = run("db", "upgrade", "--db", url, "--json")
-    assert json.loads(out)["applied"] == [2, 3, 4, 5, 6, 7]
+    assert json.loads(out)["applied"] == [2, 3, 4, 5, 6, 7, 8]
     code, out = run("db", "upgrade", "--db", url)
     assert code == 0 and "nothing to do" in out
     report = status(url)
-    assert report["schema_version"] == 7 and report["pending"] == []
+    assert report["schema_version"] == 8 and report["pending"] == []
     details = report["details"]
     assert isinstance(details, dict)
     if backend == "postgresql":
@@ -109,7 +111,7 @@ def test_upgrade_keeps_the_data_and_chain_of_a_version_1_store(
         )
         assert raw.scalar("SELECT count(*) FROM audit_log") == 1
     code, out = run("db", "upgrade", "--db", url, "--json")
-    assert code == 0 and json.loads(out)["applied"] == [2, 3, 4, 5, 6, 7]
+    assert code == 0 and json.loads(out)["applied"] == [2, 3, 4, 5, 6, 7, 8]
     store = open_store(url)
     try:
         assert store.list_meters() == [meter]  # of the default class
@@ -125,9 +127,9 @@ def test_upgrade_refuses_a_downgrade_and_a_bad_target(databases: Databases) -> N
     result = runner.invoke(app, ["db", "upgrade", "--to", "1", "--db", url])
     assert result.exit_code == 2
     assert "downgrades are not supported" in result.output
-    result = runner.invoke(app, ["db", "upgrade", "--to", "9", "--db", url])
+    result = runner.invoke(app, ["db", "upgrade", "--to", "10", "--db", url])
     assert result.exit_code == 2
-    assert "between 1 and 7" in result.output
+    assert "between 1 and 8" in result.output
 
 
 def test_status_of_an_unreachable_server_is_a_clear_error() -> None:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from pathlib import Path
 
 import pytest
@@ -202,7 +203,7 @@ def test_a_delivery_failing_its_retries_is_kept_and_replayed(store: Store) -> No
 def test_status_json(store: Store) -> None:
     code, out, _ = cli(store, "status", "--json")
     assert code == 0 and json.loads(out) == {
-        "schema_version": 7,
+        "schema_version": 8,
         "paused": [],
         "circuit_paused": [],
         "breakers": [],
@@ -236,7 +237,7 @@ def test_status_json(store: Store) -> None:
     assert {b["feed"] for b in breakers} == {"dlms"}
     assert report.pop("circuit_paused") == ["dlms"]  # an open circuit pauses its feed
     assert report == {
-        "schema_version": 7,
+        "schema_version": 8,
         "open_dead_letters": {"dlms": 1},
         "vee_pending_batches": 1,  # the replayed batch, not checked yet
         "open_anomalies": 0,
@@ -271,3 +272,21 @@ def test_breaker_recorder_saves_each_change_as_it_happens(store: Store) -> None:
     report = json.loads(cli(store, "status", "--json")[1])
     assert report["circuit_paused"] == [] and report["breakers"][0]["state"] == "closed"
     assert [e.state.value for e in recorder.events] == ["open", "half-open", "closed"]
+
+
+def test_an_open_breaker_past_its_cool_down_is_half_open_in_status(store: Store) -> None:
+    """A collector killed while its circuit was open saved it open; once the cool-down has
+    passed, status shows it half-open (the next call is a probe) and the feed not held."""
+    now = [100.0]
+    board = BreakerBoard.of(BreakerSettings(threshold=1, cooldown=0.3), clock=lambda: now[0])
+    breaker = board.get("dlms-gw")
+    assert breaker.allow()
+    breaker.record_failure()
+    (saved,) = save_breakers(store, board.readings())
+    assert saved.state == "open" and saved.retry_at is not None
+    report = json.loads(cli(store, "status", "--json")[1])
+    assert report["circuit_paused"] == ["dlms"] and report["breakers"][0]["state"] == "open"
+    assert report["breakers"][0]["retry_at"] == saved.retry_at
+    time.sleep(0.4)  # the wall clock passes retry_at; nothing saved it again
+    report = json.loads(cli(store, "status", "--json")[1])
+    assert report["circuit_paused"] == [] and report["breakers"][0]["state"] == "half-open"

@@ -169,7 +169,7 @@ def test_readings_for_status() -> None:
     calls(board.get("a:1"), clock, ok=2, failed=2, step=1)
     clock.now += 5
     assert board.readings() == [
-        BreakerReading("a:1", BreakerState.OPEN, 0.5, 4, 1, 5.0),
+        BreakerReading("a:1", BreakerState.OPEN, 0.5, 4, 1, 5.0, 25.0),  # half-open in 25 s
         BreakerReading("b:1", BreakerState.CLOSED, 0.0, 3, 0, None),
     ]
 

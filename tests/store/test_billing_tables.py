@@ -469,12 +469,12 @@ def test_db_upgrade_takes_a_version_2_store_with_data_to_version_3(
     report = json.loads(result.stdout)
     assert (report["from_version"], report["to_version"], report["applied"]) == (
         2,
-        7,
-        [3, 4, 5, 6, 7],
+        8,
+        [3, 4, 5, 6, 7, 8],
     )
     store = open_store(url, migrate=False)
     try:
-        assert store.schema_version() == 7 and store.pending_migrations() == []
+        assert store.schema_version() == 8 and store.pending_migrations() == []
         assert store.count("readings") == 4
         assert [m.meter_id for m in store.list_meters()] == ["M1"]
         assert verify(store).ok, verify(store).as_dict()
@@ -504,7 +504,7 @@ def test_the_reader_role_selects_the_billing_tables_of_an_upgraded_store(
     store = open_store(pg_url)  # migrates 2 -> 7
     assert isinstance(store, PostgresStore)
     try:
-        assert store.schema_version() == 7
+        assert store.schema_version() == 8
         with store.write() as tx:
             tx.add_tariff(tariff())
             tx.put_account(account("A1"))
@@ -539,4 +539,4 @@ def test_a_fresh_stores_billing_tables_are_readable_by_the_reader_role(
     # migration 2's default privileges cover tables its role makes later, as these are
     raw.execute("CREATE TABLE later_table (x int)")
     assert raw.scalar("SELECT has_table_privilege('meterledger_reader', 'later_table', 'SELECT')")
-    assert pg.schema_version() == 7
+    assert pg.schema_version() == 8

@@ -160,9 +160,9 @@ def held(
 
 def test_fresh_store_has_every_table_at_the_latest_version(store: Store, raw_db: RawDb) -> None:
     assert tables(raw_db) >= SCHEMA_TABLES
-    assert store.schema_version() == store.latest_version() == 7
+    assert store.schema_version() == store.latest_version() == 8
     versions = raw_db.execute("SELECT version FROM schema_migrations ORDER BY version")
-    assert [v for (v,) in versions] == [1, 2, 3, 4, 5, 6, 7]
+    assert [v for (v,) in versions] == [1, 2, 3, 4, 5, 6, 7, 8]
 
 
 def test_migrate_is_idempotent(store: Store, raw_db: RawDb) -> None:
@@ -170,10 +170,10 @@ def test_migrate_is_idempotent(store: Store, raw_db: RawDb) -> None:
     again = open_store(store.url, migrate=False)
     try:
         assert again.migrate() == []
-        assert again.schema_version() == 7
+        assert again.schema_version() == 8
     finally:
         again.close()
-    assert raw_db.scalar("SELECT count(*) FROM schema_migrations") == 7
+    assert raw_db.scalar("SELECT count(*) FROM schema_migrations") == 8
 
 
 def test_meters_table_has_the_issue_columns(raw_db: RawDb) -> None:
@@ -192,7 +192,7 @@ def test_migrations_stop_at_a_target_and_resume(databases: Databases) -> None:
         assert "meters" in tables(raw)
         assert "anomalies" not in tables(raw)
         assert store.migrate(target=1) == []
-        assert store.migrate() == [2, 3, 4, 5, 6, 7]
+        assert store.migrate() == [2, 3, 4, 5, 6, 7, 8]
         assert tables(raw) >= SCHEMA_TABLES
     finally:
         raw.close()
@@ -277,8 +277,8 @@ def test_upgrades_a_database_made_by_schema_version_1(databases: Databases) -> N
 
         upgraded = open_store(url, migrate=False)
         try:
-            assert upgraded.migrate() == [2, 3, 4, 5, 6, 7]
-            assert upgraded.schema_version() == 7
+            assert upgraded.migrate() == [2, 3, 4, 5, 6, 7, 8]
+            assert upgraded.schema_version() == 8
             assert tables(raw) >= SCHEMA_TABLES
             assert upgraded.count("readings") == 4
             assert upgraded.get_meter("OLD-1") == MeterRecord(

@@ -29,7 +29,7 @@ def sqlite_store(sqlite_url: str) -> Iterator[SqliteStore]:
 
 
 def test_schema_is_the_sqlite_migrations(sqlite_store: SqliteStore) -> None:
-    assert sqlite_store.schema_version() == len(load_migrations("sqlite")) == 7
+    assert sqlite_store.schema_version() == len(load_migrations("sqlite")) == 8
     assert {"meters", "readings", "audit_log", "schema_migrations"} <= tables(sqlite_store.conn)
     triggers = {
         r[0]

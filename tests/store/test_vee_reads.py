@@ -105,8 +105,8 @@ def test_upgrade_of_a_version_4_store_keeps_its_data(databases: Databases) -> No
             )
     store = open_store(url, migrate=False)
     try:
-        assert store.migrate() == [5, 6, 7]
-        assert store.schema_version() == 7
+        assert store.migrate() == [5, 6, 7, 8]
+        assert store.schema_version() == 8
         meter = store.get_meter("OLD-1")
         assert meter == MeterRecord("OLD-1", "electric", "kWh", "UTC", None, "active", 1, "t")
         assert meter.meter_class == "default"

@@ -12,7 +12,7 @@ from __future__ import annotations
 import enum
 import io
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 
@@ -29,7 +29,7 @@ from meterledger.cli.common import (
     open_db,
     out,
 )
-from meterledger.collect.breaker import BreakerEvent, BreakerReading
+from meterledger.collect.breaker import BreakerEvent, BreakerReading, BreakerState
 from meterledger.core.errors import NotFoundError
 from meterledger.ingest import audit
 from meterledger.ingest.pipeline import IngestOptions, Ingestor
@@ -99,6 +99,9 @@ def save_breakers(store: Store, readings: Sequence[BreakerReading]) -> list[Brea
             if r.opened_seconds_ago is None
             else (now - timedelta(seconds=r.opened_seconds_ago)).isoformat(timespec="seconds"),
             at,
+            None
+            if r.state is not BreakerState.OPEN
+            else (now + timedelta(seconds=r.retry_in)).isoformat(timespec="milliseconds"),
         )
         for r in readings
     ]
@@ -351,10 +354,19 @@ def resume(feed: PauseFeed = None, db: DbOption = None, json_out: JsonOption = F
 # -- status ---------------------------------------------------------------------------------
 
 
+def _as_of(snapshot: BreakerSnapshot, now: str) -> BreakerSnapshot:
+    """An open snapshot whose cool-down has ended is half-open now: its next call is a
+    probe (and its collector may be gone: killed while the circuit was open)."""
+    if snapshot.state == "open" and snapshot.retry_at is not None and snapshot.retry_at <= now:
+        return replace(snapshot, state="half-open")
+    return snapshot
+
+
 def status_report(store: Store) -> dict[str, Any]:
     """What ``meterledger status --json`` prints: a contract."""
     pending = store.vee_pending()
-    breakers = store.breaker_states()
+    now = datetime.now(UTC).isoformat(timespec="milliseconds")
+    breakers = [_as_of(b, now) for b in store.breaker_states()]
     return {
         "schema_version": store.schema_version(),
         "paused": [
@@ -372,6 +384,7 @@ def status_report(store: Store) -> dict[str, Any]:
                 "calls_in_window": b.calls_in_window,
                 "opened": b.opened,
                 "opened_at": b.opened_at,
+                "retry_at": b.retry_at,
                 "updated_at": b.updated_at,
             }
             for b in breakers

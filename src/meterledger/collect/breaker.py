@@ -74,8 +74,8 @@ class BreakerState(enum.Enum):
 @dataclass(frozen=True, slots=True)
 class BreakerReading:
     """A breaker as it stands (the metrics ``meterledger status`` shows): its state, the
-    failure rate and the number of calls in the window, how many times it opened, and how
-    long ago it last opened (None: never)."""
+    failure rate and the number of calls in the window, how many times it opened, how
+    long ago it last opened (None: never), and the seconds until an open one half-opens."""
 
     name: str
     state: BreakerState
@@ -83,6 +83,7 @@ class BreakerReading:
     calls_in_window: int
     opened: int
     opened_seconds_ago: float | None
+    retry_in: float = 0.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -266,6 +267,7 @@ class CircuitBreaker:
             len(self._calls),
             self.opened,
             None if self._last_opened is None else now - self._last_opened,
+            self.retry_after(),
         )
 
     def _record(self, *, ok: bool) -> None:

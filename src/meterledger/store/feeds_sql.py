@@ -45,7 +45,9 @@ _DL_COLUMNS = (
     "dead_letter_id, feed, source, payload, format, error, attempts, first_failed_at,"
     " last_failed_at, status, replayed_batch"
 )
-_BREAKER_COLUMNS = "endpoint, state, failure_rate, calls_in_window, opened, opened_at, updated_at"
+_BREAKER_COLUMNS = (
+    "endpoint, state, failure_rate, calls_in_window, opened, opened_at, updated_at, retry_at"
+)
 
 
 def check_feed(feed: str, *, allow_all: bool = True) -> str:
@@ -122,7 +124,8 @@ class FeedState:
 @dataclass(frozen=True, slots=True)
 class BreakerSnapshot:
     """One endpoint's circuit breaker as a collector last saw it. ``opened`` counts the
-    times it opened during that run; ``opened_at`` is when it last opened (ISO-8601 UTC)."""
+    times it opened during that run; ``opened_at`` is when it last opened and, for an open
+    one, ``retry_at`` when it half-opens (ISO-8601 UTC; schema version 8)."""
 
     endpoint: str
     state: str
@@ -131,6 +134,7 @@ class BreakerSnapshot:
     opened: int
     opened_at: str | None
     updated_at: str
+    retry_at: str | None = None
 
     def __post_init__(self) -> None:
         if self.state not in BREAKER_STATES:
@@ -162,6 +166,7 @@ def _breaker(row: Sequence[Any]) -> BreakerSnapshot:
         int(row[4]),
         None if row[5] is None else str(row[5]),
         str(row[6]),
+        None if row[7] is None else str(row[7]),
     )
 
 
@@ -359,11 +364,13 @@ class FeedWrites(FeedWriteAPI):
     def put_breaker_states(self, snapshots: Sequence[BreakerSnapshot]) -> None:
         for s in snapshots:
             self._billing_rows(
-                f"INSERT INTO breaker_state ({_BREAKER_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?)"
+                f"INSERT INTO breaker_state ({_BREAKER_COLUMNS})"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
                 " ON CONFLICT (endpoint) DO UPDATE SET state = excluded.state,"
                 " failure_rate = excluded.failure_rate,"
                 " calls_in_window = excluded.calls_in_window, opened = excluded.opened,"
-                " opened_at = excluded.opened_at, updated_at = excluded.updated_at",
+                " opened_at = excluded.opened_at, updated_at = excluded.updated_at,"
+                " retry_at = excluded.retry_at",
                 (
                     s.endpoint,
                     s.state,
@@ -372,5 +379,6 @@ class FeedWrites(FeedWriteAPI):
                     s.opened,
                     s.opened_at,
                     s.updated_at,
+                    s.retry_at,
                 ),
             )
