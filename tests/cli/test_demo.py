@@ -293,7 +293,7 @@ def test_demo_reads_the_last_day_from_every_kind_of_source_at_once(tmp_path: Pat
                 day4,
             ).fetchall()
         )
-    assert sources["zigbee"] == 2 * 96 and sources["vendor:vendor-demo"] == 2 * 96
+    assert sources["zigbee"] == 2 * 96 and sources["vendor:vendor"] == 2 * 96
     assert sources["dlms-collect"] == 3 * 96 and sum(sources.values()) == 8 * 96
 
 

@@ -69,7 +69,7 @@ __all__ = ["SOURCES", "FeedsOptions", "read_final_day", "share_fleet"]
 SOURCES = ("dlms", "zigbee", "vendor", "mqtt")
 INTERVAL = 900
 CHANNEL = "1.0.1.8.0.255"
-VENDOR_FEED = "vendor-demo"
+VENDOR_FEED = "vendor"  # its mark, its pause and its breaker (vendor/host:port)
 
 
 @dataclass(frozen=True, slots=True)
@@ -217,7 +217,7 @@ async def _vendor(
         api.outage(options.outage_seconds)  # down on purpose: every call answers 503
         board = BreakerBoard.of(
             BreakerSettings(threshold=3, cooldown=options.cooldown, min_calls=5),
-            feed="vendor",
+            feed=VENDOR_FEED,
             listener=listener,
         )
         settings = VendorSettings(
