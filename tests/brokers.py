@@ -6,8 +6,13 @@ from __future__ import annotations
 
 import functools
 import os
+import shutil
 import socket
+import subprocess
+import time
 import uuid
+from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -42,3 +47,64 @@ def unique_root() -> str:
 
 def unique_id(name: str) -> str:
     return f"{name}-{uuid.uuid4().hex[:12]}"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class Broker:
+    """A private Mosquitto on ``port`` with its persistence in ``where`` (kept across a
+    stop and a start), for the tests that stop and restart a broker: never the shared one."""
+
+    def __init__(self, where: Path, port: int) -> None:
+        self.port = port
+        self.conf = where / "mosquitto.conf"
+        data = where / "data"
+        data.mkdir(exist_ok=True)
+        self.conf.write_text(
+            f"listener {port} 127.0.0.1\nallow_anonymous true\npersistence true\n"
+            f"persistence_location {data}/\nmax_queued_messages 0\n"
+            # run as root, Mosquitto drops to its own user, which cannot write a root-owned
+            # temporary folder: it would keep no sessions across the restart
+            + ("user root\n" if os.geteuid() == 0 else "")
+        )
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def listening(self) -> bool:
+        try:
+            with socket.create_connection(("127.0.0.1", self.port), timeout=0.5):
+                return True
+        except OSError:
+            return False
+
+    def start(self) -> None:
+        self.proc = subprocess.Popen(
+            ["mosquitto", "-c", str(self.conf)],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        deadline = time.monotonic() + 10
+        while not self.listening():
+            if time.monotonic() > deadline:
+                raise AssertionError("timed out waiting for the private broker to listen")
+            time.sleep(0.02)
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            self.proc.terminate()  # SIGTERM: Mosquitto writes its persistence file
+            self.proc.wait(10)
+            self.proc = None
+
+
+@pytest.fixture
+def broker(tmp_path: Path) -> Iterator[Broker]:
+    """A private broker, started (import this fixture into the test module)."""
+    if shutil.which("mosquitto") is None:
+        pytest.fail("mosquitto is not installed (the fault tests need a private broker)")
+    made = Broker(tmp_path, free_port())
+    made.start()
+    yield made
+    made.stop()

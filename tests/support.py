@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
+import threading
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -64,3 +67,42 @@ def needs_reference(found: Path | None) -> pytest.MarkDecorator:
         found is None and not os.environ.get("CI"),
         reason="shared/reference not found beside the repository",
     )
+
+
+class InThread:
+    """Runs a simulator (``async with``: a Zigbee gateway, a DLMS simulator) on an event
+    loop of its own thread, for a test whose collector is a subprocess or blocks."""
+
+    def __init__(self, gateway: Any) -> None:
+        self.gateway = gateway
+        self.loop = asyncio.new_event_loop()
+        self._ready = threading.Event()
+        self._stop: asyncio.Event | None = None
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        async def main() -> None:
+            self._stop = asyncio.Event()
+            try:
+                async with self.gateway:
+                    self._ready.set()
+                    await self._stop.wait()
+            except BaseException as exc:
+                self._error = exc
+                self._ready.set()
+
+        self.loop.run_until_complete(main())
+
+    def __enter__(self) -> Any:
+        self._thread.start()
+        assert self._ready.wait(10)
+        if self._error is not None:
+            raise self._error
+        return self.gateway
+
+    def __exit__(self, *exc: object) -> None:
+        assert self._stop is not None
+        self.loop.call_soon_threadsafe(self._stop.set)
+        self._thread.join(10)
+        self.loop.close()

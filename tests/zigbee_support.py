@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import functools
-import threading
 from collections.abc import Callable, Coroutine, Sequence
 from typing import Any, Protocol
 
@@ -15,6 +14,9 @@ from meterledger.core.reading import Reading
 from meterledger.core.time import epoch_of
 from meterledger.simulate.zigbee_gateway import eui64_of
 from meterledger.simulate.zigbee_meter import ZigbeeMeter
+from support import InThread
+
+__all__ = ["InThread"]  # re-exported: the Zigbee tests run their gateways with it
 
 NOW = 1_709_269_200 + 3 * 86_400 + 500  # 500 s into a 15-minute interval
 LATEST_END = NOW // 900 * 900
@@ -79,41 +81,3 @@ def expected(gateway: Meters, index: int, *, received: bool = False) -> list[tup
         if units is not None:
             out.append((e.interval_end, units * factor))
     return out
-
-
-class InThread:
-    """Runs a gateway (``async with``) on an event loop of its own thread."""
-
-    def __init__(self, gateway: Any) -> None:
-        self.gateway = gateway
-        self.loop = asyncio.new_event_loop()
-        self._ready = threading.Event()
-        self._stop: asyncio.Event | None = None
-        self._error: BaseException | None = None
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    def _run(self) -> None:
-        async def main() -> None:
-            self._stop = asyncio.Event()
-            try:
-                async with self.gateway:
-                    self._ready.set()
-                    await self._stop.wait()
-            except BaseException as exc:
-                self._error = exc
-                self._ready.set()
-
-        self.loop.run_until_complete(main())
-
-    def __enter__(self) -> Any:
-        self._thread.start()
-        assert self._ready.wait(10)
-        if self._error is not None:
-            raise self._error
-        return self.gateway
-
-    def __exit__(self, *exc: object) -> None:
-        assert self._stop is not None
-        self.loop.call_soon_threadsafe(self._stop.set)
-        self._thread.join(10)
-        self.loop.close()

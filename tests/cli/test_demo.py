@@ -5,7 +5,6 @@ from __future__ import annotations
 import itertools
 import json
 import shutil
-import socket
 import sqlite3
 from datetime import date
 from decimal import Decimal
@@ -16,6 +15,7 @@ import pytest
 from typer.testing import CliRunner
 
 from backends import Databases
+from brokers import free_port
 from meterledger.cli.app import app
 from meterledger.cli.demo import run_demo
 from meterledger.cli.demo_feeds import FeedsOptions, share_fleet
@@ -297,16 +297,10 @@ def test_demo_reads_the_last_day_from_every_kind_of_source_at_once(tmp_path: Pat
     assert sources["dlms-collect"] == 3 * 96 and sum(sources.values()) == 8 * 96
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def test_demo_starts_a_private_broker_when_none_listens(tmp_path: Path) -> None:
     if shutil.which("mosquitto") is None:
         pytest.fail("mosquitto is not installed (the demo's fallback broker)")
-    port = _free_port()  # nothing listens here
+    port = free_port()  # nothing listens here
     summary = run_demo(
         out_dir=tmp_path,
         db=None,
@@ -336,7 +330,7 @@ def test_demo_without_any_broker_reads_the_mqtt_share_over_dlms(
         seed=2,
         start=date(2024, 6, 3),
         show_progress=False,
-        feeds=FeedsOptions(mqtt_port=_free_port(), outage_seconds=0.0),
+        feeds=FeedsOptions(mqtt_port=free_port(), outage_seconds=0.0),
     )
     feeds = summary["feeds"]
     assert feeds["sources"] == {"dlms": 6, "zigbee": 2, "vendor": 2, "mqtt": 0}

@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import sqlite3
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -22,7 +20,7 @@ from meterledger.collect.config import load_fleet
 from meterledger.collect.fleet import FleetCollector
 from meterledger.simulate.dlms_server import DlmsSimulator, MeterBehaviour, SimulatorConfig
 from meterledger.store.base import Store
-from support import add_meter
+from support import InThread, add_meter
 
 runner = CliRunner()
 cli = typer.Typer()
@@ -42,23 +40,8 @@ def simulator() -> Iterator[DlmsSimulator]:
             meters=3, port=0, days=1, tz="UTC", overrides={2: MeterBehaviour(silent=True)}
         )
     )
-    loop = asyncio.new_event_loop()
-    ready = threading.Event()
-
-    def run() -> None:
-        asyncio.set_event_loop(loop)
-        loop.run_until_complete(sim.start_serving())
-        ready.set()
-        loop.run_forever()
-
-    thread = threading.Thread(target=run, daemon=True)
-    thread.start()
-    assert ready.wait(10)
-    yield sim
-    asyncio.run_coroutine_threadsafe(sim.close(), loop).result(10)
-    loop.call_soon_threadsafe(loop.stop)
-    thread.join(10)
-    loop.close()
+    with InThread(sim):
+        yield sim
 
 
 def test_collect_command(store: Store, simulator: DlmsSimulator, tmp_path: Path) -> None:

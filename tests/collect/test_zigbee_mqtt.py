@@ -13,8 +13,7 @@ from pathlib import Path
 import aiomqtt
 import pytest
 
-from brokers import MQTT_HOST, MQTT_PORT, require_mqtt, unique_id, unique_root
-from faults.test_restarts import Broker, free_port
+from brokers import MQTT_HOST, MQTT_PORT, Broker, free_port, require_mqtt, unique_id, unique_root
 from meterledger.codec.zigbee import (
     METERING_CLUSTER,
     Direction,

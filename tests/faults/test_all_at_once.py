@@ -32,6 +32,7 @@ from pathlib import Path
 import pytest
 
 from backends import Databases, RawDb, require_pg
+from brokers import Broker, broker
 from faults.test_kill_collect_drops import (
     DLMS_IDS,
     DROP_METERS,
@@ -46,10 +47,8 @@ from faults.test_restarts import (
     METERS as MQTT_METERS,
 )
 from faults.test_restarts import (
-    Broker,
     Publisher,
     assert_exactly_once,
-    broker,
     command,
     kill,
     listen_args,
@@ -177,7 +176,7 @@ def test_every_feed_at_once_each_failing_its_own_way_stores_every_reading_once(
         zigbee = command(*zigbee)
 
         publisher = Publisher(broker.port, items, pace=0.01)
-        feeder = Feeder(staging, inbox, pace=0.05, pause=0.3)
+        feeder = Feeder(staging, inbox, pace=0.1, pause=0.3)  # 8 s of files
         listener = subprocess.Popen(
             listen_args(url, root, client, "", broker.port, 5),
             stdout=subprocess.PIPE,
@@ -195,6 +194,8 @@ def test_every_feed_at_once_each_failing_its_own_way_stores_every_reading_once(
             # DLMS and the vendor poll killed part-way, the broker restarted mid-stream
             wait_for(lambda: count_of(url, "MTR-") >= 3 * (ROWS - 1), 90, "DLMS meters stored")
             kill(collector)
+            wait_for(lambda: count_of(url, "DRP-") >= 10 * PER_FILE, 90, "drop files stored")
+            kill(watcher)  # while the files still arrive
             wait_for(lambda: count_of(url, "VND-") >= 64, 90, "vendor pages stored")
             api.outage(1.5)  # down mid-poll: its breaker opens, the poll pauses, then goes on
             wait_for(lambda: api.stats.outage > 0, 30, "the poll to meet the outage")
@@ -204,8 +205,6 @@ def test_every_feed_at_once_each_failing_its_own_way_stores_every_reading_once(
             broker.stop()
             time.sleep(1.0)
             broker.start()
-            wait_for(lambda: count_of(url, "DRP-") >= 10 * PER_FILE, 90, "drop files stored")
-            kill(watcher)
             dark_out, _ = dark_run.communicate(timeout=90)
         finally:
             for proc in (collector, poller, watcher, dark_run):

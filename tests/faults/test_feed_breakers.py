@@ -15,20 +15,17 @@ import asyncio
 import itertools
 import json
 import logging
-import os
-import shutil
-import socket
 import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 from backends import RawDb
-from brokers import unique_id, unique_root
+from brokers import Broker, broker, unique_id, unique_root
 from meterledger.cli.feeds import BreakerRecorder, status_report
 from meterledger.cli.mqtt import MqttLedger
 from meterledger.collect.breaker import BreakerBoard, BreakerEvent, BreakerSettings, BreakerState
@@ -38,6 +35,8 @@ from meterledger.core.units import Unit, milli_from_text
 from meterledger.simulate.mqtt_publisher import MqttMessage, PublishPlan, publish, reading_messages
 from meterledger.store import open_store
 from support import add_meter
+
+__all__ = ["broker"]  # the fixture, imported for this module's tests
 
 CLI = Path(sys.executable).with_name("meterledger")
 METERS = ["MTR-00001", "MTR-00002", "MTR-00003"]
@@ -53,64 +52,6 @@ def wait_for(predicate: Callable[[], bool], timeout: float, what: str) -> None:
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out waiting for {what}")
         time.sleep(0.02)
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-class PrivateBroker:
-    """Mosquitto on ``port``, persistence under ``where`` (kept across stop and start)."""
-
-    def __init__(self, where: Path, port: int) -> None:
-        self.port = port
-        self.conf = where / "mosquitto.conf"
-        data = where / "broker-data"
-        data.mkdir(exist_ok=True)
-        lines = [
-            f"listener {port} 127.0.0.1",
-            "allow_anonymous true",
-            "persistence true",
-            f"persistence_location {data}/",
-            "max_queued_messages 0",
-        ]
-        if os.geteuid() == 0:  # else it drops to a user that cannot write the folder
-            lines.append("user root")
-        self.conf.write_text("\n".join(lines) + "\n")
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    def listening(self) -> bool:
-        try:
-            with socket.create_connection(("127.0.0.1", self.port), timeout=0.5):
-                return True
-        except OSError:
-            return False
-
-    def start(self) -> None:
-        self.proc = subprocess.Popen(
-            ["mosquitto", "-c", str(self.conf)],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        wait_for(self.listening, 10, "the private broker to listen")
-
-    def stop(self) -> None:
-        if self.proc is not None:
-            self.proc.terminate()  # SIGTERM: it writes its persistence file
-            self.proc.wait(10)
-            self.proc = None
-
-
-@pytest.fixture
-def broker(tmp_path: Path) -> Iterator[PrivateBroker]:
-    if shutil.which("mosquitto") is None:
-        pytest.fail("mosquitto is not installed (the fault tests need a private broker)")
-    made = PrivateBroker(tmp_path, free_port())
-    made.start()
-    yield made
-    made.stop()
 
 
 def new_db(tmp_path: Path) -> str:
@@ -208,7 +149,7 @@ class Listener(threading.Thread):
 
 @pytest.mark.slow
 def test_the_listener_breaker_opens_while_the_broker_is_down_and_nothing_is_lost(
-    tmp_path: Path, broker: PrivateBroker, caplog: pytest.LogCaptureFixture
+    tmp_path: Path, broker: Broker, caplog: pytest.LogCaptureFixture
 ) -> None:
     url = new_db(tmp_path)
     root = unique_root()
@@ -277,7 +218,7 @@ def command(*args: str) -> list[str]:
 
 @pytest.mark.slow
 def test_mqtt_listen_started_while_the_broker_is_down_waits_with_its_breaker_then_stores_all(
-    tmp_path: Path, broker: PrivateBroker
+    tmp_path: Path, broker: Broker
 ) -> None:
     url = new_db(tmp_path)
     root, client = unique_root(), unique_id("cli-breaker")

@@ -14,7 +14,6 @@ from __future__ import annotations
 import asyncio
 import json
 import subprocess
-import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -37,7 +36,7 @@ from meterledger.collect.fleet import FleetCollector
 from meterledger.core.time import iso_utc
 from meterledger.simulate.dlms_server import DlmsSimulator, MeterBehaviour, SimulatorConfig
 from meterledger.store import open_store
-from support import add_meter
+from support import InThread, add_meter
 
 DLMS_METERS = 12
 DLMS_IDS = [f"MTR-{i:05d}" for i in range(1, DLMS_METERS + 1)]
@@ -69,23 +68,8 @@ def dlms() -> Iterator[DlmsSimulator]:
             behaviour=MeterBehaviour(delay=(0.015, 0.015)),
         )
     )
-    loop = asyncio.new_event_loop()
-    ready = threading.Event()
-
-    def run() -> None:
-        asyncio.set_event_loop(loop)
-        loop.run_until_complete(sim.start_serving())
-        ready.set()
-        loop.run_forever()
-
-    thread = threading.Thread(target=run, daemon=True)
-    thread.start()
-    assert ready.wait(10)
-    yield sim
-    asyncio.run_coroutine_threadsafe(sim.close(), loop).result(10)
-    loop.call_soon_threadsafe(loop.stop)
-    thread.join(10)
-    loop.close()
+    with InThread(sim):
+        yield sim
 
 
 def fleet_file(tmp_path: Path, port: int) -> Path:

@@ -12,27 +12,26 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
-import shutil
 import signal
-import socket
 import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import aiomqtt
 import pytest
 
 from backends import RawDb
-from brokers import MQTT_HOST, MQTT_PORT, require_mqtt, unique_id, unique_root
+from brokers import MQTT_HOST, MQTT_PORT, Broker, broker, require_mqtt, unique_id, unique_root
 from meterledger.core.time import iso_utc
 from meterledger.ingest import audit
 from meterledger.simulate.vendor_api import VendorApi, VendorConfig
 from meterledger.store import open_store
 from support import add_meter
+
+__all__ = ["broker"]  # the fixture, imported for this module's tests
 
 CLI = Path(sys.executable).with_name("meterledger")
 METERS = [f"FLT-{n:05d}" for n in range(1, 6)]
@@ -289,62 +288,6 @@ def test_vendor_poll_killed_with_sigkill_resumes_from_the_mark_failing_and_throt
 
 
 # -- the broker restarted mid-stream -------------------------------------------------------
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-class Broker:
-    """A private Mosquitto on ``port`` with its persistence in ``where``."""
-
-    def __init__(self, where: Path, port: int) -> None:
-        self.port = port
-        self.conf = where / "mosquitto.conf"
-        data = where / "data"
-        data.mkdir(exist_ok=True)
-        self.conf.write_text(
-            f"listener {port} 127.0.0.1\nallow_anonymous true\npersistence true\n"
-            f"persistence_location {data}/\nmax_queued_messages 0\n"
-            # run as root, Mosquitto drops to its own user, which cannot write a root-owned
-            # temporary folder: it would keep no sessions across the restart
-            + ("user root\n" if os.geteuid() == 0 else "")
-        )
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> None:
-        self.proc = subprocess.Popen(
-            ["mosquitto", "-c", str(self.conf)],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-
-        def up() -> bool:
-            try:
-                with socket.create_connection(("127.0.0.1", self.port), timeout=0.5):
-                    return True
-            except OSError:
-                return False
-
-        wait_for(up, 10, "the private broker to listen")
-
-    def stop(self) -> None:
-        if self.proc is not None:
-            self.proc.terminate()  # SIGTERM: Mosquitto writes its persistence file
-            self.proc.wait(10)
-            self.proc = None
-
-
-@pytest.fixture
-def broker(tmp_path: Path) -> Iterator[Broker]:
-    if shutil.which("mosquitto") is None:
-        pytest.fail("mosquitto is not installed (the fault tests need a private broker)")
-    made = Broker(tmp_path, free_port())
-    made.start()
-    yield made
-    made.stop()
-
-
 @pytest.mark.slow
 def test_broker_restarted_mid_stream_loses_and_duplicates_nothing(
     tmp_path: Path, broker: Broker
