@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -13,14 +11,16 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
+from backends import RawDb
 from brokers import MQTT_HOST, MQTT_PORT, require_mqtt, unique_id, unique_root
+from collect.test_fleet_deadletters import refuse_batches
 from meterledger.cli.app import app
 from meterledger.core.reading import Quality
 from meterledger.simulate.zigbee_gateway import GatewayConfig, ZigbeeGateway, eui64_of
 from meterledger.simulate.zigbee_mqtt_gateway import ZigbeeMqttGateway
 from meterledger.store.base import Store
 from support import add_meter
-from zigbee_support import InThread
+from zigbee_support import InThread, expected
 
 runner = CliRunner()
 NOW = 1_709_269_200 + 3 * 86_400 + 500
@@ -43,23 +43,8 @@ def gateway() -> Iterator[tuple[ZigbeeGateway, list[int]]]:
             outages={0: (OUTAGE,)},
         )
     )
-    loop = asyncio.new_event_loop()
-    ready = threading.Event()
-
-    def run() -> None:
-        asyncio.set_event_loop(loop)
-        loop.run_until_complete(gw.start())
-        ready.set()
-        loop.run_forever()
-
-    thread = threading.Thread(target=run, daemon=True)
-    thread.start()
-    assert ready.wait(10)
-    yield gw, clock
-    asyncio.run_coroutine_threadsafe(gw.close(), loop).result(10)
-    loop.call_soon_threadsafe(loop.stop)
-    thread.join(10)
-    loop.close()
+    with InThread(gw):
+        yield gw, clock
 
 
 def _stored(store: Store, meter_id: str) -> dict[int, tuple[int, int]]:
@@ -280,3 +265,40 @@ def test_zigbee_collect_names_the_bad_key_of_a_fleet_file(store: Store, tmp_path
     assert f"{path}: gateways[0].meters[0].eui64: an EUI64 is 16 hex digits" in " ".join(
         done.output.split()
     )
+
+
+def test_zigbee_collect_keeps_what_the_store_refuses_as_dead_letters(
+    store: Store, gateway: tuple[ZigbeeGateway, list[int]]
+) -> None:
+    """The store refuses every batch (a trigger of its own): each meter's readings are
+    retried, then kept as a dead letter of feed zigbee (E08 names it), since the meter's
+    circular buffer may have moved on by the next run; a replay stores them once."""
+    gw, _ = gateway
+    for meter_id in IDS:
+        add_meter(store, meter_id, capacity=1_000_000_000)
+    with RawDb(store.url) as raw:
+        refuse_batches(raw)
+    args = ["zigbee", "collect", "--port", str(gw.port), "--timeout", "2", "--db", store.url]
+    for i, meter_id in enumerate(IDS[:2]):  # the third is dark
+        args += ["--meter", f"{eui64_of(i).hex()}={meter_id}"]
+    refused = runner.invoke(app, [*args, "--json"])
+    assert refused.exit_code == 1, refused.output
+    results = json.loads(refused.stdout)["results"]
+    assert [r["code"] for r in results] == ["E08", "E08"]
+    assert all("kept as dead letter" in r["message"] for r in results)
+    letters = store.list_dead_letters(feed="zigbee")
+    assert sorted(d.source for d in letters) == IDS[:2]
+    with RawDb(store.url) as raw:
+        raw.execute(
+            "DROP TRIGGER refuse_batches" + (" ON batches" if raw.backend != "sqlite" else "")
+        )
+        if raw.backend != "sqlite":
+            raw.execute("DROP FUNCTION refuse_batch() CASCADE")
+    replayed = runner.invoke(app, ["deadletters", "replay", "--feed", "zigbee", "--db", store.url])
+    assert replayed.exit_code == 0, replayed.output
+    for i, meter_id in enumerate(IDS[:2]):
+        actual = {e: v for e, (v, q) in _stored(store, meter_id).items() if q == Quality.ACTUAL}
+        assert actual == dict(expected(gw, i))  # every interval the meter held, once
+    again = runner.invoke(app, [*args, "--json"])
+    assert again.exit_code == 0, again.output
+    assert json.loads(again.stdout)["summary"]["accepted"] == 0  # nothing new, no effect

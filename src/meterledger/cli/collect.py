@@ -101,10 +101,12 @@ class StoreLedger:
         *,
         now: Callable[[], datetime] | None = None,
         source: str = "dlms-collect",
+        feed: str = COLLECT_FEED,
     ) -> None:
         self.store = store
         self.now = now
         self.source = source
+        self.feed = feed  # of its dead letters
         self._ingestor = Ingestor(store)  # one for the run: it keeps the registry snapshot
         self._channel_ids: dict[tuple[str, str], int] = {}
         self._registry_version: int | None = None
@@ -214,7 +216,7 @@ class StoreLedger:
         )
 
     def dead_letter(self, meter_id: str, readings: Sequence[Reading]) -> DeadLetter:
-        return DeadLetter(COLLECT_FEED, meter_id, readings_csv(readings), "csv")
+        return DeadLetter(self.feed, meter_id, readings_csv(readings), "csv")
 
     def keep_dead_letter(self, letter: DeadLetter, error: str, attempts: int) -> int:
         sink = StoreDeadLetterSink(self.store)

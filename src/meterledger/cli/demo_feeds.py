@@ -181,7 +181,7 @@ async def _zigbee(
     async with ZigbeeGateway(config) as gateway:
         # billed on import: the delivered channel only (the drops carry no other)
         refs = [ZigbeeMeterRef(eui64_of(i), fleet[i].meter_id, received=False) for i in indexes]
-        ledger = StoreLedger(store, now=lambda: day.now, source=ZIGBEE_SOURCE)
+        ledger = StoreLedger(store, now=lambda: day.now, source=ZIGBEE_SOURCE, feed="zigbee")
         results = await collect_meters("127.0.0.1", gateway.port, refs, ledger, timeout=2.0)
     failed = [r for r in results if not r.ok]
     return {

@@ -267,7 +267,7 @@ def collect(
     )
     store = open_db(db)
     refuse_if_paused(store, ZIGBEE_FEED)
-    ledger = StoreLedger(store, now=lambda: datetime.now(UTC), source=SOURCE)
+    ledger = StoreLedger(store, now=lambda: datetime.now(UTC), source=SOURCE, feed=ZIGBEE_FEED)
     breakers = BreakerBoard.of(options.breaker, feed=ZIGBEE_FEED, listener=BreakerRecorder(store))
     try:
         results = asyncio.run(_collect_all(chosen, options, ledger, breakers))

@@ -19,12 +19,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import TypeVar
 
-from meterledger.collect.deadletter import DeadLetter, deliver_or_dead_letter
+from meterledger.collect.deadletter import DELIVERY_POLICY, DeadLetter, deliver_or_dead_letter
 from meterledger.collect.errors import CollectError, HandoffError
 from meterledger.collect.ledger import (
     ClockLedger,
@@ -39,7 +39,7 @@ from meterledger.collect.profile import RegisterSample
 from meterledger.collect.retry import RetryPolicy
 from meterledger.core.reading import Reading
 
-__all__ = ["DeadLetteredError", "Handoff", "HandoffJob", "LedgerThread"]
+__all__ = ["DeadLetteredError", "Handoff", "HandoffJob", "LedgerThread", "deliver_or_keep"]
 
 log = logging.getLogger("meterledger.collect")
 T = TypeVar("T")
@@ -101,6 +101,44 @@ class _Held:
         self, feed: str, source: str, payload: bytes, fmt: str, error: str, attempts: int
     ) -> None:
         return None
+
+
+async def deliver_or_keep(
+    ledger: DeadLetterLedger,
+    meter_id: str,
+    readings: Sequence[Reading],
+    deliver: Callable[[], Awaitable[HandoffCounts]],
+    *,
+    policy: RetryPolicy = DELIVERY_POLICY,
+    sleep: Sleep = asyncio.sleep,
+) -> HandoffCounts:
+    """One meter's readings through ``deliver`` with the retries of ``policy``; when it
+    still fails, the readings are kept as the ledger's dead letter and
+    :class:`DeadLetteredError` (E08) names it. For a collector that hands over one meter at
+    a time on its own thread (Zigbee); the fleet collector's batches use :class:`Handoff`."""
+    letter = ledger.dead_letter(meter_id, readings)
+
+    async def handoff(_: DeadLetter) -> HandoffCounts:
+        return await deliver()
+
+    done = await deliver_or_dead_letter(handoff, _Held(), policy, letter, sleep=sleep)
+    if done.result is not None:
+        return done.result
+    what = f"{len(readings)} reading(s) not stored after {done.attempts} attempt(s) ({done.error})"
+    try:
+        kept = ledger.keep_dead_letter(letter, done.error or "", done.attempts)
+    except Exception as exc:
+        raise DeadLetteredError(
+            f"{what}; not kept as a dead letter either ({type(exc).__name__}: {exc}); "
+            "the next collection reads them from the meter again",
+            dead_letter_id=None,
+            meter_id=meter_id,
+        ) from exc
+    raise DeadLetteredError(
+        f"{what}; kept as dead letter {kept} (meterledger deadletters replay {kept})",
+        dead_letter_id=kept,
+        meter_id=meter_id,
+    )
 
 
 @dataclass(slots=True)

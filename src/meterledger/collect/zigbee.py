@@ -55,7 +55,8 @@ from meterledger.collect.errors import (
     MeterProtocolError,
     translate,
 )
-from meterledger.collect.ledger import HandoffCounts
+from meterledger.collect.handoff import deliver_or_keep
+from meterledger.collect.ledger import DeadLetterLedger, HandoffCounts
 from meterledger.collect.zigbee_guard import GatewayLink
 from meterledger.collect.zigbee_link import (
     MAX_MESSAGE,
@@ -334,6 +335,21 @@ class ZigbeeResult:
         }
 
 
+async def _hand_over(
+    ledger: ZigbeeLedger, meter_id: str, readings: Sequence[Reading]
+) -> HandoffCounts:
+    """The meter's readings to the ledger; one that keeps dead letters (the store's) has
+    them retried and, still failing, kept (E08 naming it): a meter's circular buffer may
+    have moved on by the next run, so they are not left to be read again."""
+    if not isinstance(ledger, DeadLetterLedger):
+        return ledger.deliver(readings)
+
+    async def deliver() -> HandoffCounts:
+        return ledger.deliver(readings)
+
+    return await deliver_or_keep(ledger, meter_id, readings, deliver)
+
+
 async def collect_meters(
     host: str,
     port: int,
@@ -378,7 +394,7 @@ async def collect_meters(
                 readout = await read_meter(
                     client, meter, last, periods=periods, received=meter.received
                 )
-                handoff = ledger.deliver(readout.readings)
+                handoff = await _hand_over(ledger, meter.meter_id, readout.readings)
             except Exception as exc:  # every failure becomes this meter's result
                 error = translate(exc, meter_id=meter.meter_id)
                 return ZigbeeResult(
