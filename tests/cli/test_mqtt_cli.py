@@ -271,3 +271,10 @@ def test_listen_reports_the_broker_breaker_and_status_shows_it(db: tuple[str, St
     }
     (shown,) = [b for b in store.breaker_states() if b.endpoint == f"mqtt/{MQTT_HOST}:{MQTT_PORT}"]
     assert (shown.state, shown.opened, shown.calls_in_window) == ("closed", 0, 1)
+
+
+def test_mqtt_listen_refuses_a_probe_batch_of_more_than_one(store: Store) -> None:
+    result = CliRunner().invoke(
+        app, ["mqtt", "listen", "--breaker-probes", "2", "--until-idle", "0.1", "--db", store.url]
+    )
+    assert result.exit_code == 2 and "--breaker-probes must be 1" in result.output

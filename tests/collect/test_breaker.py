@@ -233,3 +233,26 @@ def test_wait_until_allowed_pauses_for_the_cool_down() -> None:
     with pytest.raises(CircuitOpenError, match="is open"):
         asyncio.run(wait_until_allowed(b, sleep=sleep, deadline=clock.now + 10))
     assert slept == [30.0]  # it did not wait past its deadline
+
+
+def test_a_failing_listener_never_leaves_a_probe_slot_taken(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A listener that raises (a locked store) is logged; the breaker's change completes,
+    so the probe's verdict still closes it and later calls go through."""
+    clock = FakeClock()
+
+    def broken(event: BreakerEvent) -> None:
+        raise OSError("database is locked")
+
+    b = CircuitBreaker("gw", threshold=1, cooldown=10, clock=clock, listener=broken)
+    with caplog.at_level(logging.WARNING, logger="meterledger.collect"):
+        assert b.allow()
+        b.record_failure()  # opens: the listener fails, the breaker is open all the same
+        assert b.state is BreakerState.OPEN
+        clock.now += 10
+        assert b.allow()  # the probe: half-open, the listener fails again
+        b.record_success()
+    assert b.state is BreakerState.CLOSED and b.allow() and b.allow()
+    failed = [r for r in caplog.records if getattr(r, "code", "") == "breaker-listener"]
+    assert len(failed) == 3  # open, half-open, closed: each logged, none raised

@@ -260,3 +260,26 @@ def test_collect_every_holds_while_the_feed_is_paused(
         tx.set_feed_paused("dlms", False, None, "2024-01-01T00:01:00+00:00")
     assert collect._loop(collector, store, True, every=0.1, rounds=1) is False
     assert len(store.clock_reads("MTR-00001")) == 1 and store.count("readings") > 0
+
+
+def test_collect_every_started_while_paused_holds_and_a_single_run_refuses(
+    store: Store, simulator: DlmsSimulator, tmp_path: Path
+) -> None:
+    add_meter(store, "MTR-00001", capacity=1_000_000_000)
+    fleet = tmp_path / "fleet.yaml"
+    fleet.write_text(
+        yaml.safe_dump(
+            {
+                "defaults": {"host": "127.0.0.1", "port": simulator.port, "timeout": 0.3},
+                "meters": [{"meter_id": "MTR-00001", "server_sap": 1}],
+            }
+        )
+    )
+    with store.write() as tx:
+        tx.set_feed_paused("dlms", True, "maintenance", "2024-01-01T00:00:00+00:00")
+    base = ["collect", "--fleet", str(fleet), "--db", store.url]
+    once = runner.invoke(cli, base)
+    assert once.exit_code == 2 and "paused" in once.output  # one run: refused, said why
+    looped = runner.invoke(cli, [*base, "--every", "0.1", "--rounds", "1", "--json"])
+    assert looped.exit_code == 0, looped.output  # a loop holds instead of refusing
+    assert store.count("readings") == 0 and store.clock_reads("MTR-00001") == []

@@ -85,3 +85,11 @@ def test_without_breakers_the_feed_keeps_its_backoff_and_has_no_breaker() -> Non
         asyncio.run(asyncio.wait_for(run(), timeout=0.6))
     assert feed.breaker is None and feed.pauses == 0
     assert feed.attempts >= 6  # a retry every short backoff: nothing stops them
+
+
+def test_a_probe_batch_of_more_than_one_connection_is_refused() -> None:
+    """The broker's probe is one connection, held open once it succeeds: a batch of two
+    would leave the breaker half-open for the whole session."""
+    board = BreakerBoard.of(BreakerSettings(probes=2), feed="mqtt")
+    with pytest.raises(ValueError, match="probes must be 1"):
+        MqttFeed(MqttSettings(port=1), breakers=board)

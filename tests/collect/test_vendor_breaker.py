@@ -18,7 +18,7 @@ import pytest
 from meterledger.cli.feeds import BreakerRecorder, status_report
 from meterledger.cli.vendor import PollReport, poll_into
 from meterledger.collect.breaker import BreakerBoard, BreakerEvent, BreakerSettings, BreakerState
-from meterledger.collect.errors import CircuitOpenError
+from meterledger.collect.errors import CircuitOpenError, ConnectFailedError
 from meterledger.collect.vendor import VendorSettings, endpoint_key
 from meterledger.simulate.vendor_api import VendorApi, VendorConfig, truth
 from meterledger.store import Store, open_store
@@ -187,3 +187,19 @@ def test_endpoint_key_is_host_and_port() -> None:
     assert endpoint_key("http://127.0.0.1:8700/api") == "127.0.0.1:8700"
     assert endpoint_key("https://ami.example/api") == "ami.example:443"
     assert endpoint_key("http://ami.example") == "ami.example:80"
+
+
+def test_a_throttled_probe_ends_the_poll_instead_of_probing_for_ever(sqlite_store: Store) -> None:
+    """An API that throttles every call as it comes back from an outage: the probe is
+    answered 429, which frees its slot and says nothing of the endpoint. The page's
+    attempts run out with the circuit half-open, and the poll ends with that error (as with
+    the circuit closed), well within its patience, rather than probing again and again."""
+    config = VendorConfig(meters=1, intervals=8, rate_limit=0, rate_window=0.05, outage=(0.3, 0.8))
+    with VendorApi(config) as api:
+        board = BreakerBoard.of(BreakerSettings(threshold=1, cooldown=0.2), feed="vendor")
+        started = time.monotonic()
+        with pytest.raises(ConnectFailedError, match="429"):
+            poll(sqlite_store, api, board, patience=600.0, initial=0.01, maximum=0.02)
+        assert time.monotonic() - started < 20
+        assert api.stats.throttled > 0
+    assert sqlite_store.count("readings") == 0  # nothing was served, nothing stored

@@ -324,7 +324,8 @@ def command(
     profiles = load_profile_map(profile)
     start = parse_instant(since) if since else None
     store = open_db(db)
-    refuse_if_paused(store, COLLECT_FEED)
+    if every is None:  # a loop holds while the feed is paused, and goes on once resumed
+        refuse_if_paused(store, COLLECT_FEED)
     collector = FleetCollector(
         plan,
         StoreLedger(store, now=lambda: datetime.now(UTC)),

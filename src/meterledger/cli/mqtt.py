@@ -273,6 +273,11 @@ def listen_command(
     Register totals become intervals (rollover corrected, resets left as gaps). VEE checks
     everything at the end. The broker's circuit breaker stops the reconnects while it is
     open (shown by `meterledger status`), then one probe connect decides."""
+    if breaker_probes != 1:
+        raise fail(
+            "--breaker-probes must be 1 for mqtt listen: the probe is one connection, held "
+            "open once it succeeds"
+        )
     store = open_db(db)
     refuse_if_paused(store, FEED)
     settings = MqttSettings(

@@ -27,6 +27,9 @@ were already under way when it opened are not counted. Each opening logs one lin
 and counts one in :attr:`CircuitBreaker.opened`. After ``cooldown`` seconds the circuit is
 half-open: up to ``probes`` calls go through (a probe batch); it closes when all of them
 succeed, with an empty window, and a failed probe opens it for a whole cool-down again.
+(A call begun before the circuit opened that is still under way when the cool-down ends
+is not told from a probe: its verdict then counts as one. It is recent evidence either
+way; a collector whose calls can outlast the cool-down should have a longer one.)
 The clock is injected (``monotonic`` seconds), so the state machine is tested exactly.
 
 A breaker tells a ``listener`` of each change as a :class:`BreakerEvent` (opened, the
@@ -298,8 +301,21 @@ class CircuitBreaker:
         self._tell(BreakerState.CLOSED, "the probes succeeded")
 
     def _tell(self, state: BreakerState, why: str) -> None:
-        if self.listener is not None:
+        """Tell the listener; one that fails (a store that is locked) is logged and never
+        leaves the breaker half-way through a change (a probe slot taken for ever)."""
+        if self.listener is None:
+            return
+        try:
             self.listener(BreakerEvent(self.name, state, why, self.clock(), self.reading()))
+        except Exception as exc:
+            log.warning(
+                "circuit %s: its listener failed on %s: %s: %s",
+                self.name,
+                state.value,
+                type(exc).__name__,
+                exc,
+                extra={"endpoint": self.name, "code": "breaker-listener"},
+            )
 
 
 async def wait_until_allowed(

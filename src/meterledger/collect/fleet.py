@@ -251,7 +251,6 @@ class FleetCollector:
             raise CircuitOpenError(
                 f"circuit {breaker.name} is open (retry in {breaker.retry_after():.0f} s)"
             )
-        clock: ClockSample | None = None
         session: DlmsSession | None = None
         try:
             settings = client_settings(
@@ -271,7 +270,9 @@ class FleetCollector:
             async with session:
                 read, clock = await self._read(meter, session)
             breaker.record_success()
-            read.clock, clock = clock, None  # the meter stays due until its readings are stored
+            # the clock read is recorded with the readings, once they are stored: until then
+            # (and if the release above failed, the readings thrown away) the meter stays due
+            read.clock = clock
             return read
         except Exception as exc:
             error = translate(exc, meter_id=meter.meter_id)
@@ -293,11 +294,11 @@ class FleetCollector:
             raise
         finally:
             seen = session.server_counter if session is not None else None
-            if clock is not None or seen is not None:
+            if seen is not None:
                 # shielded: a deadline that strikes now must not lose the meter's counter
                 with contextlib.suppress(CollectError):
                     await asyncio.shield(
-                        self._ledger(self.ledger.record_session, meter.meter_id, clock, seen)
+                        self._ledger(self.ledger.record_session, meter.meter_id, None, seen)
                     )
 
     async def _read(self, meter: MeterEndpoint, session: DlmsSession) -> tuple[_Read, ClockSample]:

@@ -367,6 +367,11 @@ class MqttFeed:
         self.attempts = 0  # connection attempts
         self.pauses = 0  # waits for an open circuit
         self.paused_seconds = 0.0
+        if breakers is not None and breakers.probes != 1:
+            raise ValueError(
+                "the broker's probe is one connection, held open once it succeeds: a probe "
+                f"batch of {breakers.probes} would never complete (probes must be 1)"
+            )
         self.breaker: CircuitBreaker | None = (
             None if breakers is None else breakers.get(f"{settings.host}:{settings.port}")
         )

@@ -210,6 +210,10 @@ class VendorPoller:
         )
         if answer.status_code >= 500:
             raise TransientVendorError(f"token request answered {answer.status_code}")
+        if answer.status_code == 429:  # throttled: Retry-After, as for any other call
+            self.counts.throttled += 1
+            after = _seconds(answer.headers.get("Retry-After")) or 1.0
+            raise TransientVendorError("token request: 429 Too Many Requests", retry_after=after)
         if answer.status_code != 200:
             raise CollectError(f"the vendor refused the client credentials ({answer.text})")
         body = answer.json()
@@ -344,8 +348,8 @@ class VendorPoller:
             try:
                 answer: httpx.Response = await retrying(self._get_once, url, params)
             except TransientVendorError:
-                if self._circuit_closed():
-                    raise
+                if self.breaker is None or self.breaker.state is not BreakerState.OPEN:
+                    raise  # closed, or half-open and still failing (a 429 to a probe): done
                 # the attempts ran out as the circuit opened: pause, and this page is the
                 # probe (patience bounds how long)
                 self.counts.retries += 1
