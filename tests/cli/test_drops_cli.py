@@ -298,6 +298,33 @@ def test_pull_cut_mid_transfer_is_never_half_ingested(
     assert stored(store) == 5000
 
 
+def test_an_upload_cut_off_for_good_loses_nothing_when_it_is_sent_again(
+    store: Store, server: SftpServer, tmp_path: Path
+) -> None:
+    """The vendor's upload was cut off mid-line and left as it was (it no longer grows, so
+    it is taken): its whole rows are stored, the broken last row is quarantined with its
+    reason, never half-read. When the vendor sends the file again whole (same name, new
+    content), only what was missing is accepted: every interval once."""
+    add_meter(store)
+    whole = csv_bytes(0, 8)
+    cut = whole[: whole.rindex(b"\n", 0, len(whole) - 1) + 12]  # 7 rows and a broken eighth
+    server.put("day.csv", cut)
+    local = tmp_path / "local"
+    code, out, err = pull(store, server, local, "--settle", "0")
+    assert code == 0, err
+    [first] = out["files"]
+    assert (first["outcome"], first["accepted"], first["quarantined"]) == ("ingested", 7, 1)
+    assert stored(store) == 7
+    [held] = store.list_quarantine()
+    assert held.reasons  # a typed reason, not a silent drop
+    server.put("day.csv", whole)  # sent again, whole
+    code, out, err = pull(store, server, local, "--settle", "0")
+    assert code == 0, err
+    [again] = out["files"]
+    assert (again["outcome"], again["accepted"], again["duplicates"]) == ("ingested", 1, 7)
+    assert stored(store) == 8 and len(store.list_received_files()) == 2
+
+
 def test_pull_refused_while_paused_and_bad_login(
     store: Store, server: SftpServer, tmp_path: Path
 ) -> None:
