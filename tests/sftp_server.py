@@ -19,11 +19,13 @@ __all__ = ["Faults", "FaultySftp", "SftpServer"]
 
 class Faults:
     """What the test server does wrong: append to ``grow`` files at every listing (an
-    upload still running), abort the connection while ``cut`` files are read."""
+    upload still running), abort the connection while ``cut`` files are read (``cuts``
+    more times, or always)."""
 
     def __init__(self) -> None:
         self.grow: set[str] = set()
         self.cut: set[str] = set()
+        self.cuts: int | None = None  # how many more cuts (None: every time)
         self.listings = 0
 
 
@@ -43,7 +45,9 @@ class FaultySftp(asyncssh.SFTPServer):
 
     def read(self, file_obj: object, offset: int, size: int) -> bytes:
         name = Path(getattr(file_obj, "name", b"").decode()).name
-        if offset > 0 and name in self.faults.cut:
+        if offset > 0 and name in self.faults.cut and self.faults.cuts != 0:
+            if self.faults.cuts is not None:
+                self.faults.cuts -= 1
             self.connection.abort()
         data = super().read(file_obj, offset, size)
         assert isinstance(data, bytes)

@@ -5,6 +5,7 @@ asyncssh server on loopback (re-pull, a growing upload, a connection cut mid-tra
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -351,3 +352,51 @@ def test_pull_refused_while_paused_and_bad_login(
         "/in",
     )
     assert code == 2 and "E09" in err
+
+
+def test_pull_tries_a_cut_session_again_within_the_run(
+    store: Store, server: SftpServer, tmp_path: Path
+) -> None:
+    add_meter(store)
+    server.put("big.csv", csv_bytes(0, 5000))
+    server.faults.cut.add("big.csv")
+    server.faults.cuts = 1  # the connection drops once, mid-download
+    code, out, err = pull(store, server, tmp_path / "local", "--settle", "0")
+    assert code == 0, err
+    assert [(f["name"], f["accepted"]) for f in out["files"]] == [("big.csv", 5000)]
+    assert out["error"] is None and stored(store) == 5000
+    breaker = out["breaker"]
+    assert breaker["endpoint"] == f"files/127.0.0.1:{server.port}"
+    assert (breaker["state"], breaker["calls_in_window"], breaker["failure_rate"]) == (
+        "closed",
+        2,  # the cut session and the one that took the file
+        0.5,
+    )
+
+
+def test_pull_breaker_carries_over_from_run_to_run(
+    store: Store, server: SftpServer, tmp_path: Path
+) -> None:
+    """Run by cron, each pull has its own process: the server's breaker is saved and taken
+    up by the next run, which connects to nothing while the circuit is open (E03), then
+    probes once the cool-down has ended."""
+    add_meter(store)
+    server.put("day.csv", csv_bytes(0, 5000))
+    server.faults.cut.add("day.csv")  # every session is cut
+    local = tmp_path / "local"
+    knobs = ("--settle", "0", "--attempts", "2", "--breaker-threshold", "3")
+    code, out, _ = pull(store, server, local, *knobs, "--breaker-cooldown", "1")
+    assert code == 2 and "E02" in out["error"] and out["breaker"]["state"] == "closed"
+    code, out, _ = pull(store, server, local, *knobs, "--breaker-cooldown", "1")
+    assert code == 2 and out["breaker"]["state"] == "open"  # a third failure in a row
+    report = json.loads(runner.invoke(app, ["status", "--db", store.url, "--json"]).stdout)
+    assert report["circuit_paused"] == ["files"]
+    server.faults.cut.clear()
+    listings = server.faults.listings
+    code, out, err = pull(store, server, local, *knobs)
+    assert code == 2 and "E03" in err and "is open" in out["error"]
+    assert server.faults.listings == listings and stored(store) == 0  # it connected to nothing
+    time.sleep(1.1)  # the cool-down saved with the circuit ends
+    code, out, err = pull(store, server, local, *knobs)
+    assert code == 0, err  # the probe: a whole session, the file taken, the circuit closed
+    assert out["breaker"]["state"] == "closed" and stored(store) == 5000

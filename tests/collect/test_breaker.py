@@ -256,3 +256,23 @@ def test_a_failing_listener_never_leaves_a_probe_slot_taken(
     assert b.state is BreakerState.CLOSED and b.allow() and b.allow()
     failed = [r for r in caplog.records if getattr(r, "code", "") == "breaker-listener"]
     assert len(failed) == 3  # open, half-open, closed: each logged, none raised
+
+
+def test_carry_over_starts_a_new_breaker_from_a_saved_reading() -> None:
+    clock = FakeClock()
+    b = CircuitBreaker("sftp", threshold=3, cooldown=300, clock=clock, min_calls=100)
+    b.carry_over(failures=2, calls=2, in_a_row=2)  # the last run: two failed sessions
+    assert b.state is BreakerState.CLOSED and b.calls_in_window() == 2 and b.failures == 2
+    assert b.allow()
+    b.record_failure()  # the third in a row
+    assert b.state is BreakerState.OPEN and b.opened == 1
+    held = CircuitBreaker("sftp", cooldown=300, clock=clock)
+    held.carry_over(failures=1, calls=4, open_for=120)  # saved open, 120 s to go
+    assert held.state is BreakerState.OPEN and not held.allow() and held.opened == 0
+    assert held.retry_after() == pytest.approx(120)
+    clock.now += 120
+    assert held.allow()  # the probe
+    with pytest.raises(ValueError, match="new breaker"):
+        held.carry_over(failures=0, calls=0)
+    with pytest.raises(ValueError, match="in_a_row"):
+        CircuitBreaker("x", clock=clock).carry_over(failures=3, calls=2)

@@ -14,13 +14,22 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
+from meterledger.cli.breaker_options import (
+    CooldownOption,
+    FailureRateOption,
+    MinCallsOption,
+    ProbesOption,
+    ThresholdOption,
+    breaker_summary,
+    feed_breaker_settings,
+)
 from meterledger.cli.common import (
     DbOption,
     JsonOption,
@@ -31,9 +40,10 @@ from meterledger.cli.common import (
     open_db,
     out,
 )
-from meterledger.cli.feeds import refuse_if_paused
+from meterledger.cli.feeds import BreakerRecorder, refuse_if_paused, restore_breaker, save_breakers
 from meterledger.cli.ingest import INGEST_FEED, counts_dict
 from meterledger.cli.vee import print_outcome
+from meterledger.collect.breaker import BreakerBoard, CircuitBreaker, wait_until_allowed
 from meterledger.collect.drops import (
     DUPLICATES,
     FAILED,
@@ -48,12 +58,18 @@ from meterledger.collect.drops import (
     target_in,
 )
 from meterledger.collect.errors import CollectError
+from meterledger.collect.retry import RetryPolicy, with_retries
 from meterledger.core.errors import InputError
 from meterledger.ingest.pipeline import IngestOptions, Ingestor, detect_format
 from meterledger.ingest.vee_check import VeeOutcome
 from meterledger.store import Store
 from meterledger.store.base import BatchCounts
 from meterledger.store.records import ReceivedFile
+
+#: A pull's sessions: 3 attempts, the first retry within 0.5 s, none waiting over 5 s.
+PULL_POLICY = RetryPolicy(attempts=3, initial=0.5, maximum=5.0)
+#: A pull runs from cron: its breaker keeps a circuit open across runs for this long.
+PULL_COOLDOWN = 300.0
 
 __all__ = ["DropProcessor", "Taken", "app", "pull_files", "watch_directory"]
 
@@ -188,38 +204,78 @@ class Pulled:
 
 
 async def pull_files(
-    processor: DropProcessor, endpoint: SftpEndpoint, local: Path, *, settle: float
+    processor: DropProcessor,
+    endpoint: SftpEndpoint,
+    local: Path,
+    *,
+    settle: float,
+    breaker: CircuitBreaker | None = None,
+    policy: RetryPolicy = PULL_POLICY,
+    sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
 ) -> Pulled:
     """Download each remote file whose size and mtime held for ``settle`` seconds, process
-    it as the watcher does, then archive it remotely into ``<remote-dir>/processed/``."""
+    it as the watcher does, then archive it remotely into ``<remote-dir>/processed/``.
+
+    A session that fails on the way (no connection, lost, no answer) is tried again per
+    ``policy`` (full jitter): what it took is kept, the next lists again and goes on. With
+    a ``breaker`` each session is one call: while the circuit is open the pull connects to
+    nothing (E03, ``Pulled.error``), and a failure or a success is recorded."""
     local.mkdir(parents=True, exist_ok=True)
     for stale in (local / INCOMING).glob("*.part"):
         stale.unlink()  # a download a killed run left behind: it is fetched whole again
     pulled = Pulled()
     stable = StableFiles(settle)
+
+    async def session(number: int) -> None:
+        if breaker is not None:  # a run does not wait out a cool-down: it ends (E03)
+            await wait_until_allowed(breaker, sleep=sleep, deadline=breaker.clock())
+        try:
+            await _session(processor, endpoint, local, settle, stable, pulled)
+        except CollectError as exc:
+            if breaker is not None:
+                (breaker.record_failure if exc.transient else breaker.record_success)()
+            raise
+        except BaseException:
+            if breaker is not None:
+                breaker.release()
+            raise
+        if breaker is not None:
+            breaker.record_success()
+
     try:
-        async with SftpDrop(endpoint) as drop:
+        await with_retries(session, policy, sleep=sleep, name=endpoint.host)
+    except CollectError as exc:  # still failing: what was taken is kept
+        pulled.error = str(exc)
+    pulled.changing = sorted(set(pulled.changing))
+    return pulled
+
+
+async def _session(
+    processor: DropProcessor,
+    endpoint: SftpEndpoint,
+    local: Path,
+    settle: float,
+    stable: StableFiles,
+    pulled: Pulled,
+) -> None:
+    async with SftpDrop(endpoint) as drop:
+        listing = await drop.listing()
+        ready = stable.observe({n: f.state for n, f in listing.items()}, time.monotonic())
+        if len(ready) < len(listing):
+            await asyncio.sleep(settle)
             listing = await drop.listing()
             ready = stable.observe({n: f.state for n, f in listing.items()}, time.monotonic())
-            if len(ready) < len(listing):
-                await asyncio.sleep(settle)
-                listing = await drop.listing()
-                ready = stable.observe({n: f.state for n, f in listing.items()}, time.monotonic())
-            pulled.changing = sorted(set(listing) - set(ready))
-            for name in ready:
-                remote = listing[name]
-                path = await drop.download(remote, local)
-                if path is None:
-                    pulled.changing.append(name)
-                    continue
-                taken = processor.process(path)
-                pulled.taken.append(taken)
-                if taken.outcome != "failed":
-                    pulled.archived[name] = await drop.archive(remote, taken.sha256)
-    except CollectError as exc:  # the connection dropped: what was taken is kept
-        pulled.error = str(exc)
-    pulled.changing.sort()
-    return pulled
+        pulled.changing = sorted(set(listing) - set(ready))
+        for name in ready:
+            remote = listing[name]
+            path = await drop.download(remote, local)
+            if path is None:
+                pulled.changing.append(name)
+                continue
+            taken = processor.process(path)
+            pulled.taken.append(taken)
+            if taken.outcome != "failed":
+                pulled.archived[name] = await drop.archive(remote, taken.sha256)
 
 
 def _report(
@@ -335,10 +391,28 @@ def pull(
     ] = Path("drops"),
     settle: SettleOption = 2.0,
     feed: FeedOption = INGEST_FEED,
+    attempts: Annotated[
+        int, typer.Option("--attempts", min=1, max=5, help="Sessions tried before giving up.")
+    ] = PULL_POLICY.attempts,
+    breaker_cooldown: CooldownOption = PULL_COOLDOWN,
+    breaker_failure_rate: FailureRateOption = 0.15,
+    breaker_min_calls: MinCallsOption = None,
+    breaker_window: Annotated[
+        float,
+        typer.Option(
+            "--breaker-window", min=1.0, help="Seconds of the sliding failure-rate window."
+        ),
+    ] = 3600.0,
+    breaker_probes: ProbesOption = 1,
+    breaker_threshold: ThresholdOption = 5,
     db: DbOption = None,
     json_out: JsonOption = False,
 ) -> None:
-    """Pull complete files from an SFTP directory, ingest each once, archive it remotely."""
+    """Pull complete files from an SFTP directory, ingest each once, archive it remotely.
+
+    A failed session is tried again (--attempts, full jitter); the server's circuit
+    breaker carries over from run to run, and while it is open a run connects to nothing
+    (E03, exit 2) until its cool-down ends."""
     if key is not None and password is not None:
         raise fail("give --key or --password, not both")
     store = open_db(db)
@@ -346,8 +420,26 @@ def pull(
     endpoint = SftpEndpoint(
         host, user, remote_dir, port=port, key_file=key, password=password, known_hosts=known_hosts
     )
+    try:
+        settings = feed_breaker_settings(
+            cooldown=breaker_cooldown,
+            failure_rate=breaker_failure_rate,
+            min_calls=breaker_min_calls,
+            window=breaker_window,
+            probes=breaker_probes,
+            threshold=breaker_threshold,
+        )
+    except ValueError as exc:
+        raise fail(str(exc)) from exc
+    board = BreakerBoard.of(settings, feed=feed, listener=BreakerRecorder(store))
+    breaker = board.get(f"{host}:{port}")
+    restore_breaker(store, breaker)
     processor = DropProcessor(store, feed=feed, processed=local / PROCESSED)
-    pulled = asyncio.run(pull_files(processor, endpoint, local, settle=settle))
+    policy = RetryPolicy(attempts, PULL_POLICY.initial, PULL_POLICY.maximum)
+    pulled = asyncio.run(
+        pull_files(processor, endpoint, local, settle=settle, breaker=breaker, policy=policy)
+    )
+    save_breakers(store, board.readings())
     checked = Ingestor(store).check_pending()
     _report(
         pulled.taken,
@@ -357,6 +449,7 @@ def pull(
             "changing": pulled.changing,
             "archived": dict(sorted(pulled.archived.items())),
             "error": pulled.error,
+            "breaker": breaker_summary(board),
         },
     )
     if pulled.error is not None:

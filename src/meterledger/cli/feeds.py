@@ -29,7 +29,12 @@ from meterledger.cli.common import (
     open_db,
     out,
 )
-from meterledger.collect.breaker import BreakerEvent, BreakerReading, BreakerState
+from meterledger.collect.breaker import (
+    BreakerEvent,
+    BreakerReading,
+    BreakerState,
+    CircuitBreaker,
+)
 from meterledger.core.errors import NotFoundError
 from meterledger.ingest import audit
 from meterledger.ingest.pipeline import IngestOptions, Ingestor
@@ -51,6 +56,7 @@ __all__ = [
     "pause",
     "refuse_if_paused",
     "replay_dead_letters",
+    "restore_breaker",
     "resume",
     "save_breakers",
     "status",
@@ -123,6 +129,26 @@ class BreakerRecorder:
     def __call__(self, event: BreakerEvent) -> None:
         self.events.append(event)
         save_breakers(self.store, [event.reading])
+
+
+def restore_breaker(store: Store, breaker: CircuitBreaker) -> BreakerSnapshot | None:
+    """Carry the saved state of ``breaker`` over into a new run (``drops pull`` runs from
+    cron, a breaker per run): a circuit saved open stays open until its ``retry_at``; the
+    calls of a window saved less than ``window`` seconds ago still count. The snapshot
+    used, or None."""
+    saved = next((b for b in store.breaker_states() if b.endpoint == breaker.name), None)
+    if saved is None:
+        return None
+    now = datetime.now(UTC)
+    age = (now - datetime.fromisoformat(saved.updated_at)).total_seconds()
+    calls = saved.calls_in_window if age < breaker.window else 0
+    failures = min(calls, round(saved.failure_rate * calls))
+    open_for = 0.0
+    if saved.state == "open" and saved.retry_at is not None:
+        open_for = (datetime.fromisoformat(saved.retry_at) - now).total_seconds()
+    in_a_row = failures if failures == calls else 0  # all failed: they were in a row
+    breaker.carry_over(failures=failures, calls=calls, open_for=open_for, in_a_row=in_a_row)
+    return saved
 
 
 def breaker_feed(endpoint: str) -> str:

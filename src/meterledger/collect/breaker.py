@@ -256,6 +256,27 @@ class CircuitBreaker:
         if self.state is BreakerState.HALF_OPEN and self._probing:
             self._open("a probe failed")  # open for a whole cool-down again
 
+    def carry_over(
+        self, *, failures: int, calls: int, open_for: float = 0.0, in_a_row: int = 0
+    ) -> None:
+        """Start from a saved reading (a collector run by cron has a breaker per run): its
+        window's ``calls``, ``failures`` of them, count as ending now, the last
+        ``in_a_row`` of them failures in a row; ``open_for`` > 0 opens the circuit for that
+        many more seconds (not a new opening: no log, no count). Only for a breaker that
+        has seen no call yet."""
+        if self._calls or self._opened_at is not None:
+            raise ValueError("carry_over is for a new breaker")
+        if not 0 <= in_a_row <= failures <= calls:
+            raise ValueError(
+                f"need 0 <= in_a_row <= failures <= calls, got {in_a_row}, {failures}, {calls}"
+            )
+        now = self.clock()
+        self._calls.extend([(now, False)] * failures + [(now, True)] * (calls - failures))
+        self._window_failures = failures
+        self._failures = in_a_row
+        if open_for > 0:
+            self._opened_at = self._last_opened = now - max(0.0, self.cooldown - open_for)
+
     def release(self) -> None:
         """A call that ended without a verdict (cancelled): free its probe slot."""
         if self._probing:
