@@ -44,6 +44,20 @@ def simulator() -> Iterator[DlmsSimulator]:
         yield sim
 
 
+def one_meter_fleet(tmp_path: Path, port: int) -> Path:
+    """A fleet file of the simulator's first meter, with a short timeout."""
+    fleet = tmp_path / "fleet.yaml"
+    fleet.write_text(
+        yaml.safe_dump(
+            {
+                "defaults": {"host": "127.0.0.1", "port": port, "timeout": 0.3},
+                "meters": [{"meter_id": "MTR-00001", "server_sap": 1}],
+            }
+        )
+    )
+    return fleet
+
+
 def test_collect_command(store: Store, simulator: DlmsSimulator, tmp_path: Path) -> None:
     ids = ["MTR-00001", "MTR-00002", "MTR-00003"]
     for meter_id in ids:
@@ -242,15 +256,7 @@ def test_collect_every_holds_while_the_feed_is_paused(
     store: Store, simulator: DlmsSimulator, tmp_path: Path
 ) -> None:
     add_meter(store, "MTR-00001", capacity=1_000_000_000)
-    fleet = tmp_path / "fleet.yaml"
-    fleet.write_text(
-        yaml.safe_dump(
-            {
-                "defaults": {"host": "127.0.0.1", "port": simulator.port, "timeout": 0.3},
-                "meters": [{"meter_id": "MTR-00001", "server_sap": 1}],
-            }
-        )
-    )
+    fleet = one_meter_fleet(tmp_path, simulator.port)
     collector = FleetCollector(load_fleet(fleet), StoreLedger(store), force=True)
     with store.write() as tx:  # paused after the command started: its rounds hold
         tx.set_feed_paused("dlms", True, "maintenance", "2024-01-01T00:00:00+00:00")
@@ -266,15 +272,7 @@ def test_collect_every_started_while_paused_holds_and_a_single_run_refuses(
     store: Store, simulator: DlmsSimulator, tmp_path: Path
 ) -> None:
     add_meter(store, "MTR-00001", capacity=1_000_000_000)
-    fleet = tmp_path / "fleet.yaml"
-    fleet.write_text(
-        yaml.safe_dump(
-            {
-                "defaults": {"host": "127.0.0.1", "port": simulator.port, "timeout": 0.3},
-                "meters": [{"meter_id": "MTR-00001", "server_sap": 1}],
-            }
-        )
-    )
+    fleet = one_meter_fleet(tmp_path, simulator.port)
     with store.write() as tx:
         tx.set_feed_paused("dlms", True, "maintenance", "2024-01-01T00:00:00+00:00")
     base = ["collect", "--fleet", str(fleet), "--db", store.url]
