@@ -122,6 +122,7 @@ def test_zigbee_collect_breaker_opens_on_a_dark_gateway_and_status_shows_it(
     def one_at_a_time(timeout: float) -> list[str]:
         args = ["zigbee", "collect", "--port", str(gw.port), "--timeout", str(timeout)]
         args += ["--db", store.url, "--breaker-threshold", "2", "--breaker-wait", "0"]
+        args += ["--attempts", "1"]  # one read a meter: the breaker's count is exact
         for i, meter_id in enumerate(IDS):
             args += ["--meter", f"{eui64_of(i).hex()}={meter_id}"]
         return [*args, "--concurrency", "1", "--json"]
@@ -302,3 +303,27 @@ def test_zigbee_collect_keeps_what_the_store_refuses_as_dead_letters(
     again = runner.invoke(app, [*args, "--json"])
     assert again.exit_code == 0, again.output
     assert json.loads(again.stdout)["summary"]["accepted"] == 0  # nothing new, no effect
+
+
+def test_zigbee_collect_reads_a_meter_again_when_an_answer_is_lost(
+    store: Store, gateway: tuple[ZigbeeGateway, list[int]]
+) -> None:
+    """A lossy mesh drops one answer of meter 1: its read times out (E04) and is tried
+    again after a jittered backoff (--attempts 2, the default), and this time it is read
+    whole; with --attempts 1 the same loss fails it."""
+    gw, _ = gateway
+    for meter_id in IDS:
+        add_meter(store, meter_id, capacity=1_000_000_000)
+    args = ["zigbee", "collect", "--port", str(gw.port), "--timeout", "0.5", "--db", store.url]
+    args += ["--meter", f"{eui64_of(1).hex()}={IDS[1]}", "--json"]
+    gw.drop_next[1] = 1
+    once = runner.invoke(app, [*args, "--attempts", "1"])
+    assert once.exit_code == 1 and json.loads(once.stdout)["results"][0]["code"] == "E04"
+    gw.drop_next[1] = 1
+    again = runner.invoke(app, args)
+    assert again.exit_code == 0, again.output
+    (result,) = json.loads(again.stdout)["results"]
+    assert result["ok"] and result["accepted"] == 2 * 96  # both channels, whole
+    assert gw.drop_next[1] == 0  # the loss really happened
+    actual = {e: v for e, (v, q) in _stored(store, IDS[1]).items() if q == Quality.ACTUAL}
+    assert actual == dict(expected(gw, 1))

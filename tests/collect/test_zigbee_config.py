@@ -16,6 +16,7 @@ options:
   timeout: 2.5
   periods: 48
   concurrency: 4
+  attempts: 3
   breaker_threshold: 3
   breaker_failure_rate: 0.25
   breaker_min_calls: 8
@@ -52,6 +53,7 @@ def test_the_example_file(tmp_path: Path) -> None:
     ]
     o = fleet.options
     assert (o.timeout, o.periods, o.concurrency, o.breaker_wait) == (2.5, 48, 4, 12.0)
+    assert o.attempts == 3
     b = o.breaker
     assert (b.threshold, b.failure_rate, b.min_calls, b.window) == (3, 0.25, 8, 30.0)
     assert (b.cooldown, b.probes) == (10.0, 2)
@@ -82,6 +84,10 @@ METER = {"eui64": "024d4c5a00000000", "meter_id": "M1"}
         (
             {"gateways": [{"meters": [METER]}], "options": {"periods": 300}},
             "f.yaml: options.periods: 1..255, got 300",
+        ),
+        (
+            {"gateways": [{"meters": [METER]}], "options": {"attempts": 6}},
+            "f.yaml: options.attempts: 1..5, got 6",
         ),
         (
             {"gateways": [{"meters": [METER]}], "options": {"breaker_failure_rate": 1.5}},

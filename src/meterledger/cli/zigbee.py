@@ -166,6 +166,7 @@ async def _collect_all(
             transport=gateway.transport,
             breakers=breakers,
             breaker_wait=options.breaker_wait,
+            attempts=options.attempts,
         )
         return [(gateway.key, r) for r in done]
 
@@ -207,6 +208,15 @@ def collect(
     concurrency: Annotated[
         int | None,
         typer.Option("--concurrency", min=1, help="Meters asked at once per gateway [8]."),
+    ] = None,
+    attempts: Annotated[
+        int | None,
+        typer.Option(
+            "--attempts",
+            min=1,
+            max=5,
+            help="Reads of a meter that fails on the way (no answer, connection lost) [2].",
+        ),
     ] = None,
     breaker_threshold: Annotated[
         int | None,
@@ -256,6 +266,7 @@ def collect(
             "timeout": timeout,
             "periods": periods,
             "concurrency": concurrency,
+            "attempts": attempts,
             "breaker_wait": breaker_wait,
             "breaker_threshold": breaker_threshold,
             "breaker_failure_rate": breaker_failure_rate,

@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from fractions import Fraction
 from typing import Protocol
@@ -57,6 +57,7 @@ from meterledger.collect.errors import (
 )
 from meterledger.collect.handoff import deliver_or_keep
 from meterledger.collect.ledger import DeadLetterLedger, HandoffCounts
+from meterledger.collect.retry import RetryPolicy, with_retries
 from meterledger.collect.zigbee_guard import GatewayLink
 from meterledger.collect.zigbee_link import (
     MAX_MESSAGE,
@@ -80,6 +81,7 @@ __all__ = [
     "DELIVERED_CHANNEL",
     "MAX_MESSAGE",
     "METER_ENDPOINT",
+    "READ_POLICY",
     "RECEIVED_CHANNEL",
     "SOURCE",
     "Envelope",
@@ -335,6 +337,11 @@ class ZigbeeResult:
         }
 
 
+#: A meter's reads within a run: the first retry within 0.5 s, none waiting over 5 s
+#: (``collect_meters(attempts=...)``; ``zigbee collect --attempts``, 2 by default).
+READ_POLICY = RetryPolicy(attempts=2, initial=0.5, maximum=5.0)
+
+
 async def _hand_over(
     ledger: ZigbeeLedger, meter_id: str, readings: Sequence[Reading]
 ) -> HandoffCounts:
@@ -363,6 +370,8 @@ async def collect_meters(
     transport: ZigbeeTransport | None = None,
     breakers: BreakerBoard | None = None,
     breaker_wait: float | None = None,
+    attempts: int = 1,
+    sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
 ) -> tuple[ZigbeeResult, ...]:
     """Read ``meters`` through the gateway at ``host:port``, at most ``concurrency`` at a
     time, and hand each meter's readings to ``ledger`` as its own batch. A failing meter
@@ -376,7 +385,12 @@ async def collect_meters(
     ``breaker_wait`` seconds (default: one cool-down and one ``timeout``, so a probe can go
     and be answered), then fail with E03; nothing is lost, the next run pages back. A
     request whose connection was lost is sent once more on a new one
-    (:class:`~meterledger.collect.zigbee_guard.GatewayLink`)."""
+    (:class:`~meterledger.collect.zigbee_guard.GatewayLink`). A meter whose read fails on
+    the way (no answer in time, E04; the connection lost or refused) is read again, up to
+    ``attempts`` reads in all, after a backoff with full jitter (the first retry within
+    0.5 s, none over 5 s; :data:`READ_POLICY`); an open circuit (E03) or a refusal is final.
+    The reads are idempotent: a retry asks the meter the same questions."""
+    policy = RetryPolicy(attempts, READ_POLICY.initial, READ_POLICY.maximum)
     limit = asyncio.Semaphore(concurrency)
     gateway = transport or TcpTransport(host, port)
     breaker = None if breakers is None else breakers.get(gateway.key)
@@ -391,9 +405,13 @@ async def collect_meters(
                 last = ledger.last_interval_ends(
                     meter.meter_id, (DELIVERED_CHANNEL, RECEIVED_CHANNEL)
                 )
-                readout = await read_meter(
-                    client, meter, last, periods=periods, received=meter.received
-                )
+
+                async def read(number: int) -> MeterReadout:
+                    return await read_meter(
+                        client, meter, last, periods=periods, received=meter.received
+                    )
+
+                readout = await with_retries(read, policy, sleep=sleep, name=meter.meter_id)
                 handoff = await _hand_over(ledger, meter.meter_id, readout.readings)
             except Exception as exc:  # every failure becomes this meter's result
                 error = translate(exc, meter_id=meter.meter_id)

@@ -7,6 +7,7 @@ Format (YAML)::
       timeout: 5                # s for each answer
       periods: 24               # intervals asked per GetProfile (1..255)
       concurrency: 8            # meters asked at once per gateway
+      attempts: 2               # reads of a meter that fails on the way (1..5)
       breaker_threshold: 5      # timeouts in a row that open a gateway's circuit
       breaker_failure_rate: 0.15
       breaker_min_calls: 10
@@ -83,6 +84,7 @@ _OPTION_KEYS: dict[str, type] = {
     "timeout": float,
     "periods": int,
     "concurrency": int,
+    "attempts": int,
     "breaker_wait": float,
     **{key: kind for key, (_, kind) in _BREAKER_KEYS.items()},
 }
@@ -97,6 +99,7 @@ class ZigbeeFleetOptions:
     concurrency: int = 8
     breaker: BreakerSettings = field(default_factory=BreakerSettings)
     breaker_wait: float | None = None
+    attempts: int = 2  # reads of a meter in all (collect.zigbee.READ_POLICY)
 
 
 @dataclass(frozen=True, slots=True)
@@ -167,6 +170,9 @@ def _options(raw: object, where: str) -> ZigbeeFleetOptions:
     concurrency = parsed.get("concurrency", 8)
     if not 1 <= concurrency <= 10_000:
         raise ConfigError(f"{where}.concurrency: 1..10000, got {concurrency}")
+    attempts = parsed.get("attempts", 2)
+    if not 1 <= attempts <= 5:
+        raise ConfigError(f"{where}.attempts: 1..5, got {attempts}")
     wait = parsed.get("breaker_wait")
     if wait is not None and wait < 0:
         raise ConfigError(f"{where}.breaker_wait: not negative, got {wait}")
@@ -175,7 +181,7 @@ def _options(raw: object, where: str) -> ZigbeeFleetOptions:
         breaker = BreakerSettings(**knobs)
     except ValueError as exc:
         raise ConfigError(f"{where}: {exc}") from None
-    return ZigbeeFleetOptions(timeout, periods, concurrency, breaker, wait)
+    return ZigbeeFleetOptions(timeout, periods, concurrency, breaker, wait, attempts)
 
 
 def _meter(raw: object, where: str) -> ZigbeeMeterRef:
