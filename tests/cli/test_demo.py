@@ -297,11 +297,10 @@ def test_demo_reads_the_last_day_from_every_kind_of_source_at_once(tmp_path: Pat
     assert sources["dlms-collect"] == 3 * 96 and sum(sources.values()) == 8 * 96
 
 
-def test_demo_starts_a_private_broker_when_none_listens(tmp_path: Path) -> None:
-    if shutil.which("mosquitto") is None:
-        pytest.fail("mosquitto is not installed (the demo's fallback broker)")
-    port = free_port()  # nothing listens here
-    summary = run_demo(
+def demo_without_broker_at(tmp_path: Path, port: int) -> dict[str, Any]:
+    """A small demo whose MQTT broker should be on ``port``, where nothing listens; the
+    vendor API without an outage."""
+    return run_demo(
         out_dir=tmp_path,
         db=None,
         meters=10,
@@ -311,6 +310,13 @@ def test_demo_starts_a_private_broker_when_none_listens(tmp_path: Path) -> None:
         show_progress=False,
         feeds=FeedsOptions(mqtt_port=port, outage_seconds=0.0),
     )
+
+
+def test_demo_starts_a_private_broker_when_none_listens(tmp_path: Path) -> None:
+    if shutil.which("mosquitto") is None:
+        pytest.fail("mosquitto is not installed (the demo's fallback broker)")
+    port = free_port()  # nothing listens here
+    summary = demo_without_broker_at(tmp_path, port)
     mqtt = summary["feeds"]["mqtt"]
     assert mqtt["broker"] != f"127.0.0.1:{port}" and mqtt["broker"].startswith("127.0.0.1:")
     assert mqtt["meters"] == 1 and mqtt["intervals_accepted"] == 96
@@ -322,16 +328,7 @@ def test_demo_without_any_broker_reads_the_mqtt_share_over_dlms(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("PATH", str(tmp_path / "empty"))  # no mosquitto to start
-    summary = run_demo(
-        out_dir=tmp_path,
-        db=None,
-        meters=10,
-        days=2,
-        seed=2,
-        start=date(2024, 6, 3),
-        show_progress=False,
-        feeds=FeedsOptions(mqtt_port=free_port(), outage_seconds=0.0),
-    )
+    summary = demo_without_broker_at(tmp_path, free_port())
     feeds = summary["feeds"]
     assert feeds["sources"] == {"dlms": 6, "zigbee": 2, "vendor": 2, "mqtt": 0}
     assert "no MQTT broker" in feeds["mqtt"]["skipped"]
