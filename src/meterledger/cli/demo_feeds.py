@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import os
 import random
 import secrets
@@ -55,11 +54,9 @@ from meterledger.collect.mqtt import MqttSettings
 from meterledger.collect.vendor import VendorSettings
 from meterledger.collect.zigbee import SOURCE as ZIGBEE_SOURCE
 from meterledger.collect.zigbee import ZigbeeMeterRef, collect_meters
-from meterledger.core.time import iso_utc
-from meterledger.core.units import Unit, text_from_milli
 from meterledger.simulate.fleet import SimMeter
 from meterledger.simulate.loadshapes import profile
-from meterledger.simulate.mqtt_publisher import MqttMessage, publish
+from meterledger.simulate.mqtt_publisher import MqttMessage, publish, reading_message
 from meterledger.simulate.vendor_api import VendorApi, VendorConfig
 from meterledger.simulate.zigbee_gateway import GatewayConfig, ZigbeeGateway, eui64_of
 from meterledger.store import Store, open_store
@@ -262,25 +259,10 @@ def _mqtt_messages(
             daily_kwh=meter.daily_kwh,
             rng=random.Random(f"{seed}:mqtt:{meter.meter_id}"),
         )
-        rows = [
-            {
-                "meter_id": meter.meter_id,
-                "channel": CHANNEL,
-                "interval_end": iso_utc(day.begin + (n + 1) * INTERVAL),
-                "interval_seconds": INTERVAL,
-                "value": text_from_milli(value, Unit.KWH),
-                "unit": "kWh",
-                "quality": "actual",
-            }
-            for n, value in enumerate(values)
-        ]
-        payload = "[" + ",".join(_json(row) for row in rows) + "]"
-        messages.append(MqttMessage(f"{root}/readings/{meter.meter_id}", payload.encode()))
+        messages.append(
+            reading_message(root, meter.meter_id, day.begin + INTERVAL, INTERVAL, values)
+        )
     return messages
-
-
-def _json(row: dict[str, object]) -> str:
-    return json.dumps(row, separators=(",", ":"))
 
 
 @contextlib.asynccontextmanager
@@ -293,7 +275,7 @@ async def _session(host: str, port: int, client_id: str, topics: str) -> AsyncIt
         yield
     finally:
         async with aiomqtt.Client(host, port, identifier=client_id, clean_session=True):
-            pass
+            pass  # connecting clean under the id is what drops the session
 
 
 async def _mqtt(

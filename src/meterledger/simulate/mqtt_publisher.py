@@ -27,6 +27,7 @@ __all__ = [
     "PublishPlan",
     "meter_ids",
     "publish",
+    "reading_message",
     "reading_messages",
     "register_messages",
 ]
@@ -90,25 +91,43 @@ def _json(rows: Sequence[Mapping[str, object]]) -> bytes:
     return json.dumps(list(rows), separators=(",", ":")).encode("utf-8")
 
 
+def reading_message(
+    root: str, meter_id: str, first_end: int, interval_seconds: int, energy: Sequence[int]
+) -> MqttMessage:
+    """One JSON array on ``{root}/readings/{meter_id}``: the intervals ending at
+    ``first_end``, ``first_end + interval_seconds``, ... with ``energy`` (mWh) each."""
+    rows = [
+        {
+            "meter_id": meter_id,
+            "channel": CHANNEL,
+            "interval_end": iso_utc(first_end + i * interval_seconds),
+            "interval_seconds": interval_seconds,
+            "value": text_from_milli(value, Unit.KWH),
+            "unit": "kWh",
+            "quality": "actual",
+        }
+        for i, value in enumerate(energy)
+    ]
+    return MqttMessage(f"{root}/readings/{meter_id}", _json(rows))
+
+
 def reading_messages(plan: PublishPlan) -> list[MqttMessage]:
     """One JSON array per meter and day on ``{root}/readings/{meter_id}``."""
     per_day = _DAY // plan.interval_seconds
+    step = plan.interval_seconds
     out: list[MqttMessage] = []
     for meter_id, energy in zip(meter_ids(plan.meters), _energy(plan), strict=True):
         for day in range(plan.days):
-            rows = [
-                {
-                    "meter_id": meter_id,
-                    "channel": CHANNEL,
-                    "interval_end": iso_utc(plan.start + (i + 1) * plan.interval_seconds),
-                    "interval_seconds": plan.interval_seconds,
-                    "value": text_from_milli(energy[i], Unit.KWH),
-                    "unit": "kWh",
-                    "quality": "actual",
-                }
-                for i in range(day * per_day, (day + 1) * per_day)
-            ]
-            out.append(MqttMessage(f"{plan.root}/readings/{meter_id}", _json(rows)))
+            first = day * per_day
+            out.append(
+                reading_message(
+                    plan.root,
+                    meter_id,
+                    plan.start + (first + 1) * step,
+                    step,
+                    energy[first : first + per_day],
+                )
+            )
     return out
 
 
